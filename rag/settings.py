@@ -1,0 +1,187 @@
+"""One typed settings object for the whole pipeline.
+
+Every field reads from an ``ABSTRACTA_``-prefixed environment variable or from a
+``.env`` file in the working directory. The OpenAI variables that every
+OpenAI-compatible tool understands (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``) are
+honoured too, so a user who already has them set needs nothing else.
+
+Settings are built once (by the CLI, the UI or the eval harness) and passed down
+as an argument; nothing in ``rag`` reads the environment on its own.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag.errors import SettingsError
+
+ENV_PREFIX = "ABSTRACTA_"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "abstracta"
+
+
+class Settings(BaseSettings):
+    """Abstracta's configuration. Environment variables use the ``ABSTRACTA_`` prefix."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        validate_default=True,
+        populate_by_name=True,
+    )
+
+    # --- where things live -------------------------------------------------------------
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Folder holding the embedded Chroma database and the lexical index cache.",
+    )
+    chroma_url: str | None = Field(
+        default=None,
+        description="URL of a Chroma server (`chroma run`), e.g. http://127.0.0.1:8000. "
+        "Empty: an embedded Chroma database inside data_dir.",
+    )
+    collection: str = Field(
+        default="abstracta",
+        description="Name prefix of the Chroma collections (chunks and papers).",
+        pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,40}[a-zA-Z0-9]$",
+    )
+    auto_ingest_bundled: bool = Field(
+        default=True,
+        description="On a question against an empty index, ingest the bundled sample corpus first.",
+    )
+
+    # --- embeddings and chunking -------------------------------------------------------
+    embedder: Literal["minilm", "wordllama", "openai"] = Field(
+        default="minilm",
+        description="Embedding backend: 'minilm' (all-MiniLM-L6-v2, int8 ONNX, offline, best "
+        "quality), 'wordllama' (offline, ~50x faster, weaker on paraphrases) or 'openai'.",
+    )
+    openai_embedding_model: str = Field(
+        default="text-embedding-3-small",
+        description="Embedding model name when embedder='openai'.",
+    )
+    chunk_tokens: int = Field(
+        default=110, ge=32, le=480,
+        description="Abstract tokens per chunk (the title is added in front of every chunk).",
+    )
+    chunk_overlap: int = Field(
+        default=24, ge=0, le=200, description="Tokens shared by consecutive chunks of one abstract."
+    )
+    embed_batch: int = Field(default=16, ge=1, le=2048, description="Texts per embedding call.")
+
+    # --- retrieval ---------------------------------------------------------------------
+    top_k: int = Field(default=5, ge=1, le=100, description="Papers returned per question.")
+    candidates: int = Field(
+        default=60, ge=5, le=2000,
+        description="Chunks taken from each retriever (dense, lexical) before fusion.",
+    )
+    rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion damping constant.")
+    dense_weight: float = Field(
+        default=1.0, ge=0, description="Weight of the dense ranking in the fusion."
+    )
+    lexical_weight: float = Field(
+        default=1.0, ge=0, description="Weight of the lexical (BM25) ranking in the fusion."
+    )
+    abstain_threshold: float = Field(
+        default=0.5, ge=0, le=1,
+        description="Relevance (0..1) under which the best paper is judged not to answer the "
+        "question, and the answerer says the indexed papers do not cover it.",
+    )
+
+    # --- answering ---------------------------------------------------------------------
+    answerer: Literal["auto", "offline", "llm"] = Field(
+        default="auto",
+        description="'auto': the LLM when an API key or base URL is set, else offline.",
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ABSTRACTA_OPENAI_API_KEY", "OPENAI_API_KEY"),
+        description="API key for OpenAI or an OpenAI-compatible server.",
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ABSTRACTA_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+        description="Base URL of an OpenAI-compatible server (Ollama, vLLM, llama.cpp, LM Studio),"
+        " e.g. http://localhost:11434/v1.",
+    )
+    llm_model: str = Field(default="gpt-4o-mini", description="Chat model name.")
+    llm_temperature: float = Field(default=0.1, ge=0, le=2, description="Sampling temperature.")
+    llm_max_tokens: int = Field(default=600, ge=16, le=32000, description="Answer length cap.")
+    llm_timeout: float = Field(default=30.0, gt=0, description="Seconds per LLM request.")
+    llm_retries: int = Field(default=2, ge=0, le=10, description="Retries on timeouts, 429, 5xx.")
+
+    # --- UI ----------------------------------------------------------------------------
+    ui_host: str = Field(default="127.0.0.1", description="Interface the UI listens on.")
+    ui_port: int = Field(default=7860, ge=1, le=65535, description="Port the UI listens on.")
+    ui_auth: SecretStr | None = Field(
+        default=None,
+        description="'user:password' for the UI; required when ui_host is not a loopback address.",
+    )
+    ui_max_upload_mb: float = Field(default=20, gt=0, description="Largest file the UI accepts.")
+
+    @field_validator("chroma_url", "openai_base_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def llm_configured(self) -> bool:
+        return self.openai_api_key is not None or self.openai_base_url is not None
+
+    @property
+    def use_llm(self) -> bool:
+        """Whether questions are answered by the LLM (else by the offline answerer)."""
+        if self.answerer == "offline":
+            return False
+        if self.answerer == "llm":
+            return True
+        return self.llm_configured
+
+    def public_dict(self) -> dict:
+        """Settings as plain data with every secret masked: safe for logs and run folders."""
+        out = {}
+        for name, value in self.model_dump(mode="json").items():
+            if name in {"openai_api_key", "ui_auth"}:
+                out[name] = "***" if value else None
+            else:
+                out[name] = value
+        return out
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from the environment, ``.env`` and explicit overrides.
+
+    Raises :class:`SettingsError` naming the variable for a bad value or for an
+    ``ABSTRACTA_*`` variable that Abstracta does not know (a typo would otherwise be
+    silently ignored).
+    """
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    known |= {"ABSTRACTA_OPENAI_API_KEY", "ABSTRACTA_OPENAI_BASE_URL"}
+    for key in os.environ:
+        if key.upper().startswith(ENV_PREFIX) and key.upper() not in known:
+            raise SettingsError(
+                f"Unknown setting {key}; see .env.example for the ABSTRACTA_* variables."
+            )
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = str(err["loc"][0]) if err.get("loc") else "?"
+        name = loc if loc.isupper() else ENV_PREFIX + loc.upper()
+        raise SettingsError(f"Setting {name}: {err['msg']}. Fix it in the environment or .env.") from exc

@@ -1,0 +1,74 @@
+"""arXiv metadata JSON Lines, as in the public arXiv metadata snapshot.
+
+One JSON object per line with ``id``, ``title``, ``abstract`` and optionally
+``authors``, ``categories``, ``update_date`` (``2023-05-01``). A JSON array of
+such objects is accepted too. Titles and abstracts in the snapshot carry hard
+line breaks and leading spaces; they are folded into single spaces.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from rag.types import Listing, Paper
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _text(value) -> str:
+    return " ".join(value.split()) if isinstance(value, str) else ""
+
+
+def _record(obj, source: str, line: int, result) -> None:
+    if not isinstance(obj, dict):
+        result.skipped.append(f"{source}:{line}: not a JSON object; skipped")
+        return
+    title, abstract = _text(obj.get("title")), _text(obj.get("abstract"))
+    if not title or not abstract:
+        missing = "title" if not title else "abstract"
+        result.skipped.append(f"{source}:{line}: no {missing} (a non-empty string); skipped")
+        return
+    raw_date = obj.get("update_date") or obj.get("date") or ""
+    date = raw_date[:10] if isinstance(raw_date, str) and _ISO_DATE.match(raw_date) else ""
+    authors = obj.get("authors")
+    if isinstance(authors, list):
+        authors = ", ".join(str(a) for a in authors)
+    raw_id = obj.get("id")
+    result.papers.append(Paper(
+        title=title,
+        abstract=abstract,
+        listings=(Listing(date, source),),
+        arxiv_id=str(raw_id) if isinstance(raw_id, (str, int, float)) and raw_id != "" else None,
+        authors=_text(authors),
+        categories=_text(obj.get("categories")),
+        url=_text(obj.get("url")),
+        where=f"{source}:{line}",
+    ))
+
+
+def load(text: str, source: str):
+    from rag.sources import LoadResult
+
+    result = LoadResult()
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            items = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            result.skipped.append(f"{source}:{exc.lineno}: malformed JSON ({exc.msg}); skipped")
+            return result
+        for number, obj in enumerate(items if isinstance(items, list) else [items], start=1):
+            _record(obj, source, number, result)
+        return result
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            msg = getattr(exc, "msg", "too deeply nested")
+            result.skipped.append(f"{source}:{number}: malformed JSON ({msg}); skipped")
+            continue
+        _record(obj, source, number, result)
+    return result

@@ -1,0 +1,90 @@
+"""CSV (or TSV) exports with ``title`` and ``abstract`` columns.
+
+Optional columns: ``id`` (an arXiv id), ``date``, ``authors``, ``url``. Column
+names are matched case-insensitively; other columns are ignored.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+from rag.identity import normalize_arxiv_id
+from rag.sources.listing import parse_listing_date
+from rag.types import Listing, Paper
+
+csv.field_size_limit(64 * 1024 * 1024)
+
+
+def _dialect(text: str) -> str:
+    first = text.split("\n", 1)[0]
+    return "\t" if first.count("\t") > first.count(",") else ","
+
+
+def _header(text: str) -> list[str]:
+    first = text.split("\n", 1)[0]
+    try:
+        row = next(csv.reader([first], delimiter=_dialect(text)))
+    except (csv.Error, StopIteration):
+        return []
+    return [c.strip().strip('"').lower() for c in row]
+
+
+def looks_like_csv(text: str) -> bool:
+    header = _header(text)
+    return "title" in header and ("abstract" in header or "summary" in header)
+
+
+def _date(raw: str) -> str:
+    raw = raw.strip()
+    if re.match(r"^\d{4}-\d{2}-\d{2}", raw):
+        return raw[:10]
+    return parse_listing_date(raw) or ""
+
+
+def load(text: str, source: str):
+    from rag.sources import LoadResult
+
+    result = LoadResult()
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_dialect(text))
+    try:
+        header = [c.strip().lower() for c in next(reader)]
+    except (StopIteration, csv.Error):
+        return result
+    col = {name: header.index(name) for name in header[::-1]}
+    if "abstract" not in col:
+        col["abstract"] = col["summary"]
+
+    def cell(row: list[str], name: str) -> str:
+        idx = col.get(name)
+        return " ".join(row[idx].split()) if idx is not None and idx < len(row) else ""
+
+    line = 1
+    while True:
+        line = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            result.skipped.append(f"{source}:{line}: malformed CSV ({exc}); skipped")
+            break
+        if not any(c.strip() for c in row):
+            continue
+        title, abstract = cell(row, "title"), cell(row, "abstract")
+        if not title or not abstract:
+            missing = "title" if not title else "abstract"
+            result.skipped.append(f"{source}:{line}: empty {missing}; skipped")
+            continue
+        raw_id = cell(row, "id")
+        result.papers.append(Paper(
+            title=title,
+            abstract=abstract,
+            listings=(Listing(_date(cell(row, "date")), source),),
+            arxiv_id=normalize_arxiv_id(raw_id),
+            authors=cell(row, "authors"),
+            url=cell(row, "url"),
+            where=f"{source}:{line}",
+        ))
+    return result
