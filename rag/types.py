@@ -109,3 +109,15 @@ class Answer:
     unsupported_sentences: tuple[str, ...] = ()
     usage: dict = field(default_factory=dict)  # token usage from the LLM
     timings_ms: dict = field(default_factory=dict)
+
+
+_MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+
+
+def display_date(date: str) -> str:
+    """'--08-13' -> 'Aug 13'; '2024-08-13' -> '2024-08-13'; anything else unchanged."""
+    if len(date) == 7 and date.startswith("--") and date[2:4].isdigit() and date[5:].isdigit():
+        month = int(date[2:4])
+        if 1 <= month <= 12:
+            return f"{_MONTHS[month - 1]} {int(date[5:])}"
+    return date

@@ -1,0 +1,378 @@
+"""The ``ask`` command. Thin: parse, call the pipeline, print.
+
+``ask "question"`` is the default command; ``ask ingest``, ``ask stats``,
+``ask search``, ``ask chat``, ``ask ui`` and ``ask eval`` sit beside it (the
+pattern of simonw/llm). Heavy libraries are imported inside the commands, so
+``ask --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from rag.errors import AbstractaError
+
+JSON_SCHEMA_VERSION = 1
+
+
+class DefaultGroup(click.Group):
+    """A group that runs ``default_cmd`` when the first word is not a subcommand."""
+
+    default_cmd = "question"
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = [self.default_cmd, *args]
+        elif not args:
+            args = ["--help"]
+        return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx, formatter):
+        formatter.write_usage("ask", '[OPTIONS] "QUESTION" | COMMAND [ARGS]...')
+
+
+def common_options(fn):
+    """--data-dir and --chroma-url on every command."""
+    fn = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+                      help="Index folder (env ABSTRACTA_DATA_DIR; default ~/.local/share/abstracta).")(fn)
+    fn = click.option("--chroma-url", default=None,
+                      help="Use the Chroma server at this URL (env ABSTRACTA_CHROMA_URL).")(fn)
+    return fn
+
+
+def retrieval_options(fn):
+    fn = click.option("-k", "--top-k", "k", type=click.IntRange(1, 100), default=None,
+                      help="Number of papers to retrieve (default 5).")(fn)
+    fn = click.option("--since", default=None, help="Only papers listed on/after this date "
+                      "(2024-08-13, Aug 13 or 08-13).")(fn)
+    fn = click.option("--until", default=None, help="Only papers listed on/before this date.")(fn)
+    fn = click.option("--source", "sources", multiple=True,
+                      help="Only papers from this source file (repeatable; substring match).")(fn)
+    return fn
+
+
+def _settings(data_dir=None, chroma_url=None, **extra):
+    from rag.settings import load_settings
+
+    return load_settings(data_dir=data_dir, chroma_url=chroma_url, **extra)
+
+
+def _filters(since, until, sources):
+    from rag.retrieve import Filters, parse_date
+
+    try:
+        return Filters(since=parse_date(since) if since else None,
+                       until=parse_date(until) if until else None, sources=tuple(sources))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _progress_bar(label: str):
+    """A rich progress bar on stderr; returns (callback, context manager)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=Console(stderr=True), transient=False)
+    task = progress.add_task(label, total=None)
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    return update, progress
+
+
+def _ensure_corpus(pipeline, quiet: bool) -> None:
+    if not pipeline.settings.auto_ingest_bundled or pipeline.store.count_papers() > 0:
+        return
+    click.echo(f"No papers indexed yet: ingesting the bundled sample corpus into "
+               f"{pipeline.store.location} (one time).", err=True)
+    if quiet:
+        report = pipeline.ensure_corpus()
+    else:
+        update, bar = _progress_bar("Indexing")
+        with bar:
+            report = pipeline.ensure_corpus(update)
+    if report is not None:
+        click.echo(f"Indexed: {report.summary()}.", err=True)
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="abstracta", prog_name="ask")
+def cli():
+    """Abstracta: ask questions of research-paper abstracts, get answers with cited papers.
+
+    \b
+    ask "Which paper combines group quantization with structured sparsity?"
+    ask --json "..."          one JSON object (see README: JSON output)
+    ask ingest PATH...        add listing pages, arXiv JSON Lines or CSV files
+    ask search "query"        ranked papers only, no answer
+    ask chat                  a conversation with follow-up questions
+    ask ui                    the browser chat at http://127.0.0.1:7860
+
+    With no index yet, the first question ingests the bundled sample corpus.
+    """
+
+
+@cli.command(name="question")
+@click.argument("question", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--llm/--offline", "use_llm", default=None,
+              help="Force the LLM answerer or the offline one (default: LLM when configured).")
+@click.option("-v", "--verbose", is_flag=True, help="Also print timings and token usage.")
+@retrieval_options
+@common_options
+def question_cmd(question, as_json, use_llm, verbose, k, since, until, sources, data_dir,
+                 chroma_url):
+    """Answer a QUESTION from the indexed papers, citing them as [n]."""
+    from rag.pipeline import Pipeline
+
+    text = " ".join(question)
+    settings = _settings(data_dir, chroma_url)
+    pipeline = Pipeline(settings)
+    _ensure_corpus(pipeline, quiet=as_json)
+    stream = not as_json and sys.stdout.isatty()
+    streamed = []
+
+    def on_token(tok: str) -> None:
+        streamed.append(tok)
+        click.echo(tok, nl=False)
+
+    answer = pipeline.answer(text, k=k, filters=_filters(since, until, sources), use_llm=use_llm,
+                             on_token=on_token if stream else None)
+    if as_json:
+        click.echo(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
+        return
+    if streamed:
+        click.echo("\r\033[K" if "".join(streamed) != answer.text else "")
+        if "".join(streamed) != answer.text:  # the citation check changed the text
+            click.echo(answer.text)
+    else:
+        click.echo(answer.text)
+    print_sources(answer)
+    if answer.note:
+        click.echo(f"\nNote: {answer.note}", err=True)
+    if verbose:
+        click.echo(f"\nAnswerer: {answer.answerer}; timings (ms): {answer.timings_ms}"
+                   + (f"; tokens: {answer.usage}" if answer.usage else ""), err=True)
+
+
+def print_sources(answer) -> None:
+    from rag.types import display_date
+
+    cited = {c.paper_id: c.n for c in answer.citations}
+    hits = {h.paper.paper_id: h for h in answer.hits}
+    if answer.citations:
+        click.echo("\nSources")
+        for c in answer.citations:
+            p = hits[c.paper_id].paper
+            when = ", ".join(display_date(d) for d in p.dates) or "date unknown"
+            click.echo(f"  [{c.n}] {p.title}")
+            click.echo(f"      {when} · {', '.join(p.sources)} · {p.link}")
+    others = [h for h in answer.hits if h.paper.paper_id not in cited]
+    if others:
+        click.echo("\nAlso retrieved" if answer.citations else "\nClosest papers")
+        for h in others:
+            click.echo(f"  - {h.paper.title} ({', '.join(display_date(d) for d in h.paper.dates)}"
+                       f" · {', '.join(h.paper.sources)})")
+
+
+def answer_json(answer) -> dict:
+    """The stable ``ask --json`` object (documented in the README)."""
+    return {
+        "question": answer.question,
+        "answer": answer.text,
+        "abstained": answer.abstained,
+        "supported": answer.supported,
+        "citations": [{"n": c.n, "paper_id": c.paper_id, "title": c.title}
+                      for c in answer.citations],
+        "sources": [{
+            "rank": h.rank, "paper_id": h.paper.paper_id, "title": h.paper.title,
+            "score": h.score, "relevance": h.relevance, "date": h.paper.date,
+            "dates": list(h.paper.dates), "source": h.paper.sources[0] if h.paper.sources else "",
+            "sources": list(h.paper.sources), "url": h.paper.link,
+        } for h in answer.hits],
+        "answerer": answer.answerer,
+        "standalone_question": answer.standalone_question or None,
+        "note": answer.note or None,
+        "removed_citations": answer.removed_citations,
+        "unsupported_sentences": list(answer.unsupported_sentences),
+        "usage": answer.usage,
+        "timings_ms": answer.timings_ms,
+        "schema_version": JSON_SCHEMA_VERSION,
+    }
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--rebuild", is_flag=True, help="Delete the index and start afresh.")
+@click.option("--bundled", is_flag=True, help="Ingest the bundled sample corpus.")
+@common_options
+def ingest(paths, rebuild, bundled, data_dir, chroma_url):
+    """Add papers from files or folders (listing pages, arXiv JSON Lines, CSV).
+
+    Re-ingesting is safe: unchanged papers are skipped, changed abstracts replace
+    their old chunks, a paper seen in several files keeps every listing.
+    """
+    from rag.ingest import BUNDLED_CORPUS
+    from rag.pipeline import Pipeline
+
+    paths = list(paths) + ([BUNDLED_CORPUS] if bundled or (rebuild and not paths) else [])
+    if not paths:
+        raise click.UsageError("Name files or folders to ingest (or --bundled, or --rebuild).")
+    pipeline = Pipeline(_settings(data_dir, chroma_url))
+    update, bar = _progress_bar("Embedding")
+    with bar:
+        report = pipeline.ingest(paths, update, rebuild=rebuild)
+    for reason in report.skipped:
+        click.echo(f"skipped {reason}", err=True)
+    for err in report.failed_files:
+        click.echo(f"Error: {err}", err=True)
+    click.echo(f"{report.summary()}.")
+    click.echo(f"Index: {pipeline.store.count_papers()} papers in {pipeline.store.location}")
+    if report.failed_files:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@common_options
+def stats(as_json, data_dir, chroma_url):
+    """Show the index: papers, chunks, sources, embedding model, answerer, location."""
+    from rag.pipeline import Pipeline
+    from rag.types import display_date
+
+    info = Pipeline(_settings(data_dir, chroma_url)).stats()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"Papers:          {info['papers']}")
+    click.echo(f"Chunks:          {info['chunks']}")
+    click.echo(f"Embedding model: {info['embedding_model']}")
+    click.echo(f"Answerer:        {info['answerer']}")
+    click.echo(f"Index:           {info['location']} ({info['mode']})")
+    if info["dates"]:
+        click.echo(f"Listing dates:   {', '.join(display_date(d) for d in info['dates'][:12])}")
+    click.echo(f"Sources ({len(info['sources'])}):")
+    for name, count in info["sources"].items():
+        click.echo(f"  {count:6d}  {name}")
+
+
+@cli.command(name="search")
+@click.argument("query", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@retrieval_options
+@common_options
+def search_cmd(query, as_json, k, since, until, sources, data_dir, chroma_url):
+    """List the papers that best match QUERY, with scores (no answer)."""
+    from rag.pipeline import Pipeline
+    from rag.types import display_date
+
+    pipeline = Pipeline(_settings(data_dir, chroma_url))
+    _ensure_corpus(pipeline, quiet=as_json)
+    hits = pipeline.search(" ".join(query), k, _filters(since, until, sources))
+    if as_json:
+        click.echo(json.dumps([{
+            "rank": h.rank, "paper_id": h.paper.paper_id, "title": h.paper.title,
+            "score": h.score, "relevance": h.relevance, "dense": h.dense, "lexical": h.lexical,
+            "dates": list(h.paper.dates), "sources": list(h.paper.sources),
+        } for h in hits], indent=2))
+        return
+    if not hits:
+        click.echo("No paper matched.")
+    for h in hits:
+        click.echo(f"{h.rank:2d}. {h.paper.title}")
+        click.echo(f"    score {h.score:.4f} · relevance {h.relevance:.2f} · "
+                   f"{', '.join(display_date(d) for d in h.paper.dates)} · "
+                   f"{', '.join(h.paper.sources)} · {h.paper.paper_id}")
+
+
+@cli.command()
+@click.option("--llm/--offline", "use_llm", default=None, help="Force an answerer.")
+@retrieval_options
+@common_options
+def chat(use_llm, k, since, until, sources, data_dir, chroma_url):
+    """A conversation: follow-up questions ("how fast is it?") keep the context.
+
+    Type a question per line; an empty line, 'exit' or Ctrl-D ends the chat.
+    """
+    from rag.chat import Conversation
+    from rag.pipeline import Pipeline
+
+    pipeline = Pipeline(_settings(data_dir, chroma_url))
+    _ensure_corpus(pipeline, quiet=False)
+    conversation = Conversation()
+    filters = _filters(since, until, sources)
+    interactive = sys.stdin.isatty()
+    while True:
+        try:
+            line = input("> " if interactive else "")
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not line.strip() or line.strip().lower() in {"exit", "quit", ":q"}:
+            break
+        try:
+            answer = pipeline.answer(line, k=k, filters=filters, conversation=conversation,
+                                     use_llm=use_llm)
+        except AbstractaError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            continue
+        if answer.standalone_question:
+            click.echo(f"(searching: {answer.standalone_question})", err=True)
+        click.echo(answer.text)
+        print_sources(answer)
+        if answer.note:
+            click.echo(f"Note: {answer.note}", err=True)
+        click.echo("")
+
+
+def _forward(module: str, attr: str, args, prog: str) -> None:
+    """Run a click command that lives in ui/ or eval/ (imported only when used)."""
+    import importlib
+
+    command = getattr(importlib.import_module(module), attr)
+    command.main(args=list(args), prog_name=prog, standalone_mode=False)
+
+
+_FORWARD = {"ignore_unknown_options": True, "allow_extra_args": True,
+            "help_option_names": []}
+
+
+@cli.command(name="ui", context_settings=_FORWARD, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def ui_cmd(args):
+    """Open the browser chat (http://127.0.0.1:7860). `ask ui --help` for options."""
+    _forward("ui.cli", "ui_command", args, "ask ui")
+
+
+@cli.command(name="eval", context_settings=_FORWARD, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def eval_cmd(args):
+    """Score Abstracta on a question set (metrics, run folder, regressions). `ask eval --help`."""
+    _forward("eval.cli", "eval_command", args, "ask eval")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the CLI and turns Abstracta errors into one-line messages."""
+    try:
+        cli.main(args=argv, prog_name="ask", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except AbstractaError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""Ingest: files -> papers (deduplicated) -> chunks -> vectors -> the index.
+
+Idempotent and resumable by construction:
+
+1. Every record gets its paper id (:mod:`rag.identity`); a title already indexed
+   under another id keeps that id, so one paper never lives under two ids.
+2. Records with the same id are merged: every listing (date, source) is kept.
+3. Each paper is compared with its stored record by a hash of title + abstract:
+   same hash -> only new listings are merged into its metadata ("unchanged" when
+   there are none); another hash or no record -> its chunks are (re)embedded.
+4. Chunks are written first (old chunks of that paper deleted, then the new
+   ones upserted under deterministic ids ``<paper_id>#<n>``), the paper record
+   last. A run killed anywhere leaves papers without a current record, and the
+   next run redoes exactly those: same index as an uninterrupted run, no
+   duplicates.
+
+Embedding and Chroma writes overlap: while a writer thread stores batch i, the
+embedder works on batch i+1 (onnxruntime releases the GIL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Queue
+
+import numpy as np
+
+from rag.embed import Embedder, load_tokenizer
+from rag.errors import AbstractaError, SourceError
+from rag.identity import normalize_title, paper_id, title_key
+from rag.settings import Settings
+from rag.sources import expand_paths, load_path
+from rag.store import Store, metadata_for_paper, split_list
+from rag.types import Chunk, Paper, StoredPaper
+
+BUNDLED_CORPUS = Path(__file__).parent / "data" / "corpus"
+PAPERS_PER_BATCH = 64
+
+Progress = Callable[[int, int], None]  # (papers done, papers to embed)
+
+
+@dataclass
+class IngestReport:
+    files: int = 0
+    records: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    chunks: int = 0
+    skipped: list[str] = field(default_factory=list)  # "file:line: reason"
+    failed_files: list[str] = field(default_factory=list)  # one-line errors for whole files
+
+    def summary(self) -> str:
+        parts = [f"{self.added} added", f"{self.updated} updated", f"{self.unchanged} unchanged",
+                 f"{len(self.skipped)} skipped"]
+        text = (f"{', '.join(parts)} ({self.records} records from {self.files} file"
+                f"{'s' if self.files != 1 else ''}; {self.chunks} chunks written)")
+        if self.failed_files:
+            text += f"; {len(self.failed_files)} file(s) not ingested"
+        return text
+
+
+# --- merging and identity -------------------------------------------------------------
+
+def content_hash(title: str, abstract: str) -> str:
+    return hashlib.sha1(f"{title}\n{abstract}".encode()).hexdigest()
+
+
+def _merge(papers: list[Paper], known_ids: dict[str, str]) -> dict[str, StoredPaper]:
+    """Group records into one StoredPaper per id; later abstracts replace earlier ones."""
+    merged: dict[str, StoredPaper] = {}
+    for p in papers:
+        pid = paper_id(p.title, p.arxiv_id)
+        pid = known_ids.get(title_key(p.title), pid) if pid.startswith("t:") else pid
+        dates = tuple(lst.date for lst in p.listings if lst.date)
+        sources = tuple(lst.source for lst in p.listings if lst.source)
+        old = merged.get(pid)
+        if old is None:
+            merged[pid] = StoredPaper(pid, p.title, p.abstract, tuple(sorted(set(dates))),
+                                      tuple(sorted(set(sources))), p.authors, p.url)
+        else:
+            merged[pid] = StoredPaper(
+                pid, old.title, p.abstract,
+                tuple(sorted(set(old.dates) | set(dates))),
+                tuple(sorted(set(old.sources) | set(sources))),
+                p.authors or old.authors, p.url or old.url,
+            )
+    return merged
+
+
+# --- chunking ---------------------------------------------------------------------------
+
+def make_chunker(settings: Settings) -> Callable[[StoredPaper], list[Chunk]]:
+    """Split abstracts with llama-index's SentenceSplitter, counting model tokens.
+
+    Chunk overlap, worked example with chunk_tokens=110, overlap=24: a 318-token
+    abstract becomes spans of at most 110 tokens cut at sentence ends, and each
+    span starts with up to 24 tokens (whole sentences where possible) that end the
+    previous one, so a fact straddling a cut is whole in at least one chunk. The
+    title goes in front of every span: a chunk that never names its subject would
+    embed poorly.
+    """
+    from llama_index.core.node_parser import SentenceSplitter
+
+    tok = load_tokenizer(None)
+    splitter = SentenceSplitter(
+        chunk_size=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap,
+        tokenizer=lambda text: tok.encode(text, add_special_tokens=False).ids,
+    )
+
+    def chunk(paper: StoredPaper) -> list[Chunk]:
+        spans = splitter.split_text(paper.abstract) or [paper.abstract]
+        return [Chunk(f"{paper.paper_id}#{i}", paper.paper_id, i, f"{paper.title}\n{span}")
+                for i, span in enumerate(spans)]
+
+    return chunk
+
+
+# --- the ingest run ---------------------------------------------------------------------
+
+def load_files(paths: list[Path], report: IngestReport) -> list[Paper]:
+    """Every usable record in the files; bad files and records are noted in the report."""
+    papers: list[Paper] = []
+    for path in expand_paths(paths):
+        report.files += 1
+        try:
+            result = load_path(path)
+        except SourceError as exc:
+            report.failed_files.append(str(exc))
+            continue
+        report.records += len(result.papers)
+        report.skipped.extend(result.skipped)
+        papers.extend(result.papers)
+    return papers
+
+
+def ingest_paths(
+    paths: list[Path], settings: Settings, store: Store, embedder: Embedder,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Add the papers in these files and folders to the index."""
+    report = IngestReport()
+    papers = load_files(paths, report)
+    if papers:
+        ingest_papers(papers, settings, store, embedder, report, progress)
+    return report
+
+
+def ingest_papers(
+    papers: list[Paper], settings: Settings, store: Store, embedder: Embedder,
+    report: IngestReport | None = None, progress: Progress | None = None,
+) -> IngestReport:
+    report = report or IngestReport(records=len(papers))
+    store.check_model(embedder.name, embedder.dim)
+    keys = sorted({title_key(p.title) for p in papers})
+    merged = _merge(papers, store.ids_by_title_key(keys))
+    existing = store.paper_meta(list(merged))
+
+    to_embed: list[tuple[StoredPaper, str]] = []
+    meta_ids, meta_updates = [], []
+    for pid, paper in merged.items():
+        old = existing.get(pid)
+        digest = content_hash(paper.title, paper.abstract)
+        if old is not None:
+            paper = StoredPaper(
+                pid, old.get("title") or paper.title, paper.abstract,
+                tuple(sorted(set(paper.dates) | set(split_list(old.get("dates"))))),
+                tuple(sorted(set(paper.sources) | set(split_list(old.get("sources"))))),
+                paper.authors or old.get("authors", ""), paper.url or old.get("url", ""),
+            )
+            digest = content_hash(paper.title, paper.abstract)
+        if old is None or old.get("hash") != digest:
+            to_embed.append((paper, digest))
+            if old is None:
+                report.added += 1
+            else:
+                report.updated += 1
+            continue
+        new_meta = metadata_for_paper(paper, digest, title_key(paper.title))
+        if any(new_meta[k] != old.get(k) for k in ("dates", "sources", "authors", "url")):
+            meta_ids.append(pid)
+            meta_updates.append(new_meta)
+            report.updated += 1
+        else:
+            report.unchanged += 1
+
+    if meta_ids:
+        store.update_paper_meta(meta_ids, meta_updates)
+    if to_embed:
+        report.chunks = _embed_and_write(to_embed, settings, store, embedder, progress)
+    return report
+
+
+def _embed_and_write(items, settings, store: Store, embedder: Embedder, progress) -> int:
+    chunker = make_chunker(settings)
+    store.check_model(embedder.name, embedder.dim, claim=True)
+    # Mark the chunk set dirty before the first write: a run killed half-way must not
+    # leave a lexical cache that believes it is current.
+    store.bump_generation()
+    queue: Queue = Queue(maxsize=2)
+    failure: list[BaseException] = []
+
+    def writer() -> None:
+        while (job := queue.get()) is not None:
+            if failure:
+                continue
+            try:
+                _write_batch(store, *job)
+            except BaseException as exc:  # handed to the main thread
+                failure.append(exc)
+
+    thread = threading.Thread(target=writer, name="abstracta-writer", daemon=True)
+    thread.start()
+    written = 0
+    try:
+        for start in range(0, len(items), PAPERS_PER_BATCH):
+            if failure:
+                break
+            batch = items[start:start + PAPERS_PER_BATCH]
+            chunks = [c for paper, _ in batch for c in chunker(paper)]
+            vectors = embedder.embed_documents([c.text for c in chunks])
+            queue.put((batch, chunks, vectors))
+            written += len(chunks)
+            if progress:
+                progress(min(start + PAPERS_PER_BATCH, len(items)), len(items))
+    finally:
+        queue.put(None)
+        thread.join()
+    if failure:
+        exc = failure[0]
+        if isinstance(exc, AbstractaError):
+            raise exc
+        raise AbstractaError(f"Ingest stopped: {exc}") from exc
+    store.bump_generation()
+    return written
+
+
+def _write_batch(store: Store, batch, chunks: list[Chunk], vectors: np.ndarray) -> None:
+    ids = [p.paper_id for p, _ in batch]
+    store.replace_chunks(
+        ids, [c.chunk_id for c in chunks], vectors,
+        [c.text for c in chunks],
+        [{"paper_id": c.paper_id, "n": c.index} for c in chunks],
+    )
+    # The paper vector is the normalized mean of its chunk vectors.
+    paper_vecs = []
+    for pid in ids:
+        rows = vectors[[i for i, c in enumerate(chunks) if c.paper_id == pid]]
+        mean = rows.mean(axis=0)
+        paper_vecs.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+    store.upsert_papers(
+        ids, np.array(paper_vecs), [p.abstract for p, _ in batch],
+        [metadata_for_paper(p, digest, title_key(p.title)) for p, digest in batch],
+    )
+
+
+def ensure_bundled_corpus(settings, store, embedder, progress=None) -> IngestReport | None:
+    """Ingest the bundled sample corpus when the index is empty (first use)."""
+    if not settings.auto_ingest_bundled or store.count_papers() > 0:
+        return None
+    return ingest_paths([BUNDLED_CORPUS], settings, store, embedder, progress)
+
+
+__all__ = ["IngestReport", "ingest_paths", "ingest_papers", "ensure_bundled_corpus",
+           "content_hash", "make_chunker", "normalize_title", "BUNDLED_CORPUS"]

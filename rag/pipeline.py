@@ -1,0 +1,173 @@
+"""The pipeline in one object: the backends built once from Settings, and the
+stages (ingest, search, answer) called in order.
+
+The CLI, the UI and the eval harness each build one ``Pipeline`` and call it;
+backends are built lazily (``ask stats`` never loads the embedding model) and
+can be passed in explicitly (tests pass their own).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rag.answer import answer_offline
+from rag.chat import Conversation, condense_offline
+from rag.embed import Embedder, build_embedder
+from rag.ingest import BUNDLED_CORPUS, IngestReport, ensure_bundled_corpus, ingest_paths
+from rag.retrieve import Filters, clean_question, search
+from rag.settings import Settings
+from rag.store import Store, open_store
+from rag.types import Answer, Hit
+
+OnToken = Callable[[str], None]
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, *, store: Store | None = None,
+                 embedder: Embedder | None = None, llm=None):
+        self.settings = settings
+        self._store = store
+        self._embedder = embedder
+        self._llm = llm
+        self._lock = threading.Lock()
+
+    # --- backends (built on first use, in one place) -----------------------------------
+    @property
+    def store(self) -> Store:
+        with self._lock:
+            if self._store is None:
+                self._store = open_store(self.settings)
+            return self._store
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = build_embedder(self.settings)
+            return self._embedder
+
+    @property
+    def llm(self):
+        """The LLM client, or None when answering offline."""
+        if not self.settings.llm_configured:
+            return None
+        with self._lock:
+            if self._llm is None:
+                from rag.llm import build_llm
+
+                self._llm = build_llm(self.settings)
+            return self._llm
+
+    @property
+    def answerer_name(self) -> str:
+        return f"llm:{self.settings.llm_model}" if self.settings.use_llm else "offline"
+
+    def embedder_name(self) -> str:
+        return self.store.embed_model or {
+            "minilm": "all-MiniLM-L6-v2-onnx-int8", "wordllama": "wordllama-l2-supercat-256",
+        }.get(self.settings.embedder, f"openai:{self.settings.openai_embedding_model}")
+
+    # --- stages -----------------------------------------------------------------------
+    def ingest(self, paths: list[Path], progress=None, rebuild: bool = False) -> IngestReport:
+        if rebuild:
+            self.store.reset()
+        return ingest_paths(paths, self.settings, self.store, self.embedder, progress)
+
+    def ensure_corpus(self, progress=None) -> IngestReport | None:
+        """First use: ingest the bundled corpus into an empty index."""
+        if not self.settings.auto_ingest_bundled or self.store.count_papers() > 0:
+            return None
+        return ensure_bundled_corpus(self.settings, self.store, self.embedder, progress)
+
+    def search(self, question: str, k: int | None = None, filters: Filters | None = None,
+               timings: dict | None = None) -> list[Hit]:
+        self.store.check_model(self.embedder.name, self.embedder.dim)
+        return search(question, self.settings, self.store, self.embedder, k, filters, timings)
+
+    def answer(self, question: str, *, k: int | None = None, filters: Filters | None = None,
+               conversation: Conversation | None = None, use_llm: bool | None = None,
+               on_token: OnToken | None = None) -> Answer:
+        """Answer one question (a follow-up when ``conversation`` has turns)."""
+        t0 = time.perf_counter()
+        question = clean_question(question)
+        use_llm = self.settings.use_llm if use_llm is None else use_llm
+        timings: dict = {}
+        llm = self.llm if use_llm else None
+        standalone, usage, note = question, {}, ""
+        if conversation is not None and conversation.turns:
+            if llm is not None:
+                standalone, note = self._condense_llm(question, conversation, llm)
+            if standalone == question:
+                standalone = condense_offline(question, conversation)
+        t1 = time.perf_counter()
+        hits = self.search(standalone, k, filters, timings)
+        t2 = time.perf_counter()
+        result = None
+        if llm is not None:
+            from rag.errors import LLMConfigError, LLMError
+            from rag.llm import answer_llm
+
+            try:
+                result = answer_llm(question if standalone == question else standalone, hits,
+                                    self.settings, llm, on_token=on_token)
+            except LLMConfigError:
+                raise
+            except LLMError as exc:
+                note = f"The LLM could not answer ({exc}); this is the offline answer."
+        if result is None:
+            result = answer_offline(standalone, hits, self.settings.abstain_threshold)
+            if on_token is not None:
+                on_token(result.text)
+        t3 = time.perf_counter()
+        timings.update(condense=(t1 - t0) * 1000, retrieve=(t2 - t1) * 1000,
+                       answer=(t3 - t2) * 1000, total=(t3 - t0) * 1000)
+        result = _replace(result, question=question, note=note or result.note,
+                          standalone_question=standalone if standalone != question else "",
+                          timings_ms={k_: round(v, 2) for k_, v in timings.items()},
+                          usage=result.usage or usage)
+        if conversation is not None:
+            conversation.add(question, result)
+        return result
+
+    def _condense_llm(self, question, conversation, llm):
+        from rag.errors import LLMConfigError, LLMError
+        from rag.llm import condense
+
+        try:
+            return condense(question, conversation, self.settings, llm), ""
+        except LLMConfigError:
+            raise
+        except LLMError:
+            return question, ""
+
+    # --- description ------------------------------------------------------------------
+    def stats(self) -> dict:
+        store = self.store
+        sources: dict[str, int] = {}
+        dates: set[str] = set()
+        n = 0
+        for paper in store.iter_papers():
+            n += 1
+            dates.update(paper.dates)
+            for s in paper.sources:
+                sources[s] = sources.get(s, 0) + 1
+        return {
+            "papers": n,
+            "chunks": store.count_chunks(),
+            "sources": dict(sorted(sources.items())),
+            "dates": sorted(dates),
+            "embedding_model": store.embed_model or f"(none yet; will use {self.embedder_name()})",
+            "answerer": self.answerer_name,
+            "location": store.location,
+            "mode": "chroma server" if self.settings.chroma_url else "embedded",
+            "bundled_corpus": str(BUNDLED_CORPUS),
+        }
+
+
+def _replace(answer: Answer, **changes) -> Answer:
+    from dataclasses import replace
+
+    return replace(answer, **changes)

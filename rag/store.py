@@ -1,0 +1,362 @@
+"""The index: two Chroma collections and a lexical (BM25) index kept in step.
+
+- ``<name>_chunks``: one record per chunk (vector, text, ``paper_id``).
+- ``<name>_papers``: one record per paper (abstract, title, dates, sources, the
+  content hash ingest compares against; its vector is the mean of its chunks').
+  A paper record is written *after* its chunks, so it doubles as a commit marker:
+  a paper whose record is missing or stale is simply ingested again.
+- The lexical index is a bm25s index of the chunk texts, cached on local disk.
+  The chunks collection carries a ``generation`` token in its metadata, renewed
+  by every write; a process whose cache names another generation rebuilds it
+  from the collection. That keeps BM25 in step in server mode too, where other
+  machines write the same collection, and a query process loads the cache
+  (memory-mapped) instead of reading the whole collection.
+
+Chroma runs embedded (``PersistentClient`` in ``data_dir/chroma``) or as a client
+of a ``chroma run`` server (``ABSTRACTA_CHROMA_URL``). Telemetry is off and no
+collection has an embedding function: vectors always come from our embedder,
+so Chroma never downloads its default model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+from rag.errors import EmbeddingMismatchError, StoreError
+from rag.settings import Settings
+from rag.types import StoredPaper
+
+SEP = "\x1f"  # joins list values (dates, sources) inside one Chroma metadata string
+PAGE = 5000
+
+
+def split_list(value: str | None) -> tuple[str, ...]:
+    return tuple(v for v in (value or "").split(SEP) if v)
+
+
+def _join(values) -> str:
+    return SEP.join(values)
+
+
+def tokenize_for_bm25(texts: list[str]):
+    """Lowercased word tokens with English stopwords removed (bm25s' own tokenizer)."""
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", show_progress=False)
+
+
+@dataclass
+class Lexical:
+    """A loaded BM25 index: ``retriever`` plus the chunk id and paper id of each row."""
+
+    retriever: object
+    chunk_ids: list[str]
+    paper_ids: list[str]
+    generation: str
+
+
+def _wrap_chroma(exc: Exception, settings: Settings, doing: str) -> StoreError:
+    where = f"the Chroma server at {settings.chroma_url}" if settings.chroma_url else (
+        f"the index in {settings.data_dir}")
+    hint = ("is it running? Start it with `chroma run --path DIR` or unset ABSTRACTA_CHROMA_URL."
+            if settings.chroma_url else "check that the folder is readable and writable, "
+            "or set ABSTRACTA_DATA_DIR / --data-dir to another folder.")
+    detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+    return StoreError(f"Cannot {doing} {where} ({detail}); {hint}")
+
+
+class Store:
+    """Chroma collections + lexical index. Build with :func:`open_store`."""
+
+    def __init__(self, settings: Settings, client, chunks, papers):
+        self.settings = settings
+        self._client = client
+        self.chunks = chunks
+        self.papers = papers
+        self._lexical: Lexical | None = None
+
+    # --- description ------------------------------------------------------------------
+    @property
+    def location(self) -> str:
+        return self.settings.chroma_url or str(self.settings.data_dir / "chroma")
+
+    @property
+    def embed_model(self) -> str | None:
+        return (self.chunks.metadata or {}).get("embed_model")
+
+    def count_papers(self) -> int:
+        return self._call(self.papers.count, "read")
+
+    def count_chunks(self) -> int:
+        return self._call(self.chunks.count, "read")
+
+    def _call(self, fn, doing, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as exc:  # chromadb raises many types; all mean the same to a user
+            raise _wrap_chroma(exc, self.settings, doing) from exc
+
+    # --- embedding model bookkeeping --------------------------------------------------
+    def check_model(self, name: str, dim: int, *, claim: bool = False) -> None:
+        """Refuse to mix embedding models; with ``claim``, record ours on an empty index."""
+        meta = dict(self.chunks.metadata or {})
+        recorded = meta.get("embed_model")
+        if recorded and recorded != name:
+            raise EmbeddingMismatchError(
+                f"The index at {self.location} was built with embedding model '{recorded}', "
+                f"but '{name}' is configured; run `ask ingest --rebuild` to re-embed with "
+                f"'{name}', or set ABSTRACTA_EMBEDDER back."
+            )
+        if recorded and dim and meta.get("dim") not in (None, dim):
+            raise EmbeddingMismatchError(
+                f"The index holds {meta.get('dim')}-d vectors but '{name}' makes {dim}-d ones; "
+                "run `ask ingest --rebuild`."
+            )
+        if claim and not recorded:
+            meta.update(embed_model=name, dim=dim)
+            self._call(self.chunks.modify, "write", metadata=meta)
+
+    def generation(self) -> str:
+        return (self.chunks.metadata or {}).get("generation", "")
+
+    def bump_generation(self) -> None:
+        """Mark the chunk set as changed (lexical caches everywhere become stale)."""
+        fresh = self._call(self._client.get_collection, "read", self.chunks.name,
+                           embedding_function=None)
+        meta = dict(fresh.metadata or {})
+        meta["generation"] = uuid.uuid4().hex
+        self._call(fresh.modify, "write", metadata=meta)
+        self.chunks = fresh
+
+    # --- papers -----------------------------------------------------------------------
+    def get_papers(self, ids: list[str]) -> dict[str, StoredPaper]:
+        """Paper records by id (missing ids are left out)."""
+        if not ids:
+            return {}
+        res = self._call(self.papers.get, "read", ids=list(ids),
+                         include=["documents", "metadatas"])
+        return {pid: _paper(pid, doc, meta)
+                for pid, doc, meta in zip(res["ids"], res["documents"], res["metadatas"])}
+
+    def paper_meta(self, ids: list[str]) -> dict[str, dict]:
+        """Raw metadata (hash, title key, ...) of existing paper records, by id."""
+        out: dict[str, dict] = {}
+        for start in range(0, len(ids), PAGE):
+            res = self._call(self.papers.get, "read", ids=ids[start:start + PAGE],
+                             include=["metadatas"])
+            out.update(zip(res["ids"], res["metadatas"]))
+        return out
+
+    def ids_by_title_key(self, keys: list[str]) -> dict[str, str]:
+        """title key -> paper id, for papers already indexed under another id."""
+        out: dict[str, str] = {}
+        for start in range(0, len(keys), 500):
+            part = keys[start:start + 500]
+            res = self._call(self.papers.get, "read", where={"title_key": {"$in": part}},
+                             include=["metadatas"])
+            out.update({m["title_key"]: pid for pid, m in zip(res["ids"], res["metadatas"])})
+        return out
+
+    def iter_papers(self, where: dict | None = None):
+        """Every paper record (paged), for the library view and filters."""
+        offset = 0
+        while True:
+            res = self._call(self.papers.get, "read", where=where, limit=PAGE, offset=offset,
+                             include=["documents", "metadatas"])
+            for pid, doc, meta in zip(res["ids"], res["documents"], res["metadatas"]):
+                yield _paper(pid, doc, meta)
+            if len(res["ids"]) < PAGE:
+                return
+            offset += PAGE
+
+    # --- writes -----------------------------------------------------------------------
+    def replace_chunks(self, paper_ids: list[str], ids, embeddings, documents, metadatas) -> None:
+        """Drop the old chunks of these papers, then add the new ones."""
+        self._call(self.chunks.delete, "write", where={"paper_id": {"$in": paper_ids}})
+        for start in range(0, len(ids), PAGE):
+            end = start + PAGE
+            self._call(self.chunks.upsert, "write", ids=ids[start:end],
+                       embeddings=embeddings[start:end], documents=documents[start:end],
+                       metadatas=metadatas[start:end])
+
+    def upsert_papers(self, ids, embeddings, documents, metadatas) -> None:
+        for start in range(0, len(ids), PAGE):
+            end = start + PAGE
+            self._call(self.papers.upsert, "write", ids=ids[start:end],
+                       embeddings=embeddings[start:end], documents=documents[start:end],
+                       metadatas=metadatas[start:end])
+
+    def update_paper_meta(self, ids: list[str], metadatas: list[dict]) -> None:
+        self._call(self.papers.update, "write", ids=ids, metadatas=metadatas)
+
+    def reset(self) -> None:
+        """Delete both collections (``ask ingest --rebuild``)."""
+        for col in (self.chunks, self.papers):
+            try:
+                self._client.delete_collection(col.name)
+            except Exception:  # already gone
+                pass
+        shutil.rmtree(self._lexical_dir(), ignore_errors=True)
+        self._lexical = None
+        self.chunks, self.papers = _collections(self._client, self.settings)
+
+    # --- dense search -----------------------------------------------------------------
+    def dense(self, vector: np.ndarray, n: int, paper_ids: list[str] | None = None):
+        """(chunk ids, paper ids, documents, cosine similarities), best first."""
+        total = self.count_chunks()
+        if total == 0:
+            return [], [], [], []
+        where = {"paper_id": {"$in": paper_ids}} if paper_ids is not None else None
+        res = self._call(self.chunks.query, "search", query_embeddings=[vector.tolist()],
+                         n_results=min(n, total), where=where,
+                         include=["documents", "metadatas", "distances"])
+        metas = res["metadatas"][0]
+        sims = [1.0 - d for d in res["distances"][0]]  # cosine distance -> similarity
+        return res["ids"][0], [m["paper_id"] for m in metas], res["documents"][0], sims
+
+    # --- lexical index ----------------------------------------------------------------
+    def _lexical_dir(self) -> Path:
+        origin = self.settings.chroma_url or str(self.settings.data_dir.resolve())
+        tag = hashlib.sha1(f"{origin}|{self.settings.collection}".encode()).hexdigest()[:12]
+        return self.settings.data_dir / "lexical" / tag
+
+    def lexical(self) -> Lexical | None:
+        """The BM25 index for the current generation (load the cache, or rebuild it)."""
+        if self.settings.chroma_url:
+            # Other machines may have written: ask the server for the current generation.
+            self.chunks = self._call(self._client.get_collection, "read", self.chunks.name,
+                                     embedding_function=None)
+        gen = self.generation()
+        if self._lexical is not None and self._lexical.generation == gen:
+            return self._lexical
+        folder = self._lexical_dir()
+        manifest = folder / "manifest.json"
+        if manifest.exists():
+            try:
+                info = json.loads(manifest.read_text())
+                if info.get("generation") == gen:
+                    self._lexical = _load_lexical(folder, gen)
+                    return self._lexical
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged cache is rebuilt below
+        self._lexical = self._build_lexical(folder, gen)
+        return self._lexical
+
+    def _build_lexical(self, folder: Path, gen: str) -> Lexical | None:
+        import bm25s
+
+        ids, pids, docs = [], [], []
+        offset = 0
+        while True:
+            res = self._call(self.chunks.get, "read", limit=PAGE, offset=offset,
+                             include=["documents", "metadatas"])
+            ids += res["ids"]
+            pids += [m["paper_id"] for m in res["metadatas"]]
+            docs += res["documents"]
+            if len(res["ids"]) < PAGE:
+                break
+            offset += PAGE
+        if not ids:
+            return None
+        retriever = bm25s.BM25()
+        retriever.index(tokenize_for_bm25(docs), show_progress=False)
+        lex = Lexical(retriever, ids, pids, gen)
+        try:  # the cache is an optimisation: a read-only data dir still answers
+            tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            retriever.save(str(tmp))
+            (tmp / "rows.json").write_text(json.dumps({"chunk_ids": ids, "paper_ids": pids}))
+            (tmp / "manifest.json").write_text(json.dumps({"generation": gen, "chunks": len(ids)}))
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+        except OSError:
+            pass
+        return lex
+
+
+def _load_lexical(folder: Path, gen: str) -> Lexical:
+    import bm25s
+
+    retriever = bm25s.BM25.load(str(folder), mmap=True)
+    rows = json.loads((folder / "rows.json").read_text())
+    return Lexical(retriever, rows["chunk_ids"], rows["paper_ids"], gen)
+
+
+def _paper(pid: str, doc: str | None, meta: dict) -> StoredPaper:
+    return StoredPaper(
+        paper_id=pid, title=meta.get("title", ""), abstract=doc or "",
+        dates=split_list(meta.get("dates")), sources=split_list(meta.get("sources")),
+        authors=meta.get("authors", ""), url=meta.get("url", ""),
+    )
+
+
+def _collections(client, settings: Settings):
+    name = settings.collection
+    cfg = {"hnsw": {"space": "cosine"}}
+    chunks = client.get_or_create_collection(f"{name}_chunks", embedding_function=None,
+                                             configuration=cfg, metadata={"kind": "chunks"})
+    papers = client.get_or_create_collection(f"{name}_papers", embedding_function=None,
+                                             configuration=cfg, metadata={"kind": "papers"})
+    return chunks, papers
+
+
+def _chroma_settings():
+    from chromadb.config import Settings as ChromaSettings
+
+    return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+
+
+def open_store(settings: Settings) -> Store:
+    """Open (creating if needed) the index the settings point at."""
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    try:
+        import chromadb
+    except ImportError as exc:  # pragma: no cover
+        raise StoreError("chromadb is not installed; reinstall Abstracta.") from exc
+    try:
+        if settings.chroma_url:
+            url = urlparse(settings.chroma_url)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise StoreError(
+                    f"ABSTRACTA_CHROMA_URL={settings.chroma_url!r} is not an http(s) URL; "
+                    "use e.g. http://127.0.0.1:8000."
+                )
+            client = chromadb.HttpClient(
+                host=url.hostname, port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https", settings=_chroma_settings(),
+            )
+            client.heartbeat()
+        else:
+            path = settings.data_dir / "chroma"
+            path.mkdir(parents=True, exist_ok=True)
+            client = chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
+        chunks, papers = _collections(client, settings)
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise _wrap_chroma(exc, settings, "open") from exc
+    return Store(settings, client, chunks, papers)
+
+
+def metadata_for_paper(paper: StoredPaper, content_hash: str, title_key: str) -> dict:
+    return {
+        "title": paper.title, "dates": _join(paper.dates), "sources": _join(paper.sources),
+        "authors": paper.authors[:2000], "url": paper.url, "hash": content_hash,
+        "title_key": title_key,
+    }
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
