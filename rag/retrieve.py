@@ -103,11 +103,13 @@ def clean_question(question: str) -> str:
 
 # --- relevance (abstention signal) -----------------------------------------------------
 
-# Logistic model over two features, fitted on the dev questions (eval/datasets/dev.jsonl):
+# Logistic model over two features, fitted on the dev questions (eval/datasets/dev.jsonl,
+# answerable vs unanswerable, threshold set for under 5% false abstention):
 #   z = A * cosine + B * coverage + C,  relevance = 1 / (1 + e^-z)
-# Worked example: cosine 0.62, coverage 0.8 -> z = 14*0.62 + 4*0.8 - 10.5 = 1.38 -> 0.80
-# (answer); cosine 0.38, coverage 0.3 -> z = -3.98 -> 0.02 (abstain).
-REL_A, REL_B, REL_C = 14.0, 4.0, -10.5
+# Worked example: cosine 0.62, coverage 0.8 -> z = 11.07*0.62 + 5.79*0.8 - 6.88 = 4.61
+# -> relevance 0.99 (answer); cosine 0.40, coverage 0.30 -> z = -0.71 -> 0.33 (abstain
+# under the default threshold 0.47).
+REL_A, REL_B, REL_C = 11.07, 5.79, -6.88
 
 
 def relevance(cosine: float, coverage: float) -> float:
