@@ -45,11 +45,19 @@ def content_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1]
 
 
-def _sentence_score(sentence: str, q_words: set[str], position: int) -> float:
+_ASKS_NUMBER = re.compile(
+    r"\b(how (much|many|fast|large|long|big|well|often)|by how|what (fraction|percentage|share|"
+    r"proportion|size|accuracy|score)|number of|speed-?ups?|faster|slower|accuracy|percent)\b", re.I)
+_HAS_NUMBER = re.compile(r"\d")
+
+
+def _sentence_score(sentence: str, q_words: set[str], position: int, wants_number: bool) -> float:
     words = set(content_words(sentence))
     overlap = sum(1.0 + (len(w) > 6) for w in q_words if w in words or any(
         x.startswith(w[:6]) for x in words if len(w) > 6))
     bonus = 0.6 if _CONTRIBUTION.search(sentence) else 0.0
+    if wants_number and _HAS_NUMBER.search(sentence):
+        bonus += 2.0  # "how much faster?" is answered by the sentence with the figure
     return overlap + bonus - 0.05 * position - (0.5 if len(sentence) > 400 else 0.0)
 
 
@@ -57,8 +65,9 @@ def pick_sentences(question: str, abstract: str, n: int) -> list[str]:
     """The ``n`` abstract sentences that best answer the question, in abstract order."""
     sentences = split_sentences(abstract)
     q_words = set(content_words(question))
-    ranked = sorted(range(len(sentences)),
-                    key=lambda i: -_sentence_score(sentences[i], q_words, i))[:n]
+    wants_number = bool(_ASKS_NUMBER.search(question))
+    ranked = sorted(range(len(sentences)), key=lambda i: -_sentence_score(
+        sentences[i], q_words, i, wants_number))[:n]
     return [sentences[i] for i in sorted(ranked)]
 
 
@@ -71,9 +80,12 @@ def abstain_text(hits: Iterable[Hit]) -> str:
             "but none of them answers it.")
 
 
-def answer_offline(question: str, hits: list[Hit], threshold: float) -> Answer:
+def answer_offline(question: str, hits: list[Hit], threshold: float,
+                   focus: str | None = None) -> Answer:
     """An extractive answer: the best-matching abstract sentences, each cited.
 
+    ``focus`` is the user's own words when ``question`` is a rewritten follow-up
+    (sentences are picked for what was asked now, not for the previous subject).
     Abstains (``abstained=True``) when the best paper's relevance is under the
     threshold, naming the closest papers instead of inventing an answer.
     """
@@ -87,7 +99,7 @@ def answer_offline(question: str, hits: list[Hit], threshold: float) -> Answer:
     lines = []
     for i, hit in enumerate(chosen):
         n = hit.rank
-        picked = pick_sentences(question, hit.paper.abstract, 2 if i == 0 else 1)
+        picked = pick_sentences(focus or question, hit.paper.abstract, 2 if i == 0 else 1)
         lead = f'"{hit.paper.title}" [{n}]' if i == 0 else f'Also relevant: "{hit.paper.title}" [{n}]'
         body = " ".join(f"{_strip_end(s)} [{n}]." for s in picked)
         lines.append(f"{lead}. {body}")

@@ -97,6 +97,9 @@ class Pipeline:
         timings: dict = {}
         llm = self.llm if use_llm else None
         standalone, usage, note = question, {}, ""
+        if use_llm and llm is None:
+            note = ("No LLM is configured (set OPENAI_API_KEY or OPENAI_BASE_URL); "
+                    "this is the offline answer.")
         if conversation is not None and conversation.turns:
             if llm is not None:
                 standalone, note = self._condense_llm(question, conversation, llm)
@@ -118,7 +121,7 @@ class Pipeline:
             except LLMError as exc:
                 note = f"The LLM could not answer ({exc}); this is the offline answer."
         if result is None:
-            result = answer_offline(standalone, hits, self.settings.abstain_threshold)
+            result = answer_offline(standalone, hits, self.settings.abstain_threshold, focus=question)
             if on_token is not None:
                 on_token(result.text)
         t3 = time.perf_counter()
