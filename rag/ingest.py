@@ -34,7 +34,7 @@ from rag.errors import AbstractaError, SourceError
 from rag.identity import normalize_title, paper_id, title_key
 from rag.settings import Settings
 from rag.sources import expand_paths, load_path
-from rag.store import Store, metadata_for_paper, split_list
+from rag.store import Store, chunk_metadata, metadata_for_paper, split_list
 from rag.types import Chunk, Paper, StoredPaper
 
 BUNDLED_CORPUS = Path(__file__).parent / "data" / "corpus"
@@ -241,10 +241,11 @@ def _embed_and_write(items, settings, store: Store, embedder: Embedder, progress
 
 def _write_batch(store: Store, batch, chunks: list[Chunk], vectors: np.ndarray) -> None:
     ids = [p.paper_id for p, _ in batch]
+    metas = {p.paper_id: metadata_for_paper(p, digest, title_key(p.title)) for p, digest in batch}
     store.replace_chunks(
         ids, [c.chunk_id for c in chunks], vectors,
         [c.text for c in chunks],
-        [{"paper_id": c.paper_id, "n": c.index} for c in chunks],
+        [chunk_metadata(c.paper_id, c.index, metas[c.paper_id]) for c in chunks],
     )
     # The paper vector is the normalized mean of its chunk vectors.
     paper_vecs = []
@@ -252,10 +253,8 @@ def _write_batch(store: Store, batch, chunks: list[Chunk], vectors: np.ndarray) 
         rows = vectors[[i for i, c in enumerate(chunks) if c.paper_id == pid]]
         mean = rows.mean(axis=0)
         paper_vecs.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
-    store.upsert_papers(
-        ids, np.array(paper_vecs), [p.abstract for p, _ in batch],
-        [metadata_for_paper(p, digest, title_key(p.title)) for p, digest in batch],
-    )
+    store.upsert_papers(ids, np.array(paper_vecs), [p.abstract for p, _ in batch],
+                        [metas[pid] for pid in ids])
 
 
 def ensure_bundled_corpus(settings, store, embedder, progress=None) -> IngestReport | None:

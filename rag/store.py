@@ -199,6 +199,16 @@ class Store:
                        metadatas=metadatas[start:end])
 
     def update_paper_meta(self, ids: list[str], metadatas: list[dict]) -> None:
+        """New listings for unchanged papers: update the paper records and their chunks."""
+        by_paper = dict(zip(ids, metadatas))
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            res = self._call(self.chunks.get, "read", where={"paper_id": {"$in": part}},
+                             include=["metadatas"])
+            if res["ids"]:
+                metas = [chunk_metadata(m["paper_id"], m.get("n", 0), by_paper[m["paper_id"]])
+                         for m in res["metadatas"]]
+                self._call(self.chunks.update, "write", ids=res["ids"], metadatas=metas)
         self._call(self.papers.update, "write", ids=ids, metadatas=metadatas)
 
     def reset(self) -> None:
@@ -356,6 +366,12 @@ def metadata_for_paper(paper: StoredPaper, content_hash: str, title_key: str) ->
         "authors": paper.authors[:2000], "url": paper.url, "hash": content_hash,
         "title_key": title_key,
     }
+
+
+def chunk_metadata(paper_id: str, n: int, paper_meta: dict) -> dict:
+    """What every chunk knows about its paper: id, position, title, dates, sources."""
+    return {"paper_id": paper_id, "n": n, "title": paper_meta["title"],
+            "dates": paper_meta["dates"], "sources": paper_meta["sources"]}
 
 
 def safe_name(name: str) -> str:
