@@ -52,7 +52,7 @@ def condense_offline(question: str, conversation: Conversation | None) -> str:
     if conversation is None or conversation.last is None or not needs_context(question):
         return question
     prev = conversation.last.answer
-    titles = [c.title for c in prev.citations][:2]
+    titles = [c.title for c in prev.citations][:1]
     if not titles:
         return f"{question} (following up on: {conversation.last.question})"
     return f"{question} (about: {'; '.join(titles)})"
