@@ -249,6 +249,8 @@ def _idf(lex, words: list[str]) -> dict[str, float]:
 
 def _doc_freq(lex, col: int) -> int:
     indptr = lex.retriever.scores["indptr"]
+    if col + 1 >= len(indptr):  # bm25s keeps a trailing empty-token column with no postings
+        return 0
     return int(indptr[col + 1] - indptr[col])
 
 
