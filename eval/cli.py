@@ -1,0 +1,231 @@
+"""``ask eval``: run a question set through the pipeline, score it, write a run folder.
+
+``rag/cli.py`` forwards ``ask eval ARGS...`` here. Abstracta errors propagate to
+``rag.cli.main``, which prints them as one line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+EXIT_FAIL_UNDER = 3
+
+
+def _floor(value: str, option: str = "--fail-under") -> tuple[str, float]:
+    """'hit@5=0.9' -> ('hit@5', 0.9), checking the metric name."""
+    from eval.report import SPEC_BY_NAME
+
+    name, sep, number = value.partition("=")
+    name = name.strip()
+    if not sep or name not in SPEC_BY_NAME:
+        raise click.BadParameter(
+            f"{value!r}: expected METRIC=VALUE with METRIC one of {', '.join(SPEC_BY_NAME)}.",
+            param_hint=option)
+    try:
+        return name, float(number)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: {number!r} is not a number.",
+                                 param_hint=option) from None
+
+
+def _resolve_run(ref: str, runs_dir: Path) -> Path:
+    """A run folder given as a path or as a run name under the runs dir."""
+    for candidate in (Path(ref), runs_dir / ref):
+        if (candidate / "per_question.jsonl").is_file():
+            return candidate
+    raise click.BadParameter(f"{ref!r} is neither a run folder nor a run name in {runs_dir}.",
+                             param_hint="--compare")
+
+
+def _run_folder(runs_dir: Path, name: str | None) -> Path:
+    if name:
+        if "/" in name or name.startswith("."):
+            raise click.BadParameter("a run name is a plain folder name.", param_hint="--name")
+        folder = runs_dir / name
+        if folder.exists():
+            raise click.BadParameter(f"run {name!r} already exists in {runs_dir}; pick another "
+                                     "name or delete it.", param_hint="--name")
+        return folder
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder, n = runs_dir / stamp, 1
+    while folder.exists():
+        n += 1
+        folder = runs_dir / f"{stamp}-{n}"
+    return folder
+
+
+def code_version() -> str:
+    """`git describe` of the source tree when there is one, else the package version."""
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    root = Path(__file__).resolve().parents[1]
+    if (root / ".git").exists():
+        try:
+            out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty",
+                                  "--tags"], capture_output=True, text=True, timeout=10)
+            if out.returncode == 0 and out.stdout.strip():
+                return out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    try:
+        return version("abstracta")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def library_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("abstracta", "chromadb", "llama-index-core", "bm25s", "onnxruntime", "tokenizers",
+                "wordllama", "openai", "numpy", "matplotlib"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _progress(label: str):
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TimeRemainingColumn(), console=Console(stderr=True))
+    task = bar.add_task(label, total=None)
+    return (lambda done, total: bar.update(task, completed=done, total=total)), bar
+
+
+@click.command(name="eval", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--dataset", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Question set (JSON Lines). Default: the shipped eval/datasets/dev.jsonl.")
+@click.option("--name", default=None, help="Run folder name (default: a timestamp).")
+@click.option("-k", "--k", "k", type=click.IntRange(1, 100), default=None,
+              help="Papers the answerer gets (default: the top_k setting). Retrieval metrics "
+                   "always rank max(10, k) papers.")
+@click.option("--judge", is_flag=True,
+              help="Also score faithfulness and citation support with the LLM as a judge.")
+@click.option("--compare", "compare_to", default=None, metavar="RUN_OR_PATH",
+              help="Show each metric's change against an earlier run (name or folder).")
+@click.option("--fail-under", "floors", multiple=True, metavar="METRIC=VALUE",
+              help="Exit with code 3 when an overall metric is below VALUE (repeatable).")
+@click.option("--fail-over", "ceilings", multiple=True, metavar="METRIC=VALUE",
+              help="Exit with code 3 when an overall metric is above VALUE (for metrics where "
+                   "lower is better: invented_citation_rate, false_abstention, latency).")
+@click.option("--allow-missing", is_flag=True,
+              help="Run even when gold papers are not in the index (they count as not found).")
+@click.option("--llm/--offline", "use_llm", default=None,
+              help="Force the LLM answerer or the offline one (default: LLM when configured).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Index folder (env ABSTRACTA_DATA_DIR).")
+@click.option("--runs-dir", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("eval/runs"), show_default=True, help="Where run folders go.")
+def eval_command(dataset, name, k, judge, compare_to, floors, ceilings, allow_missing, use_llm,
+                 data_dir, runs_dir):
+    """Score Abstracta on a question set and write a run folder.
+
+    \b
+    ask eval                                   the shipped dev set, offline or with the LLM
+    ask eval --dataset my.jsonl --name base    a named run in eval/runs/base/
+    ask eval --compare base --fail-under hit@5=0.9
+
+    The run folder holds config.json, per_question.jsonl, summary.json, report.md
+    and metrics_by_type.png.
+    """
+    from rag.pipeline import Pipeline
+    from rag.settings import load_settings
+
+    from eval import harness, report
+
+    parsed_floors = [_floor(f) for f in floors]
+    parsed_ceilings = [_floor(c, "--fail-over") for c in ceilings]
+    runs_dir = Path(runs_dir)
+    old_folder = _resolve_run(compare_to, runs_dir) if compare_to else None
+    folder = _run_folder(runs_dir, name)
+    dataset = dataset or harness.DEFAULT_DATASET
+    questions = harness.load_dataset(dataset)
+
+    settings = load_settings(data_dir=data_dir)
+    use_llm = settings.use_llm if use_llm is None else use_llm
+    if (use_llm or judge) and not settings.llm_configured:
+        raise click.UsageError(("--judge" if judge else "--llm") + " needs an LLM: set "
+                               "OPENAI_API_KEY or ABSTRACTA_OPENAI_BASE_URL.")
+    pipeline = Pipeline(settings)
+    if settings.auto_ingest_bundled and pipeline.store.count_papers() == 0:
+        click.echo(f"No papers indexed yet: ingesting the bundled corpus into "
+                   f"{pipeline.store.location}.", err=True)
+        update, bar = _progress("Indexing")
+        with bar:
+            pipeline.ensure_corpus(update)
+
+    index = harness.build_gold_index(pipeline)
+    missing = harness.missing_gold(questions, index)
+    if missing:
+        for q, title in missing:
+            click.echo(f"Gold paper not in the index: {q.id}: {title!r}", err=True)
+        if not allow_missing:
+            raise click.ClickException(
+                f"{len(missing)} gold paper(s) of {dataset} are not in the index "
+                f"({len(index.titles)} papers); ingest them or pass --allow-missing.")
+
+    judge_obj = None
+    if judge:
+        from eval.judge import Judge
+
+        judge_obj = Judge(settings)
+    k = k or settings.top_k
+    update, bar = _progress("Evaluating")
+    with bar:
+        records = harness.run_all(pipeline, questions, index, k=k, use_llm=use_llm,
+                                  judge=judge_obj, progress=update)
+
+    summary = report.summarize(records, judge_obj.model if judge_obj else None)
+    config = {
+        "name": folder.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "dataset": str(dataset), "n_questions": len(questions), "k": k,
+        "retrieval_k": max(10, k), "code_version": code_version(),
+        "answerer": f"llm:{settings.llm_model}" if use_llm else "offline",
+        "judge_model": judge_obj.model if judge_obj else None,
+        "embedding_model": pipeline.embedder_name(),
+        "settings": settings.public_dict(),
+        "corpus": {"papers": len(index.titles), "fingerprint": index.fingerprint},
+        "gold_missing": [{"id": q.id, "gold": t} for q, t in missing],
+        "libraries": library_versions(),
+    }
+    compare_text = None
+    if old_folder is not None:
+        comparison = report.compare(report.read_records(old_folder), records)
+        compare_text = report.format_compare(comparison, str(old_folder))
+    folder.mkdir(parents=True, exist_ok=False)
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    report.write_records(folder, records)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    report.write_chart(folder / "metrics_by_type.png", summary)
+    (folder / "report.md").write_text(report.markdown(summary, config, compare_text),
+                                      encoding="utf-8")
+
+    report.print_summary(summary)
+    if compare_text:
+        click.echo("\n" + compare_text)
+    click.echo(f"\nRun folder: {folder}")
+    failed = []
+    for metric, floor in parsed_floors:
+        value = report.overall_value(summary, metric)
+        if value is None or value < floor:
+            failed.append(f"{metric} = {'n/a' if value is None else f'{value:.4f}'} "
+                          f"is below {floor}")
+    for metric, ceiling in parsed_ceilings:
+        value = report.overall_value(summary, metric)
+        if value is None or value > ceiling:
+            failed.append(f"{metric} = {'n/a' if value is None else f'{value:.4f}'} "
+                          f"is above {ceiling}")
+    if failed:
+        click.echo("FAILED: " + "; ".join(failed), err=True)
+        raise SystemExit(EXIT_FAIL_UNDER)

@@ -1,0 +1,96 @@
+"""Dataset parsing, gold-paper resolution, and the ship-check of dev.jsonl."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from eval_helpers import SMALL, run_ask, write_jsonl
+
+from eval.harness import DEFAULT_DATASET, DatasetError, build_gold_index, load_dataset
+
+GOOD = SMALL[0]
+
+
+@pytest.mark.parametrize("bad, message", [
+    ('{"id": "x", "question": "q", "gold_titles": [}', "not valid JSON"),
+    ('["a list"]', "expected a JSON object"),
+    ('{"id": "x", "gold_titles": []}', "'question'"),
+    ('{"id": "x", "question": "q"}', "gold_titles' or 'gold_ids"),
+    ('{"id": "x", "question": "q", "gold_titles": "one title"}', "'gold_titles' must be a list"),
+    ('{"id": "x", "question": "q", "gold_titles": [], "answer": [3]}', "'answer' must be a list"),
+    ('{"id": "x", "question": "q2", "gold_titles": [], "turns": ["q1", "q3"]}',
+     "last of 'turns' must equal 'question'"),
+    (json.dumps(GOOD), "id 'lookup-1' already used on line 1"),
+])
+def test_bad_line_is_named(tmp_path, bad, message):
+    path = write_jsonl(tmp_path / "set.jsonl", [GOOD, "", bad])
+    with pytest.raises(DatasetError) as err:
+        load_dataset(path)
+    assert str(err.value).startswith("set.jsonl:3: ")  # blank line 2 still counts
+    assert message in str(err.value)
+
+
+def test_parses_turns_and_free_text_type(tmp_path):
+    row = dict(SMALL[4], type="my own kind")
+    (q,) = load_dataset(write_jsonl(tmp_path / "set.jsonl", [row]))
+    assert q.type == "my own kind"
+    assert q.turns == (row["turns"][0],) and q.question == row["turns"][-1]
+    assert q.answerable and q.answer == ("6.7x",)
+
+
+def test_cli_reports_bad_line_in_one_line(tmp_path):
+    path = write_jsonl(tmp_path / "set.jsonl", [GOOD, "{not json"])
+    proc = run_ask("eval", "--dataset", path, "--runs-dir", tmp_path / "runs")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        "Error: set.jsonl:2: not valid JSON (Expecting property name enclosed in double quotes "
+        "at column 2).")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_gold_title_refuses_to_start(tmp_path, bundled_dir):
+    rows = [SMALL[2], dict(SMALL[0], id="ghost", gold_titles=["A Paper That Is Not Indexed"])]
+    path = write_jsonl(tmp_path / "set.jsonl", rows)
+    runs = tmp_path / "runs"
+    proc = run_ask("eval", "--dataset", path, "--data-dir", bundled_dir, "--runs-dir", runs)
+    assert proc.returncode == 1, proc.stderr
+    assert "Gold paper not in the index: ghost: 'A Paper That Is Not Indexed'" in proc.stderr
+    assert "--allow-missing" in proc.stderr and "Traceback" not in proc.stderr
+    assert not runs.exists()
+
+    proc = run_ask("eval", "--dataset", path, "--data-dir", bundled_dir, "--runs-dir", runs,
+                   "--name", "partial", "--allow-missing")
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in (runs / "partial" / "per_question.jsonl").open()]
+    ghost = next(r for r in records if r["id"] == "ghost")
+    assert ghost["gold_missing"] == ["A Paper That Is Not Indexed"]
+    assert ghost["metrics"]["recall@10"] == 0.0  # a missing gold paper counts as not found
+    config = json.loads((runs / "partial" / "config.json").read_text())
+    assert config["gold_missing"] == [{"id": "ghost", "gold": "A Paper That Is Not Indexed"}]
+
+
+def test_dev_set_ships_with_its_corpus(bundled_pipeline):
+    """Every gold title of dev.jsonl is in the bundled corpus, and every expected answer
+    string occurs in the title + abstract of one of its gold papers."""
+    from rag.identity import normalize_title
+
+    questions = load_dataset(DEFAULT_DATASET)
+    index = build_gold_index(bundled_pipeline)
+    papers = {p.paper_id: p for p in bundled_pipeline.store.iter_papers()}
+    assert len(questions) >= 150
+    problems = []
+    for q in questions:
+        texts = []
+        for title in q.gold_titles:
+            ids = index.by_title.get(normalize_title(title))
+            if not ids:
+                problems.append(f"{q.id}: gold title not in corpus: {title}")
+                continue
+            texts += [f"{papers[i].title} {papers[i].abstract}".casefold() for i in ids]
+        for fact in q.answer:
+            if texts and not any(fact.casefold() in t for t in texts):
+                problems.append(f"{q.id}: answer {fact!r} not in a gold abstract")
+        if q.type == "unanswerable" and q.gold_titles:
+            problems.append(f"{q.id}: unanswerable with gold titles")
+    assert problems == []

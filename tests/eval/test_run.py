@@ -1,0 +1,122 @@
+"""Full small runs of `ask eval` over the bundled index: run folder, --fail-under, --compare,
+and the LLM judge against a real local OpenAI-compatible HTTP server."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from eval_helpers import run_ask
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "llm"))
+from openai_stub import Reply, StubOpenAI  # noqa: E402  (tests/llm: the shared OpenAI stub)
+
+TYPES = {"lookup", "detail", "multi", "followup", "unanswerable"}
+
+
+def test_run_folder_fail_under_and_compare(tmp_path, bundled_dir, small_dataset, netguard_log):
+    runs = tmp_path / "runs"
+    base = ["eval", "--dataset", small_dataset, "--data-dir", bundled_dir, "--runs-dir", runs]
+    proc = run_ask(*base, "--name", "base", "--fail-under", "hit@5=0.5")
+    assert proc.returncode == 0, proc.stderr
+    assert "Eval summary (6 questions)" in proc.stdout and "hit@5" in proc.stdout
+    assert "Evaluating" in proc.stderr  # the progress bar is on stderr
+    folder = runs / "base"
+    assert {p.name for p in folder.iterdir()} == {
+        "config.json", "per_question.jsonl", "summary.json", "report.md", "metrics_by_type.png"}
+
+    config = json.loads((folder / "config.json").read_text())
+    assert config["corpus"]["papers"] == 358 and len(config["corpus"]["fingerprint"]) == 64
+    assert config["answerer"] == "offline" and config["retrieval_k"] == 10
+    assert config["settings"]["openai_api_key"] is None and config["embedding_model"]
+    assert config["code_version"] and config["libraries"]["chromadb"]
+
+    records = {r["id"]: r for r in map(json.loads, (folder / "per_question.jsonl").open())}
+    assert list(records) == ["lookup-1", "lookup-2", "detail-1", "multi-1", "followup-1",
+                             "unanswerable-1"]
+    for r in records.values():
+        assert len(r["retrieved"]) == 10 and r["retrieved"][0]["rank"] == 1
+        assert r["metrics"]["latency_ms"] > 0 and r["metrics"]["invented_citation_rate"] in (None, 0)
+    assert records["lookup-2"]["metrics"]["hit@5"] == 1.0  # matched through gold_ids
+    assert records["detail-1"]["retrieved"][0]["gold"] and records["detail-1"]["cited"][0]["gold"]
+    # The follow-up was asked after its first turn: the search named the paper.
+    assert "LLM Compiler" in records["followup-1"]["standalone_question"]
+    assert records["unanswerable-1"]["metrics"]["hit@1"] is None
+
+    summary = json.loads((folder / "summary.json").read_text())
+    assert set(summary["by_type"]) == TYPES
+    hit5 = summary["overall"]["hit@5"]
+    assert hit5["n"] == 5 and hit5["value"] == sum(
+        r["metrics"]["hit@5"] for r in records.values() if r["type"] != "unanswerable") / 5
+    assert hit5["ci"][0] <= hit5["value"] <= hit5["ci"][1]
+    assert summary["overall"]["correct_abstention"]["n"] == 1
+    assert "tokens_mean" not in summary["overall"]  # offline: no token usage
+    md = (folder / "report.md").read_text()
+    assert "| hit@5 |" in md and "](metrics_by_type.png)" in md
+    assert (folder / "metrics_by_type.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # A second run, compared with the first by name, with a floor it cannot reach.
+    proc = run_ask(*base, "--name", "next", "--compare", "base", "--fail-under", "hit@1=0",
+                   "--fail-under", "hit@5=1.01")
+    assert proc.returncode == 3, proc.stderr
+    assert "FAILED: hit@5 = " in proc.stderr and "is below 1.01" in proc.stderr
+    assert "hit@1" not in proc.stderr.split("FAILED:")[1]
+    assert "Compared with" in proc.stdout and "6 shared questions" in proc.stdout
+    assert "hit@5 -> miss: 0" in proc.stdout  # same index, same answers: nothing flipped
+    assert "## Comparison" in (runs / "next" / "report.md").read_text()
+
+    # Compare by path; an unknown run or metric is a usage error before anything runs.
+    proc = run_ask(*base, "--name", "third", "--compare", str(folder), "--k", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((runs / "third" / "config.json").read_text())["k"] == 3
+    proc = run_ask(*base, "--compare", "nope", "--fail-under", "hit@5=0")
+    assert proc.returncode == 2 and "'nope' is neither a run folder" in proc.stderr
+    proc = run_ask(*base, "--fail-under", "hits=0.9")
+    assert proc.returncode == 2 and "expected METRIC=VALUE" in proc.stderr
+    assert sorted(p.name for p in runs.iterdir()) == ["base", "next", "third"]
+    assert not netguard_log.exists()
+
+
+def test_judge_scores_and_counts_unparsable(bundled_dir, bundled_pipeline, small_dataset):
+    from rag.settings import load_settings
+
+    from eval import harness, report
+    from eval.judge import Judge
+
+    good = json.dumps({"claims": [
+        {"claim": "A", "supported": True, "cited": [1], "citation_supports": True},
+        {"claim": "B", "supported": False, "cited": [], "citation_supports": False}]})
+    with StubOpenAI() as stub:
+        stub.script(good, "I think the answer is fine.", Reply(status=500, message="boom"))
+        stub.responder = lambda request: "```json\n" + json.dumps({"claims": [
+            {"claim": "C", "supported": True, "cited": [1], "citation_supports": False}]}) + "\n```"
+        settings = load_settings(data_dir=bundled_dir, openai_base_url=stub.url,
+                                 openai_api_key="sk-test-SECRET", llm_model="stub-model",
+                                 llm_retries=0, llm_timeout=5)
+        questions = harness.load_dataset(small_dataset)
+        index = harness.build_gold_index(bundled_pipeline)
+        records = harness.run_all(bundled_pipeline, questions, index, k=5, use_llm=False,
+                                  judge=Judge(settings))
+        first_prompt = stub.chat_requests[0].prompt
+    answered = [r for r in records if not r["abstained"]]
+    statuses = [r["judge"]["status"] for r in answered]
+    assert statuses[:3] == ["ok", "unparsable", "error"] and set(statuses[3:]) == {"ok"}
+    assert all(r["judge"] == {"status": "skipped"} for r in records if r["abstained"])
+    assert answered[0]["answer"] in first_prompt  # the judge saw the answer and its sources
+    assert answered[0]["retrieved"][0]["title"] in first_prompt
+
+    summary = report.summarize(records, judge_model="stub-model")
+    judged = summary["judge"]["stub-model"]
+    assert judged["unparsable"] == 1 and judged["errors"] == 1
+    assert judged["judged"] == len(answered) - 2
+    faith = judged["overall"]["faithfulness"]
+    assert faith["n"] == judged["judged"]  # unparsable replies are not scored as zero
+    assert faith["value"] == pytest.approx((0.5 + (len(answered) - 3)) / (len(answered) - 2),
+                                           abs=1e-5)
+    assert judged["overall"]["citation_support"]["value"] == pytest.approx(
+        1 / (len(answered) - 2), abs=1e-5)
+    assert "faithfulness" not in summary["overall"]
+    md = report.markdown(summary, {"name": "j"})
+    assert "## LLM judge: stub-model" in md and "unparsable replies: 1" in md
