@@ -167,6 +167,7 @@ def check_citations(text: str, hits: list[Hit]) -> Checked:
         return "".join(f"[{k}]" for k in kept)
 
     new_text = _CITE.sub(fix, text)
+    new_text = re.sub(r"(\[\d+\])(?:\s*\1)+", r"\1", new_text)  # "[1][1]" -> "[1]"
     new_text = re.sub(r"[ \t]+([.,;:])", r"\1", new_text)
     new_text = re.sub(r"[ \t]{2,}", " ", new_text).strip()
     citations = tuple(

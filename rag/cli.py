@@ -131,7 +131,9 @@ def question_cmd(question, as_json, use_llm, verbose, k, since, until, sources, 
     """Answer a QUESTION from the indexed papers, citing them as [n]."""
     from rag.pipeline import Pipeline
 
-    text = " ".join(question)
+    from rag.retrieve import clean_question
+
+    text = clean_question(" ".join(question))  # a bad question fails before any indexing
     settings = _settings(data_dir, chroma_url)
     pipeline = Pipeline(settings)
     _ensure_corpus(pipeline, quiet=as_json)
@@ -148,9 +150,9 @@ def question_cmd(question, as_json, use_llm, verbose, k, since, until, sources, 
         click.echo(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
         return
     if streamed:
-        click.echo("\r\033[K" if "".join(streamed) != answer.text else "")
-        if "".join(streamed) != answer.text:  # the citation check changed the text
-            click.echo(answer.text)
+        click.echo("")
+        if "".join(streamed) != answer.text:  # the citation check or a fallback changed it
+            click.echo(f"\nFinal answer:\n{answer.text}")
     else:
         click.echo(answer.text)
     print_sources(answer)
@@ -308,6 +310,7 @@ def chat(use_llm, k, since, until, sources, data_dir, chroma_url):
     conversation = Conversation()
     filters = _filters(since, until, sources)
     interactive = sys.stdin.isatty()
+    stream = sys.stdout.isatty()
     while True:
         try:
             line = input("> " if interactive else "")
@@ -315,15 +318,26 @@ def chat(use_llm, k, since, until, sources, data_dir, chroma_url):
             break
         if not line.strip() or line.strip().lower() in {"exit", "quit", ":q"}:
             break
+        streamed: list[str] = []
+
+        def on_token(tok: str) -> None:
+            streamed.append(tok)
+            click.echo(tok, nl=False)
+
         try:
             answer = pipeline.answer(line, k=k, filters=filters, conversation=conversation,
-                                     use_llm=use_llm)
+                                     use_llm=use_llm, on_token=on_token if stream else None)
         except AbstractaError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"{chr(10) if streamed else ''}Error: {exc}", err=True)
             continue
+        if streamed:
+            click.echo("")
+            if "".join(streamed) != answer.text:  # the citation check or a fallback changed it
+                click.echo(f"\nFinal answer:\n{answer.text}")
         if answer.standalone_question:
             click.echo(f"(searching: {answer.standalone_question})", err=True)
-        click.echo(answer.text)
+        if not streamed:
+            click.echo(answer.text)
         print_sources(answer)
         if answer.note:
             click.echo(f"Note: {answer.note}", err=True)

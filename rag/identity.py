@@ -16,7 +16,13 @@ import hashlib
 import re
 import unicodedata
 
-_TEX_COMMAND = re.compile(r"\\(?:mathbf|mathrm|mathcal|textbf|textit|emph|text|it|bf|rm)\b")
+_TEX_COMMAND = re.compile(
+    r"\\(?:math(?:bf|rm|cal|bb|sf|it|tt|frak)|text(?:bf|it|sc|tt|rm|sf|normal)?|emph|"
+    r"boldsymbol|operatorname|it|bf|rm|sc|tt)\b"
+)
+_ARXIV_URL = re.compile(
+    r"^https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/(.+?)(?:\.pdf)?/?$", re.I
+)
 _ARXIV_NEW = re.compile(r"^(?:arxiv:)?(\d{4}\.\d{4,5})(?:v\d+)?$", re.I)
 _ARXIV_OLD = re.compile(r"^(?:arxiv:)?([a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$", re.I)
 
@@ -33,10 +39,13 @@ def normalize_title(title: str) -> str:
 
 
 def normalize_arxiv_id(raw: str | None) -> str | None:
-    """``arXiv:2406.01234v2`` -> ``2406.01234``; None when it is not an arXiv id."""
+    """``arXiv:2406.01234v2`` or its arxiv.org link -> ``2406.01234``; None when not an arXiv id."""
     if not raw:
         return None
     raw = str(raw).strip()
+    url = _ARXIV_URL.match(raw)  # an arxiv.org/abs/... or /pdf/... link in an id column
+    if url:
+        raw = url.group(1)
     for pattern in (_ARXIV_NEW, _ARXIV_OLD):
         match = pattern.match(raw)
         if match:

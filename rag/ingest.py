@@ -71,11 +71,28 @@ def content_hash(title: str, abstract: str) -> str:
 
 
 def _merge(papers: list[Paper], known_ids: dict[str, str]) -> dict[str, StoredPaper]:
-    """Group records into one StoredPaper per id; later abstracts replace earlier ones."""
+    """Group records into one StoredPaper per id; later abstracts replace earlier ones.
+
+    A title already in the index keeps its indexed id, whichever format brings it
+    again; otherwise a title's records share the first arXiv id any of them has
+    (a listing page and an arXiv snapshot of one paper are one paper), else its
+    title id. Two records with the same title but different arXiv ids stay apart.
+    """
+    group_id: dict[str, str] = {}
+    for p in papers:
+        key = title_key(p.title)
+        arxiv = paper_id(p.title, p.arxiv_id) if p.arxiv_id else None
+        if key not in group_id or (group_id[key].startswith("t:") and arxiv and
+                                   not arxiv.startswith("t:") and key not in known_ids):
+            group_id[key] = known_ids.get(key) or arxiv or paper_id(p.title)
     merged: dict[str, StoredPaper] = {}
     for p in papers:
-        pid = paper_id(p.title, p.arxiv_id)
-        pid = known_ids.get(title_key(p.title), pid) if pid.startswith("t:") else pid
+        key = title_key(p.title)
+        pid = group_id[key]
+        own = paper_id(p.title, p.arxiv_id)
+        if not own.startswith("t:") and not pid.startswith("t:") and own != pid \
+                and key not in known_ids:
+            pid = own  # same title, another arXiv id: another paper
         dates = tuple(lst.date for lst in p.listings if lst.date)
         sources = tuple(lst.source for lst in p.listings if lst.source)
         old = merged.get(pid)
@@ -131,6 +148,10 @@ def load_files(paths: list[Path], report: IngestReport) -> list[Paper]:
             result = load_path(path)
         except SourceError as exc:
             report.failed_files.append(str(exc))
+            continue
+        except Exception as exc:  # a loader bug must not stop the other files
+            report.failed_files.append(
+                f"{path}: could not be read ({type(exc).__name__}); please report this file.")
             continue
         report.records += len(result.papers)
         report.skipped.extend(result.skipped)

@@ -183,5 +183,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = str(err["loc"][0]) if err.get("loc") else "?"
-        name = loc if loc.isupper() else ENV_PREFIX + loc.upper()
+        name = loc.upper() if loc.upper().startswith(("ABSTRACTA_", "OPENAI_")) else (
+            ENV_PREFIX + loc.upper())
+        if err.get("type") == "extra_forbidden":
+            raise SettingsError(
+                f"Unknown setting {name} (in .env); see .env.example for the known variables."
+            ) from exc
         raise SettingsError(f"Setting {name}: {err['msg']}. Fix it in the environment or .env.") from exc

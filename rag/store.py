@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,7 @@ class Store:
         self.chunks = chunks
         self.papers = papers
         self._lexical: Lexical | None = None
+        self._lexical_lock = threading.Lock()  # one rebuild at a time (UI threads)
 
     # --- description ------------------------------------------------------------------
     @property
@@ -244,10 +246,14 @@ class Store:
 
     def lexical(self) -> Lexical | None:
         """The BM25 index for the current generation (load the cache, or rebuild it)."""
-        if self.settings.chroma_url:
-            # Other machines may have written: ask the server for the current generation.
+        with self._lexical_lock:
+            # Other processes (another `ask`, other machines on a shared server) may have
+            # written since we last looked: read the current generation every time.
             self.chunks = self._call(self._client.get_collection, "read", self.chunks.name,
                                      embedding_function=None)
+            return self._current_lexical()
+
+    def _current_lexical(self) -> Lexical | None:
         gen = self.generation()
         if self._lexical is not None and self._lexical.generation == gen:
             return self._lexical
@@ -284,7 +290,7 @@ class Store:
         retriever.index(tokenize_for_bm25(docs), show_progress=False)
         lex = Lexical(retriever, ids, pids, gen)
         try:  # the cache is an optimisation: a read-only data dir still answers
-            tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+            tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}-{threading.get_ident()}")
             shutil.rmtree(tmp, ignore_errors=True)
             retriever.save(str(tmp))
             (tmp / "rows.json").write_text(json.dumps({"chunk_ids": ids, "paper_ids": pids}))

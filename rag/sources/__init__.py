@@ -46,6 +46,11 @@ def read_text(path: Path) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise SourceError(f"{path}: cannot read it ({exc.strerror}).") from exc
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # spreadsheet "Unicode text" exports
+        try:
+            data = data.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"{path}: not valid UTF-16 text; re-save the file as UTF-8.") from exc
     if b"\x00" in data[:8192]:
         raise SourceError(
             f"{path}: this is a binary file, not a listing page, JSON Lines or CSV; "
@@ -90,10 +95,17 @@ def load_path(path: Path) -> LoadResult:
     loader = {"listing": listing.load, "arxiv-jsonl": arxiv.load, "csv": csvfile.load}[fmt]
     result = loader(text, path.name)
     result.format = fmt
+    # Reasons quote record text; keep each one a single printable line.
+    result.skipped = [one_line(r) for r in result.skipped]
     if not result.papers:
         reasons = "; ".join(result.skipped[:2])
         raise SourceError(f"{path}: no usable paper in this {fmt} file ({reasons or 'no records'}).")
     return result
+
+
+def one_line(text: str) -> str:
+    """Control characters and line/paragraph separators folded into spaces."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:

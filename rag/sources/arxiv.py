@@ -17,7 +17,11 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
 def _text(value) -> str:
-    return " ".join(value.split()) if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        return ""
+    # JSON escapes can carry lone surrogates ("\\ud800") that no UTF-8 file can hold.
+    value = value.encode("utf-8", "replace").decode("utf-8")
+    return " ".join(value.split())
 
 
 def _record(obj, source: str, line: int, result) -> None:
@@ -39,7 +43,8 @@ def _record(obj, source: str, line: int, result) -> None:
         title=title,
         abstract=abstract,
         listings=(Listing(date, source),),
-        arxiv_id=str(raw_id) if isinstance(raw_id, (str, int, float)) and raw_id != "" else None,
+        # A numeric id lost its trailing zeros in JSON (1706.03760 -> 1706.0376): use the title.
+        arxiv_id=raw_id if isinstance(raw_id, str) and raw_id.strip() else None,
         authors=_text(authors),
         categories=_text(obj.get("categories")),
         url=_text(obj.get("url")),
@@ -58,6 +63,9 @@ def load(text: str, source: str):
         except json.JSONDecodeError as exc:
             result.skipped.append(f"{source}:{exc.lineno}: malformed JSON ({exc.msg}); skipped")
             return result
+        except (RecursionError, ValueError) as exc:  # too deep, or a 5000-digit number
+            result.skipped.append(f"{source}:1: unreadable JSON ({type(exc).__name__}); skipped")
+            return result
         for number, obj in enumerate(items if isinstance(items, list) else [items], start=1):
             _record(obj, source, number, result)
         return result
@@ -66,8 +74,8 @@ def load(text: str, source: str):
             continue
         try:
             obj = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            msg = getattr(exc, "msg", "too deeply nested")
+        except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+            msg = getattr(exc, "msg", None) or f"unreadable: {type(exc).__name__}"
             result.skipped.append(f"{source}:{number}: malformed JSON ({msg}); skipped")
             continue
         _record(obj, source, number, result)

@@ -18,8 +18,14 @@ csv.field_size_limit(64 * 1024 * 1024)
 
 
 def _dialect(text: str) -> str:
+    """The delimiter the header line uses most: comma, tab, or semicolon (European Excel)."""
     first = text.split("\n", 1)[0]
-    return "\t" if first.count("\t") > first.count(",") else ","
+    return max((",", "\t", ";"), key=first.count)
+
+
+def _column_name(cell: str) -> str:
+    """'  "Abstract" ' -> 'abstract' (spaces after the delimiter, stray quotes, case)."""
+    return cell.strip().strip('"').strip().lower()
 
 
 def _header(text: str) -> list[str]:
@@ -28,7 +34,7 @@ def _header(text: str) -> list[str]:
         row = next(csv.reader([first], delimiter=_dialect(text)))
     except (csv.Error, StopIteration):
         return []
-    return [c.strip().strip('"').lower() for c in row]
+    return [_column_name(c) for c in row]
 
 
 def looks_like_csv(text: str) -> bool:
@@ -49,12 +55,15 @@ def load(text: str, source: str):
     result = LoadResult()
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_dialect(text))
     try:
-        header = [c.strip().lower() for c in next(reader)]
+        header = [_column_name(c) for c in next(reader)]
     except (StopIteration, csv.Error):
         return result
     col = {name: header.index(name) for name in header[::-1]}
-    if "abstract" not in col:
+    if "abstract" not in col and "summary" in col:
         col["abstract"] = col["summary"]
+    if "title" not in col or "abstract" not in col:
+        result.skipped.append(f"{source}:1: the header has no 'title' and 'abstract' columns")
+        return result
 
     def cell(row: list[str], name: str) -> str:
         idx = col.get(name)

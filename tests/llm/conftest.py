@@ -1,0 +1,34 @@
+"""Fixtures for LLM tests: an OpenAI-compatible stub server and pipelines pointed at it.
+
+Other test folders can use the stub too::
+
+    from llm.openai_stub import Reply, StubOpenAI   # tests/ is on sys.path
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from llm_helpers import llm_settings  # noqa: E402
+from openai_stub import Reply, StubOpenAI  # noqa: E402
+
+__all__ = ["Reply", "StubOpenAI"]
+
+
+@pytest.fixture
+def openai_stub():
+    """A started :class:`StubOpenAI` (``.url``, ``.script(...)``, ``.requests``), closed after."""
+    with StubOpenAI() as stub:
+        yield stub
+
+
+@pytest.fixture
+def llm_pipeline(bundled_dir, embedder, openai_stub):
+    """A Pipeline over the shared bundled index (read-only) whose LLM is the stub."""
+    from rag.pipeline import Pipeline
+
+    return Pipeline(llm_settings(bundled_dir, openai_stub), embedder=embedder)

@@ -1,0 +1,65 @@
+"""Helpers shared by the core tests.
+
+Imported as a plain module: pytest puts this folder on sys.path.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLED = ROOT / "rag" / "data" / "corpus"
+BUNDLED_PAPERS = 358
+BUNDLED_RECORDS = 404
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    """Write text (UTF-8, exactly as given) or bytes to ``path``; return it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_bytes(content.encode("utf-8"))
+    return path
+
+
+def listing_page(date: str, papers: list[tuple[str, str]]) -> str:
+    """A listing page in the bundled layout: header, a date, title/abstract paragraphs."""
+    parts = ["new", "Get trending papers in your email inbox!", "Daily Papers", date]
+    for title, abstract in papers:
+        parts += [title, abstract]
+    return "\n\n".join(parts) + "\n"
+
+
+def one_line(stderr: str) -> list[str]:
+    """The 'Error: ...' lines of a CLI run."""
+    return [line for line in stderr.splitlines() if line.startswith("Error:")]
+
+
+def run_ask(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 180):
+    """Run the real `ask` CLI in a subprocess (same as tests/conftest.py's, under the netguard)."""
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True,
+                          text=True, env=full_env, input=input, timeout=timeout, cwd=os.getcwd())
+
+
+def index_snapshot(data_dir: Path) -> dict:
+    """Paper ids, chunk ids and chunk texts of the embedded index in ``data_dir``."""
+    from rag.settings import load_settings
+    from rag.store import open_store
+
+    store = open_store(load_settings(data_dir=data_dir))
+    papers = store.papers.get(include=["metadatas"])
+    chunks = store.chunks.get(include=["documents", "metadatas"])
+    return {
+        "papers": sorted(papers["ids"]),
+        "paper_meta": {pid: (m["hash"], m["dates"], m["sources"])
+                       for pid, m in zip(papers["ids"], papers["metadatas"])},
+        "chunks": sorted(chunks["ids"]),
+        "chunk_texts": dict(zip(chunks["ids"], chunks["documents"])),
+        "chunk_count": store.count_chunks(),
+        "paper_count": store.count_papers(),
+    }

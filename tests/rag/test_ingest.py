@@ -1,0 +1,199 @@
+"""Ingest: idempotent re-runs, changed abstracts, merged listings, kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from rag_helpers import (BUNDLED, BUNDLED_PAPERS, BUNDLED_RECORDS, index_snapshot, listing_page,
+                         write)
+
+from rag.errors import EmbeddingMismatchError
+from rag.identity import paper_id
+from rag.ingest import make_chunker
+
+GQSA = "GQSA: Group Quantization and Sparsity for Accelerating Large Language Model Inference"
+BUNDLED_000 = "000_b88a07071653e565.txt"
+NEW_ABSTRACT = ("This revised abstract says that GQSA now relies on zorbulated lattice codebooks "
+                "for quantization, and that it reaches a fourfold speed-up over dense kernels on "
+                "consumer GPUs while keeping accuracy within one point of the original model.")
+
+
+def _original_abstract(store) -> str:
+    return store.get_papers([paper_id(GQSA)])[paper_id(GQSA)].abstract
+
+
+def _chunks_of(store, pid: str) -> list[str]:
+    res = store.chunks.get(where={"paper_id": pid}, include=["documents"])
+    return [doc for _, doc in sorted(zip(res["ids"], res["documents"]))]
+
+
+def test_reingesting_the_same_files_changes_nothing(bundled_copy):
+    pipe, _ = bundled_copy
+    chunks_before = pipe.store.count_chunks()
+    generation = pipe.store.generation()
+    report = pipe.ingest([BUNDLED])
+    assert (report.added, report.updated, report.unchanged) == (0, 0, BUNDLED_PAPERS)
+    assert report.records == BUNDLED_RECORDS and report.files == 4 and report.chunks == 0
+    assert pipe.store.count_papers() == BUNDLED_PAPERS
+    assert pipe.store.count_chunks() == chunks_before
+    assert pipe.store.generation() == generation  # the lexical cache stays valid
+
+
+def test_changed_abstract_replaces_the_old_chunks(bundled_copy, tmp_path, settings):
+    pipe, _ = bundled_copy
+    pid = paper_id(GQSA)
+    old_abstract = _original_abstract(pipe.store)
+    page = write(tmp_path / "in" / BUNDLED_000, listing_page("Aug 13", [(GQSA, NEW_ABSTRACT)]))
+    report = pipe.ingest([page])
+    assert (report.added, report.updated, report.unchanged) == (0, 1, 0)
+    paper = pipe.store.get_papers([pid])[pid]
+    assert paper.abstract == NEW_ABSTRACT and paper.dates == ("--08-13",)
+    chunks = _chunks_of(pipe.store, pid)
+    expected = make_chunker(settings)(paper)
+    assert chunks == [c.text for c in expected]
+    assert all(c.startswith(GQSA + "\n") for c in chunks)
+    assert "zorbulated" in " ".join(chunks)
+    assert not any(old_abstract[:60] in c for c in chunks)
+    assert pipe.store.count_papers() == BUNDLED_PAPERS
+    hits = pipe.search("zorbulated lattice codebooks", k=1)
+    assert hits[0].paper.paper_id == pid and hits[0].lexical is not None
+    # Running the same file again is now a no-op.
+    again = pipe.ingest([page])
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 1)
+
+
+def test_same_paper_in_a_new_file_keeps_both_dates_and_sources(bundled_copy, tmp_path):
+    pipe, _ = bundled_copy
+    pid = paper_id(GQSA)
+    chunks_before = _chunks_of(pipe.store, pid)
+    page = write(tmp_path / "sep02.txt",
+                 listing_page("Sep 2", [(GQSA, _original_abstract(pipe.store))]))
+    report = pipe.ingest([page])
+    assert (report.added, report.updated, report.unchanged, report.chunks) == (0, 1, 0, 0)
+    paper = pipe.store.get_papers([pid])[pid]
+    assert paper.dates == ("--08-13", "--09-02")
+    assert paper.sources == (BUNDLED_000, "sep02.txt")
+    assert _chunks_of(pipe.store, pid) == chunks_before
+
+
+def test_new_papers_and_bad_records_are_reported(bundled_copy, tmp_path):
+    pipe, _ = bundled_copy
+    rows = [{"id": "2501.00001v1", "title": "Zorbulated Widgets for Caching", "abstract":
+             "We introduce zorbulated widgets, a caching layer for frobnication services that "
+             "halves tail latency.", "update_date": "2025-01-02"},
+            {"id": "2501.00002", "title": "No abstract here"}]
+    path = write(tmp_path / "new.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
+    report = pipe.ingest([path])
+    assert (report.added, report.updated, report.unchanged) == (1, 0, 0)
+    assert report.skipped == ["new.jsonl:2: no abstract (a non-empty string); skipped"]
+    assert pipe.store.count_papers() == BUNDLED_PAPERS + 1
+    paper = pipe.store.get_papers(["2501.00001"])["2501.00001"]
+    assert paper.dates == ("2025-01-02",) and paper.link == "https://arxiv.org/abs/2501.00001"
+
+
+def test_one_bad_file_does_not_stop_the_good_ones(settings, embedder, tmp_path):
+    from rag.pipeline import Pipeline
+
+    pipe = Pipeline(settings, embedder=embedder)
+    write(tmp_path / "in" / "a.csv", "title,abstract\nZorbulated Widgets,"
+          "We introduce zorbulated widgets which halve the tail latency of frobnication services.\n")
+    write(tmp_path / "in" / "b.txt", "")
+    report = pipe.ingest([tmp_path / "in"])
+    assert report.added == 1 and report.files == 2
+    assert len(report.failed_files) == 1 and "b.txt" in report.failed_files[0]
+
+
+def test_arxiv_record_of_a_listing_paper_is_the_same_paper(bundled_copy, tmp_path):
+    pipe, _ = bundled_copy
+    row = {"id": "2412.17560", "title": GQSA, "abstract": _original_abstract(pipe.store),
+           "update_date": "2024-12-23"}
+    pipe.ingest([write(tmp_path / "snap.jsonl", json.dumps(row) + "\n")])
+    assert pipe.store.count_papers() == BUNDLED_PAPERS
+    matches = [p for p in pipe.store.iter_papers() if p.title == GQSA]
+    assert len(matches) == 1 and "2024-12-23" in matches[0].dates
+
+
+def test_same_title_with_and_without_arxiv_id_in_one_run_is_one_paper(settings, embedder, tmp_path):
+    from rag.pipeline import Pipeline
+
+    abstract = "We introduce zorbulated widgets which halve the tail latency of frobnication services."
+    write(tmp_path / "in" / "a.csv", f"title,abstract,id\nZorbulated Widgets,{abstract},2501.00001\n")
+    write(tmp_path / "in" / "b.csv", f"title,abstract,date\nZorbulated Widgets,{abstract},2025-02-01\n")
+    pipe = Pipeline(settings, embedder=embedder)
+    pipe.ingest([tmp_path / "in"])
+    assert pipe.store.count_papers() == 1
+
+
+def test_index_built_with_another_model_refuses_queries(wordllama_dir, embedder):
+    from rag.pipeline import Pipeline
+    from rag.settings import load_settings
+
+    pipe = Pipeline(load_settings(data_dir=wordllama_dir), embedder=embedder)
+    with pytest.raises(EmbeddingMismatchError) as err:
+        pipe.search("group quantization")
+    message = str(err.value)
+    assert "wordllama" in message and "ask ingest --rebuild" in message and "\n" not in message
+
+
+# --- kill and resume ----------------------------------------------------------------------
+
+def _ingest_killed_part_way(data_dir) -> tuple[int, str]:
+    """Run `ask ingest --bundled` (wordllama) under a pty; SIGKILL it once progress shows papers."""
+    master, slave = pty.openpty()
+    env = dict(os.environ, ABSTRACTA_EMBEDDER="wordllama", ABSTRACTA_DATA_DIR=str(data_dir),
+               TERM="xterm", COLUMNS="120")
+    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", "--bundled"],
+                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env,
+                            start_new_session=True)
+    os.close(slave)
+    seen, done = b"", 0
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if ready:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+            counts = [int(n) for n in re.findall(rb"(\d+)/%d" % BUNDLED_PAPERS, seen)]
+            done = max(counts, default=0)
+            if 64 <= done < BUNDLED_PAPERS:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+    finally:
+        proc.wait(timeout=30)
+        os.close(master)
+    return proc.returncode, seen.decode(errors="replace")
+
+
+def test_killed_ingest_resumes_to_the_same_index(tmp_path, wordllama_dir):
+    data = tmp_path / "killed"
+    code, output = _ingest_killed_part_way(data)
+    assert code == -signal.SIGKILL, f"the ingest was not killed part-way: {output[-500:]}"
+    partial = index_snapshot(data)
+    assert partial["paper_count"] < BUNDLED_PAPERS
+
+    env = dict(os.environ, ABSTRACTA_EMBEDDER="wordllama", ABSTRACTA_DATA_DIR=str(data))
+    resumed = subprocess.run([sys.executable, "-m", "rag.cli", "ingest", "--bundled"],
+                             capture_output=True, text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    added = BUNDLED_PAPERS - partial["paper_count"]
+    assert f"{added} added, 0 updated, {partial['paper_count']} unchanged" in resumed.stdout
+
+    got, want = index_snapshot(data), index_snapshot(wordllama_dir)
+    assert got["paper_count"] == want["paper_count"] == BUNDLED_PAPERS
+    assert got["chunk_count"] == want["chunk_count"] == len(want["chunks"])
+    assert got["papers"] == want["papers"]
+    assert got["chunks"] == want["chunks"]
+    assert got["chunk_texts"] == want["chunk_texts"]
+    assert got["paper_meta"] == want["paper_meta"]

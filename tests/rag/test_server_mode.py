@@ -1,0 +1,133 @@
+"""Server mode: a real `chroma run` server shared by several machines (here: Pipelines)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from rag_helpers import BUNDLED, write
+
+from rag.errors import StoreError
+
+pytestmark = pytest.mark.server
+
+CHROMA = Path(sys.executable).parent / "chroma"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(path: Path, port: int, log: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([str(CHROMA), "run", "--path", str(path), "--port", str(port),
+                             "--host", "127.0.0.1"], stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"chroma run exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("chroma run did not answer its heartbeat within 60 s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A `chroma run` server on a free loopback port: (url, restart, stop)."""
+    path, port, log = tmp_path / "chroma-server", _free_port(), tmp_path / "chroma.log"
+    state = {"proc": _start(path, port, log)}
+
+    def stop():
+        _stop(state["proc"])
+
+    def restart():
+        state["proc"] = _start(path, port, log)
+
+    yield f"http://127.0.0.1:{port}", restart, stop
+    if state["proc"].poll() is None:
+        _stop(state["proc"])
+
+
+def _pipeline(url: str, data_dir: Path, embedder):
+    from rag.pipeline import Pipeline
+    from rag.settings import load_settings
+
+    return Pipeline(load_settings(chroma_url=url, data_dir=data_dir), embedder=embedder)
+
+
+def _few_papers(tmp_path) -> Path:
+    """The first 12 papers of the first bundled page (a small, fast corpus)."""
+    page = sorted(BUNDLED.iterdir())[0].read_text().split("\n\n")
+    start = page.index("Aug 13")
+    return write(tmp_path / "few.txt", "\n\n".join(page[:start + 1 + 24]) + "\n")
+
+
+def test_ingest_answer_outage_and_restart(server, tmp_path, embedder, netguard_log):
+    url, restart, stop = server
+    pipe = _pipeline(url, tmp_path / "machine-a", embedder)
+    report = pipe.ingest([_few_papers(tmp_path)])
+    assert report.added == 12
+    assert pipe.stats()["mode"] == "chroma server" and pipe.stats()["location"] == url
+
+    ans = pipe.answer("Which paper combines group quantization with structured sparsity?")
+    assert not ans.abstained and ans.citations[0].title.startswith("GQSA")
+
+    stop()
+    with pytest.raises(StoreError) as err:
+        _pipeline(url, tmp_path / "machine-a", embedder).answer("group quantization")
+    assert url in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(StoreError, match="127.0.0.1"):
+        pipe.answer("group quantization")
+
+    restart()
+    again = _pipeline(url, tmp_path / "machine-a", embedder)
+    ans = again.answer("How does GPipe train giant neural networks?")
+    assert not ans.abstained and ans.citations[0].title.startswith("GPipe")
+    assert not netguard_log.exists()
+
+
+def test_cli_against_a_stopped_server_is_a_one_line_error(server, tmp_path):
+    from rag_helpers import one_line, run_ask
+
+    url, _, stop = server
+    stop()
+    res = run_ask("stats", env={"ABSTRACTA_CHROMA_URL": url})
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    errors = one_line(res.stderr)
+    assert len(errors) == 1 and url in errors[0]
+
+
+def test_a_second_machine_sees_the_first_ones_papers_in_bm25(server, tmp_path, embedder):
+    url, _, _ = server
+    first = _pipeline(url, tmp_path / "machine-a", embedder)
+    first.ingest([_few_papers(tmp_path)])
+    second = _pipeline(url, tmp_path / "machine-b", embedder)
+    assert second.store.count_papers() == 12
+    hits = second.search("MPIrigen MPI code generation", k=3)
+    assert hits[0].paper.title.startswith("MPIrigen") and hits[0].lexical
+
+    # The first machine adds a paper; the second one's BM25 index catches up.
+    write(tmp_path / "new.csv", "title,abstract\nQuibblefrost Sketches,We introduce quibblefrost "
+          "sketches that count distinct events in constant memory.\n")
+    first.ingest([tmp_path / "new.csv"])
+    hits = second.search("quibblefrost", k=3)
+    assert hits[0].paper.title == "Quibblefrost Sketches" and hits[0].lexical

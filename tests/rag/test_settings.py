@@ -1,0 +1,74 @@
+"""Settings: environment, .env, validation and secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rag_helpers import write
+
+from rag.errors import SettingsError
+from rag.settings import load_settings
+
+
+def test_defaults_and_environment(monkeypatch, tmp_path):
+    s = load_settings()
+    assert s.data_dir == tmp_path / "data"  # the autouse fixture sets ABSTRACTA_DATA_DIR
+    assert (s.embedder, s.top_k, s.answerer, s.chroma_url) == ("minilm", 5, "auto", None)
+    assert not s.use_llm
+    monkeypatch.setenv("ABSTRACTA_TOP_K", "9")
+    monkeypatch.setenv("ABSTRACTA_CHROMA_URL", "  ")
+    s = load_settings()
+    assert s.top_k == 9 and s.chroma_url is None
+
+
+def test_overrides_win_and_none_means_unset(monkeypatch):
+    monkeypatch.setenv("ABSTRACTA_TOP_K", "9")
+    assert load_settings(top_k=3).top_k == 3
+    assert load_settings(top_k=None).top_k == 9
+
+
+def test_unknown_variable_is_rejected_by_name(monkeypatch):
+    monkeypatch.setenv("ABSTRACTA_FOO", "1")
+    with pytest.raises(SettingsError, match="Unknown setting ABSTRACTA_FOO"):
+        load_settings()
+
+
+@pytest.mark.parametrize("var, value", [
+    ("ABSTRACTA_TOP_K", "0"), ("ABSTRACTA_TOP_K", "many"), ("ABSTRACTA_EMBEDDER", "bert"),
+    ("ABSTRACTA_ABSTAIN_THRESHOLD", "2"), ("ABSTRACTA_COLLECTION", "a b"),
+])
+def test_bad_value_names_the_variable(monkeypatch, var, value):
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert var in str(err.value) and "\n" not in str(err.value)
+
+
+def test_dotenv_in_the_working_directory_is_read():
+    write(Path(".env"), "ABSTRACTA_TOP_K=7\nOPENAI_BASE_URL=http://127.0.0.1:9/v1\n")
+    s = load_settings()
+    assert s.top_k == 7 and s.llm_configured and s.use_llm
+
+
+def test_unknown_variable_in_dotenv_is_named_once():
+    write(Path(".env"), "ABSTRACTA_FOO=1\n")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert "ABSTRACTA_FOO" in str(err.value) and "ABSTRACTA_ABSTRACTA" not in str(err.value)
+
+
+def test_secrets_are_masked(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-123")
+    monkeypatch.setenv("ABSTRACTA_UI_AUTH", "me:hunter2")
+    s = load_settings()
+    assert s.openai_api_key.get_secret_value() == "sk-secret-123"
+    public = s.public_dict()
+    assert public["openai_api_key"] == "***" and public["ui_auth"] == "***"
+    assert "sk-secret-123" not in repr(s) and "hunter2" not in str(public)
+
+
+def test_answerer_choice(monkeypatch):
+    assert not load_settings(answerer="offline", openai_api_key="k").use_llm
+    assert load_settings(answerer="llm").use_llm
+    assert load_settings(openai_api_key="k").use_llm

@@ -1,0 +1,182 @@
+"""Loaders: every supported format, format sniffing, bad files and bad records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rag_helpers import BUNDLED, write
+
+from rag.errors import SourceError
+from rag.sources import detect_format, expand_paths, load_path
+
+ABSTRACT = ("We propose a method that makes widgets faster by caching their frobnication "
+            "state across requests, and show a threefold speed-up on standard benchmarks.")
+
+
+# --- the bundled listing pages ---------------------------------------------------------
+
+def test_bundled_listing_page_loads_titles_abstracts_and_date():
+    path = sorted(BUNDLED.iterdir())[0]
+    result = load_path(path)
+    assert result.format == "listing"
+    assert len(result.papers) == 86 and result.skipped == []
+    first = result.papers[0]
+    assert first.title.startswith("GQSA: Group Quantization and Sparsity")
+    assert first.abstract.startswith("Model compression has emerged")
+    assert [(lst.date, lst.source) for lst in first.listings] == [("--08-13", path.name)]
+    assert first.where == f"{path.name}:13"
+
+
+def test_listing_with_year_crlf_and_bom(tmp_path):
+    text = ("\ufeffDaily Papers\r\n\r\nAug 13, 2024\r\n\r\nWidget Caching\r\n\r\n" + ABSTRACT
+            + "\r\n\r\nSep 2\r\n\r\nSecond Paper\r\n\r\n" + ABSTRACT.replace("widgets", "gadgets")
+            + "\r\n")
+    result = load_path(write(tmp_path / "page.txt", text))
+    assert [(p.title, p.listings[0].date) for p in result.papers] == [
+        ("Widget Caching", "2024-08-13"), ("Second Paper", "--09-02")]
+    assert all("\r" not in p.abstract and "\ufeff" not in p.title for p in result.papers)
+
+
+def test_listing_title_without_abstract_is_skipped_with_its_line(tmp_path):
+    text = ("Daily Papers\n\nAug 13\n\nGood Title\n\n" + ABSTRACT
+            + "\n\nOrphan Title\n\nAug 14\n\nOther\n\n" + ABSTRACT + "\n")
+    result = load_path(write(tmp_path / "page.txt", text))
+    assert [p.title for p in result.papers] == ["Good Title", "Other"]
+    assert result.skipped == ["page.txt:9: 'Orphan Title' has no abstract; skipped"]
+
+
+# --- arXiv metadata JSON Lines ------------------------------------------------------------
+
+def _arxiv(**extra) -> dict:
+    rec = {"id": "2406.01234", "title": "Widget\n  Caching", "abstract": "  " + ABSTRACT + "\n",
+           "authors": "A. One, B. Two", "categories": "cs.LG cs.AI", "update_date": "2024-06-03"}
+    rec.update(extra)
+    return rec
+
+
+def test_arxiv_jsonl_fields_are_read_and_folded(tmp_path):
+    lines = [json.dumps(_arxiv(id="2406.01234v2")), "",
+             json.dumps(_arxiv(id="hep-th/9901001", title="Old Style", update_date=None))]
+    result = load_path(write(tmp_path / "snap.jsonl", "\n".join(lines) + "\n"))
+    assert result.format == "arxiv-jsonl"
+    first, second = result.papers
+    assert first.title == "Widget Caching" and first.abstract == ABSTRACT
+    assert first.arxiv_id == "2406.01234v2" and first.authors == "A. One, B. Two"
+    assert first.categories == "cs.LG cs.AI"
+    assert first.listings[0].date == "2024-06-03" and first.listings[0].source == "snap.jsonl"
+    assert second.where == "snap.jsonl:3" and second.listings[0].date == ""
+
+
+def test_arxiv_json_array_is_accepted(tmp_path):
+    text = json.dumps([_arxiv(), _arxiv(id="2406.05678", title="Another")], indent=2)
+    result = load_path(write(tmp_path / "export.json", text))
+    assert [p.title for p in result.papers] == ["Widget Caching", "Another"]
+
+
+def test_arxiv_bad_records_are_skipped_with_file_and_line(tmp_path):
+    lines = [json.dumps(_arxiv()), '{"id": "1", "title": "broken',
+             json.dumps(_arxiv(abstract="")), json.dumps(_arxiv(title=None)), "[1, 2]",
+             json.dumps(_arxiv(id="2406.09999", title="Fine"))]
+    result = load_path(write(tmp_path / "snap.jsonl", "\n".join(lines)))
+    assert [p.title for p in result.papers] == ["Widget Caching", "Fine"]
+    assert [s.split(" (")[0].split(";")[0] for s in result.skipped] == [
+        "snap.jsonl:2: malformed JSON", "snap.jsonl:3: no abstract", "snap.jsonl:4: no title",
+        "snap.jsonl:5: not a JSON object"]
+
+
+def test_numeric_arxiv_id_is_not_trusted(tmp_path):
+    """A JSON number loses trailing zeros (1706.03760 -> 1706.0376): no id beats a wrong one."""
+    text = '{"id": 1706.03760, "title": "Attention", "abstract": "%s"}\n' % ABSTRACT
+    paper = load_path(write(tmp_path / "snap.jsonl", text)).papers[0]
+    assert paper.arxiv_id is None
+
+
+# --- CSV / TSV ------------------------------------------------------------------------------
+
+def test_csv_with_optional_columns_quotes_and_multiline_cells(tmp_path):
+    text = ('Title,Abstract,ID,Date,Authors,URL,extra\n'
+            f'"Widget, Caching","{ABSTRACT}\nSecond line.",arXiv:2406.01234v3,2024-08-13,A. One,'
+            'https://example.org/w,x\n'
+            f'Plain,"{ABSTRACT}",,Aug 13,,,\n'
+            f'No Abstract,,,,,,\n')
+    result = load_path(write(tmp_path / "papers.csv", text))
+    assert result.format == "csv"
+    first, second = result.papers
+    assert first.title == "Widget, Caching" and first.abstract.endswith("benchmarks. Second line.")
+    assert first.arxiv_id == "2406.01234" and first.authors == "A. One"
+    assert first.url == "https://example.org/w" and first.listings[0].date == "2024-08-13"
+    assert second.arxiv_id is None and second.listings[0].date == "--08-13"
+    assert second.where == "papers.csv:4"
+    assert result.skipped == ["papers.csv:5: empty abstract; skipped"]
+
+
+def test_tsv_with_bom_and_crlf(tmp_path):
+    text = "\ufefftitle\tabstract\tdate\r\nWidget Caching\t" + ABSTRACT + "\t2024-01-02\r\n"
+    result = load_path(write(tmp_path / "papers.tsv", text))
+    assert result.format == "csv"
+    assert [(p.title, p.abstract, p.listings[0].date) for p in result.papers] == [
+        ("Widget Caching", ABSTRACT, "2024-01-02")]
+
+
+def test_semicolon_csv_as_saved_by_a_european_spreadsheet(tmp_path):
+    text = "title;abstract\nWidget Caching;" + ABSTRACT.replace(",", "") + "\n"
+    result = load_path(write(tmp_path / "papers.csv", text))
+    assert [p.title for p in result.papers] == ["Widget Caching"]
+
+
+def test_utf16_export_with_bom_is_read(tmp_path):
+    text = "title\tabstract\nWidget Caching\t" + ABSTRACT + "\n"
+    result = load_path(write(tmp_path / "papers.txt", b"\xff\xfe" + text.encode("utf-16-le")))
+    assert [p.title for p in result.papers] == ["Widget Caching"]
+
+
+# --- format detection -----------------------------------------------------------------------
+
+def test_format_is_sniffed_from_content_not_name(tmp_path):
+    csv_in_txt = write(tmp_path / "a.txt", "title,abstract\nX," + ABSTRACT.replace(",", "") + "\n")
+    jsonl_in_csv = write(tmp_path / "b.csv", json.dumps(_arxiv()) + "\n")
+    assert load_path(csv_in_txt).format == "csv"
+    assert load_path(jsonl_in_csv).format == "arxiv-jsonl"
+    assert detect_format("Just some notes.\nNothing else here.\n") is None
+
+
+# --- files that are not papers ---------------------------------------------------------------
+
+BAD_FILES = {
+    "unknown.txt": "Dear diary,\n\ntoday I read nothing at all.\n\nThe end.\n",
+    "empty.csv": "",
+    "blank.txt": "  \n\n \t\n",
+    "binary.jsonl": bytes(range(256)) * 4,
+    "latin1.csv": "title,abstract\nCaf\xe9,".encode("latin-1") + ABSTRACT.encode() + b"\n",
+    "image.png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 64,
+    "only_bad.jsonl": '{"title": "x"}\n{broken\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_unreadable_file_raises_one_line_source_error_naming_it(tmp_path, name):
+    path = write(tmp_path / name, BAD_FILES[name])
+    with pytest.raises(SourceError) as err:
+        load_path(path)
+    message = str(err.value)
+    assert name in message and "\n" not in message
+
+
+def test_missing_path_and_empty_folder_raise_source_error(tmp_path):
+    with pytest.raises(SourceError, match="nope.txt: no such file"):
+        expand_paths([tmp_path / "nope.txt"])
+    with pytest.raises(SourceError, match="no such file"):
+        load_path(tmp_path / "nope.txt")
+    (tmp_path / "empty").mkdir()
+    write(tmp_path / "empty" / "picture.png", b"\x89PNG")
+    with pytest.raises(SourceError, match="empty: the folder holds no"):
+        expand_paths([tmp_path / "empty"])
+
+
+def test_folder_expansion_skips_hidden_and_unknown_suffixes(tmp_path):
+    write(tmp_path / "d" / "b.csv", "x")
+    write(tmp_path / "d" / "a.txt", "x")
+    write(tmp_path / "d" / ".hidden" / "c.txt", "x")
+    write(tmp_path / "d" / "img.png", b"x")
+    assert [p.name for p in expand_paths([tmp_path / "d"])] == ["a.txt", "b.csv"]

@@ -1,0 +1,96 @@
+"""Helpers for the reliability tests (a plain module: pytest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLED = ROOT / "rag" / "data" / "corpus"
+BUNDLED_PAPERS = 358
+# A question the bundled corpus answers, and the paper that answers it.
+GOOD_QUESTION = "Which paper combines group quantization with structured sparsity?"
+GOOD_TITLE = "GQSA: Group Quantization and Sparsity for Accelerating Large Language Model Inference"
+
+
+# Root ignores file modes. Dropping these capabilities from the bounding set makes a root
+# process obey them (uid stays 0, so the interpreter under /root is still reachable).
+NO_DAC = "-dac_override,-dac_read_search,-fowner,-linux_immutable"
+
+
+def without_root_powers() -> list[str]:
+    """A command prefix that makes file permissions apply to the process ([] when not root)."""
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", f"--bounding-set={NO_DAC}", f"--inh-caps={NO_DAC}"]
+
+
+def run_ask(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 180,
+            obey_permissions: bool = False):
+    """Run the real `ask` CLI in a subprocess, under the netguard (as tests/conftest.py's).
+
+    ``obey_permissions``: run it so that read-only files are read-only even for root.
+    """
+    full_env = dict(os.environ, **(env or {}))
+    prefix = without_root_powers() if obey_permissions else []
+    return subprocess.run([*prefix, sys.executable, "-m", "rag.cli", *args], capture_output=True, check=False,
+                          text=True, env=full_env, input=input, timeout=timeout, cwd=os.getcwd())
+
+
+def run_many(calls: dict[str, tuple[tuple, dict | None]], workers: int = 3) -> dict:
+    """Run independent `ask` commands side by side (each spends seconds starting up):
+    {name: (args, env)} -> {name: CompletedProcess}."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {name: pool.submit(run_ask, *args, env=env)
+                   for name, (args, env) in calls.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def assert_clean_failure(proc, exit_code: int | None = None, names: str | None = None) -> str:
+    """A failed CLI run that printed one 'Error: ...' line and no traceback; returns that line."""
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out, out[-3000:]
+    assert proc.returncode != 0, out[-2000:]
+    if exit_code is not None:
+        assert proc.returncode == exit_code, out[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, proc.stderr[-2000:]
+    if names is not None:
+        assert names in errors[0], errors[0]
+    return errors[0]
+
+
+def answer_json(proc) -> dict:
+    """The object printed by a successful `ask --json` run."""
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+def index_counts(data_dir: Path) -> tuple[int, int]:
+    """(papers, chunks) of the embedded index in data_dir, read through a fresh store."""
+    from rag.settings import load_settings
+    from rag.store import open_store
+
+    store = open_store(load_settings(data_dir=data_dir))
+    return store.count_papers(), store.count_chunks()
+
+
+def assert_answers(pipeline) -> None:
+    """The pipeline still answers the known question, citing the known paper first."""
+    answer = pipeline.answer(GOOD_QUESTION)
+    assert not answer.abstained, answer.text
+    assert answer.citations and answer.citations[0].title == GOOD_TITLE, answer.citations
+
+
+def write_bytes(path: Path, data: bytes | str) -> Path:
+    """Write bytes (or text as UTF-8, surrogates passed through) to path; return it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data if isinstance(data, bytes)
+                     else data.encode("utf-8", errors="surrogatepass"))
+    return path

@@ -1,0 +1,120 @@
+"""Unusable data folders give a clear error naming the folder; indexes survive them.
+
+The folder cases a user meets: ``--data-dir`` pointing at a file, or at a path
+under a file, and an index folder they cannot write (a shared, read-only copy).
+Tests run as root, which ignores file modes, so the read-only cases run the CLI
+with the file-permission capabilities dropped (``setpriv``), which makes the
+modes apply to it.
+
+Found while writing these: embedded Chroma cannot open an index in a read-only
+folder at all (its ``PersistentClient`` writes its SQLite file on open: "attempt
+to write a readonly database"), so a read-only *index* gets a clear error rather
+than an answer; a read-only *data folder* whose ``chroma/`` is writable answers
+(the lexical cache is optional, as rag/store.py intends).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from reliability_helpers import (
+    GOOD_QUESTION,
+    GOOD_TITLE,
+    answer_json,
+    assert_answers,
+    assert_clean_failure,
+    index_counts,
+    run_ask,
+    without_root_powers,
+    write_bytes,
+)
+
+from rag.errors import StoreError
+
+
+def pipeline_on(data: Path, embedder):
+    from rag.pipeline import Pipeline
+    from rag.settings import load_settings
+
+    return Pipeline(load_settings(data_dir=data), embedder=embedder)
+
+
+@pytest.mark.parametrize("under", [False, True], ids=["file", "under-a-file"])
+@pytest.mark.parametrize("operation", ["stats", "answer", "ingest"])
+def test_data_dir_that_is_not_a_folder(tmp_path, embedder, operation, under):
+    blocker = write_bytes(tmp_path / "notes.txt", "I am a file, not a folder.\n")
+    data = blocker / "index" if under else blocker
+    pipeline = pipeline_on(data, embedder)
+    call = {"stats": lambda: pipeline.stats(),
+            "answer": lambda: pipeline.answer(GOOD_QUESTION),
+            "ingest": lambda: pipeline.ingest([write_bytes(tmp_path / "p.jsonl", "{}\n")])}
+    with pytest.raises(StoreError) as err:
+        call[operation]()
+    message = str(err.value)
+    assert "\n" not in message and str(data) in message, message
+    assert blocker.read_text() == "I am a file, not a folder.\n"  # left alone
+
+
+def _make_read_only(path: Path) -> None:
+    for item in [path, *path.rglob("*")]:
+        mode = item.stat().st_mode
+        item.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def _make_writable(path: Path) -> None:
+    for item in [path, *path.rglob("*")]:
+        item.chmod(item.stat().st_mode | stat.S_IWUSR)
+
+
+@pytest.fixture
+def read_only_copy(bundled_copy):
+    """(data dir, (papers, chunks) before): a copy of the bundled index, every file read-only."""
+    prefix = without_root_powers()
+    if prefix:
+        if shutil.which(prefix[0]) is None:
+            pytest.skip("setpriv (util-linux) is missing: root cannot be made to obey file modes")
+        probe = subprocess.run([*prefix, "true"], capture_output=True, check=False)
+        if probe.returncode != 0:
+            pytest.skip(f"cannot drop capabilities here ({probe.stderr.decode().strip()})")
+    _, data = bundled_copy
+    before = index_counts(data)
+    _make_read_only(data)
+    yield data, before
+    _make_writable(data)
+
+
+def test_read_only_index_gives_a_clear_error_and_survives(read_only_copy, embedder, tmp_path):
+    data, before = read_only_copy
+    proc = run_ask("--json", GOOD_QUESTION, "--data-dir", str(data), obey_permissions=True)
+    if proc.returncode == 0:  # a Chroma that can read a read-only folder: it must answer well
+        assert answer_json(proc)["citations"][0]["title"] == GOOD_TITLE
+    else:  # embedded Chroma today: "attempt to write a readonly database", named folder
+        assert_clean_failure(proc, exit_code=1, names=str(data))
+    new = write_bytes(tmp_path / "new.jsonl", '{"title": "A New Paper On Graphs", '
+                      '"abstract": "We study graphs and find that they are useful."}\n')
+    proc = run_ask("ingest", str(new), "--data-dir", str(data), obey_permissions=True)
+    assert_clean_failure(proc, names=str(data))
+    _make_writable(data)
+    assert index_counts(data) == before
+    assert_answers(pipeline_on(data, embedder))
+
+
+def test_read_only_data_dir_with_writable_chroma_still_answers(bundled_copy):
+    """The lexical cache cannot be written: the answer comes anyway (cache rebuilt in memory)."""
+    if without_root_powers() and shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is missing: root cannot be made to obey file modes")
+    _, data = bundled_copy
+    shutil.rmtree(data / "lexical", ignore_errors=True)
+    data.chmod(0o555)
+    try:
+        proc = run_ask("--json", GOOD_QUESTION, "--data-dir", str(data), obey_permissions=True)
+        assert not (data / "lexical").exists()  # the folder really was read-only
+    finally:
+        data.chmod(0o755)
+    assert answer_json(proc)["citations"][0]["title"] == GOOD_TITLE
+    assert os.access(data, os.W_OK)

@@ -1,0 +1,119 @@
+"""Serving rules, the headless /ask endpoint, concurrency, and upload rules."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+
+
+def test_ui_refuses_other_interfaces_without_auth():
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "rag.cli", "ui", "--host", "0.0.0.0"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert "ABSTRACTA_UI_AUTH" in lines[0] and "0.0.0.0" in lines[0]
+    assert "Traceback" not in res.stderr
+    assert time.perf_counter() - t0 < 30  # refused before loading any model
+
+
+def test_auth_rules(settings):
+    from rag.errors import SettingsError
+    from rag.settings import load_settings
+    from ui.app import resolve_auth
+
+    assert resolve_auth("127.0.0.1", settings) is None
+    assert resolve_auth("localhost", settings) is None
+    with pytest.raises(SettingsError, match="ABSTRACTA_UI_AUTH"):
+        resolve_auth("192.168.1.5", settings)
+    with_auth = load_settings(data_dir=settings.data_dir, ui_auth="ann:s3cret")
+    assert resolve_auth("0.0.0.0", with_auth) == ("ann", "s3cret")
+    with pytest.raises(SettingsError, match="user:password"):
+        resolve_auth("0.0.0.0", load_settings(data_dir=settings.data_dir, ui_auth="nopassword"))
+
+
+def test_ask_endpoint_returns_the_json_answer(shared_app, netguard_log):
+    from gradio_client import Client
+
+    client = Client(shared_app, verbose=False)
+    assert "/ask" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    out = client.predict("Which paper combines group quantization with structured sparsity?", 3,
+                         api_name="/ask")
+    assert out["schema_version"] == 1 and out["abstained"] is False
+    assert out["citations"][0]["title"].startswith("GQSA")
+    assert "[1]" in out["answer"] and len(out["sources"]) == 3
+    assert not netguard_log.exists()
+
+
+def test_ask_endpoint_reports_bad_questions(shared_app):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="(?i)question"):
+        Client(shared_app, verbose=False).predict("  ?! ", api_name="/ask")
+
+
+QUESTIONS = {
+    "PLANSEARCH algorithm that searches over natural-language plans for code generation":
+        "Planning In Natural Language",
+    "paper introducing HumanEval Pro and MBPP Pro for self-invoking code generation":
+        "HumanEval Pro and MBPP Pro",
+    "ProcessBench benchmark for finding the earliest erroneous step in math solutions":
+        "ProcessBench",
+    "CHAMP dataset of competition math problems annotated with concepts and hints": "CHAMP",
+    "PCB-Merging parameter competition balancing, intra-balancing and inter-balancing":
+        "Parameter Competition Balancing",
+    "Model Breadcrumbs sparse masks for multi-task model merging": "Model Breadcrumbs",
+    "OSWorld benchmark for multimodal agents on Ubuntu, Windows and macOS": "OSWorld",
+    "Cybench capture-the-flag (CTF) tasks for evaluating cybersecurity abilities of LM agents":
+        "Cybench",
+    "DistillSpec: knowledge distillation to align the draft model for speculative decoding":
+        "DistillSpec",
+    "BEACON benchmark for RNA tasks and RNA language models": "BEACON",
+}
+
+
+def test_ten_clients_at_once_get_their_own_answers(shared_app):
+    from gradio_client import Client
+
+    def ask(question: str) -> dict:
+        return Client(shared_app, verbose=False).predict(question, 3, api_name="/ask")
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(ask, QUESTIONS))
+    for (question, title), out in zip(QUESTIONS.items(), results):
+        assert out["question"] == question
+        assert out["citations"] and out["citations"][0]["title"].startswith(title), out["answer"]
+
+
+def test_uploads_are_checked_and_bad_files_leave_the_index_unchanged(bundled_copy, tmp_path):
+    from rag.pipeline import Pipeline
+    from rag.settings import load_settings
+    from ui.app import Service
+
+    pipeline, data = bundled_copy
+    svc = Service(pipeline)
+    before = pipeline.store.count_papers()
+    bad = tmp_path / "notes.csv"
+    bad.write_text("just some words\nno header here\n")
+    exe = tmp_path / "tool.exe"
+    exe.write_bytes(b"MZ")
+    report, problems = svc.ingest([str(bad), str(exe)])
+    text = svc.describe_ingest(report, problems)
+    assert pipeline.store.count_papers() == before
+    assert report.failed_files and "not a format Abstracta reads" in report.failed_files[0]
+    assert "notes.csv: not a format Abstracta reads" in text
+    assert str(data) not in text  # server paths are not shown
+    assert "tool.exe: not accepted" in text
+    assert not (data / "uploads" / "tool.exe").exists()
+    big = tmp_path / "big.jsonl"
+    big.write_bytes(b"{}\n" * 100)
+    small_cap = load_settings(data_dir=data, ui_max_upload_mb=0.0001)  # about 100 bytes
+    _, problems = Service(Pipeline(small_cap, embedder=pipeline.embedder)).ingest([str(big)])
+    assert "over the 0.0001 MB upload limit" in problems[0]
