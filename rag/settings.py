@@ -114,7 +114,10 @@ class Settings(BaseSettings):
         description="Base URL of an OpenAI-compatible server (Ollama, vLLM, llama.cpp, LM Studio),"
         " e.g. http://localhost:11434/v1.",
     )
-    llm_model: str = Field(default="gpt-4o-mini", description="Chat model name.")
+    llm_model: str = Field(
+        default="gpt-4.1-mini",
+        description="Chat model name (for a local server, the name it serves, e.g. llama3.1).",
+    )
     llm_temperature: float = Field(default=0.1, ge=0, le=2, description="Sampling temperature.")
     llm_max_tokens: int = Field(default=600, ge=16, le=32000, description="Answer length cap.")
     llm_timeout: float = Field(default=30.0, gt=0, description="Seconds per LLM request.")

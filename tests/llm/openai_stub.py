@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DEFAULT_TEXT = "The stub server has no scripted reply for this request [1]."
-MODELS = ("gpt-4o-mini", "stub-model")
+MODELS = ("gpt-4.1-mini", "stub-model")
 
 
 @dataclass

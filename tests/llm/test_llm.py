@@ -33,7 +33,7 @@ def test_cited_answer_over_bundled_index(llm_pipeline, openai_stub, netguard_log
     openai_stub.script("GQSA combines group quantization with structured sparsity [1]. "
                        "It accelerates LLM inference on GPUs [1].")
     ans = llm_pipeline.answer(GQSA_Q)
-    assert ans.answerer == "llm:gpt-4o-mini"
+    assert ans.answerer == "llm:gpt-4.1-mini"
     assert not ans.abstained and ans.supported and not ans.note
     assert [c.n for c in ans.citations] == [1]
     assert ans.citations[0].title.startswith("GQSA")
@@ -43,7 +43,7 @@ def test_cited_answer_over_bundled_index(llm_pipeline, openai_stub, netguard_log
 
     (req,) = openai_stub.chat_requests
     body = req.json
-    assert body["model"] == "gpt-4o-mini" and body["stream"] is True
+    assert body["model"] == "gpt-4.1-mini" and body["stream"] is True
     assert body["stream_options"] == {"include_usage": True}
     assert req.headers["authorization"] == f"Bearer {KEY}"
     system, user = body["messages"]
@@ -189,10 +189,10 @@ def test_rejected_key_and_unknown_model_are_config_errors(llm_pipeline, openai_s
     assert "\n" not in msg
     assert len(openai_stub.chat_requests) == 1  # a 401 is not retried
 
-    openai_stub.script(Reply(status=404, message="model 'gpt-4o-mini' not found"))
+    openai_stub.script(Reply(status=404, message="model 'gpt-4.1-mini' not found"))
     with pytest.raises(LLMConfigError, match="ABSTRACTA_LLM_MODEL") as err:
         llm_pipeline.answer(GQSA_Q)
-    assert "gpt-4o-mini" in str(err.value)
+    assert "gpt-4.1-mini" in str(err.value)
 
 
 def test_server_that_rejects_stream_options(llm_pipeline, openai_stub):
@@ -316,7 +316,7 @@ def test_cli_json_against_stub(run_ask_env, cli_data, openai_stub, netguard_log)
     proc = run_ask_env("--json", "--data-dir", cli_data, GQSA_Q, stub=openai_stub)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["answerer"] == "llm:gpt-4o-mini" and out["note"] is None
+    assert out["answerer"] == "llm:gpt-4.1-mini" and out["note"] is None
     source_ids = {s["paper_id"] for s in out["sources"]}
     assert out["citations"] and all(c["paper_id"] in source_ids for c in out["citations"])
     assert [c["n"] for c in out["citations"]] == [1, 2]
