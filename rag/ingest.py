@@ -21,11 +21,12 @@ embedder works on batch i+1 (onnxruntime releases the GIL).
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from queue import Queue
+from queue import Empty, Queue
 
 import numpy as np
 
@@ -38,7 +39,9 @@ from rag.store import Store, chunk_metadata, metadata_for_paper, split_list
 from rag.types import Chunk, Paper, StoredPaper
 
 BUNDLED_CORPUS = Path(__file__).parent / "data" / "corpus"
-PAPERS_PER_BATCH = 64
+PAPERS_PER_BATCH = 64  # papers embedded per step (and progress granularity)
+WRITE_CHUNKS = 4000  # the writer merges queued steps into Chroma calls of up to this many chunks
+WRITE_QUEUE = 64  # embedded steps that may wait for the writer (~16 MB of vectors at most)
 
 Progress = Callable[[int, int], None]  # (papers done, papers to embed)
 
@@ -126,7 +129,11 @@ def make_chunker(settings: Settings) -> Callable[[StoredPaper], list[Chunk]]:
     tok = load_tokenizer(None)
     splitter = SentenceSplitter(
         chunk_size=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap,
-        tokenizer=lambda text: tok.encode(text, add_special_tokens=False).ids,
+        # len() is all the splitter needs; the Encoding has it without building a list.
+        tokenizer=lambda text: tok.encode(text, add_special_tokens=False),
+        # Abstracts are single paragraphs of well-formed sentences: a regex split gives
+        # the same chunks as the default NLTK punkt splitter at a third of the cost.
+        chunking_tokenizer_fn=_sentences_for_splitter,
     )
 
     def chunk(paper: StoredPaper) -> list[Chunk]:
@@ -135,6 +142,14 @@ def make_chunker(settings: Settings) -> Callable[[StoredPaper], list[Chunk]]:
                 for i, span in enumerate(spans)]
 
     return chunk
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
+
+
+def _sentences_for_splitter(text: str) -> list[str]:
+    parts = _SENTENCE_END.split(text)
+    return [p + " " for p in parts[:-1]] + parts[-1:]
 
 
 # --- the ingest run ---------------------------------------------------------------------
@@ -219,18 +234,36 @@ def ingest_papers(
 def _embed_and_write(items, settings, store: Store, embedder: Embedder, progress) -> int:
     chunker = make_chunker(settings)
     store.check_model(embedder.name, embedder.dim, claim=True)
+    # A collection that starts empty has no old chunks to delete: skipping the delete
+    # saves ~15% of write time on a first ingest. (A resumed run starts non-empty.)
+    fresh = store.count_chunks() == 0
     # Mark the chunk set dirty before the first write: a run killed half-way must not
     # leave a lexical cache that believes it is current.
     store.bump_generation()
-    queue: Queue = Queue(maxsize=2)
+    queue: Queue = Queue(maxsize=WRITE_QUEUE)
     failure: list[BaseException] = []
 
     def writer() -> None:
-        while (job := queue.get()) is not None:
-            if failure:
+        done = False
+        while not done:
+            jobs = [queue.get()]
+            # Take whatever else is waiting, up to WRITE_CHUNKS: Chroma writes cost far
+            # less per row in big calls (measured at 10k papers: 272 chunks/s with
+            # 260-chunk calls, 716 chunks/s with 4,000-chunk calls).
+            while jobs[-1] is not None and sum(len(j[1]) for j in jobs) < WRITE_CHUNKS:
+                try:
+                    jobs.append(queue.get_nowait())
+                except Empty:
+                    break
+            if jobs[-1] is None:
+                done = True
+                jobs.pop()
+            if failure or not jobs:
                 continue
             try:
-                _write_batch(store, *job)
+                _write_batch(store, [p for j in jobs for p in j[0]],
+                             [c for j in jobs for c in j[1]],
+                             np.concatenate([j[2] for j in jobs]), fresh)
             except BaseException as exc:  # handed to the main thread
                 failure.append(exc)
 
@@ -260,18 +293,23 @@ def _embed_and_write(items, settings, store: Store, embedder: Embedder, progress
     return written
 
 
-def _write_batch(store: Store, batch, chunks: list[Chunk], vectors: np.ndarray) -> None:
+def _write_batch(store: Store, batch, chunks: list[Chunk], vectors: np.ndarray,
+                 fresh: bool = False) -> None:
     ids = [p.paper_id for p, _ in batch]
     metas = {p.paper_id: metadata_for_paper(p, digest, title_key(p.title)) for p, digest in batch}
     store.replace_chunks(
         ids, [c.chunk_id for c in chunks], vectors,
         [c.text for c in chunks],
         [chunk_metadata(c.paper_id, c.index, metas[c.paper_id]) for c in chunks],
+        delete_old=not fresh,
     )
     # The paper vector is the normalized mean of its chunk vectors.
+    rows_of: dict[str, list[int]] = {}
+    for i, c in enumerate(chunks):
+        rows_of.setdefault(c.paper_id, []).append(i)
     paper_vecs = []
     for pid in ids:
-        rows = vectors[[i for i, c in enumerate(chunks) if c.paper_id == pid]]
+        rows = vectors[rows_of[pid]]
         mean = rows.mean(axis=0)
         paper_vecs.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
     store.upsert_papers(ids, np.array(paper_vecs), [p.abstract for p, _ in batch],

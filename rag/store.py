@@ -184,9 +184,13 @@ class Store:
             offset += PAGE
 
     # --- writes -----------------------------------------------------------------------
-    def replace_chunks(self, paper_ids: list[str], ids, embeddings, documents, metadatas) -> None:
+    def replace_chunks(self, paper_ids: list[str], ids, embeddings, documents, metadatas,
+                       delete_old: bool = True) -> None:
         """Drop the old chunks of these papers, then add the new ones."""
-        self._call(self.chunks.delete, "write", where={"paper_id": {"$in": paper_ids}})
+        if delete_old:
+            for start in range(0, len(paper_ids), 1000):
+                self._call(self.chunks.delete, "write",
+                           where={"paper_id": {"$in": paper_ids[start:start + 1000]}})
         for start in range(0, len(ids), PAGE):
             end = start + PAGE
             self._call(self.chunks.upsert, "write", ids=ids[start:end],
@@ -227,12 +231,11 @@ class Store:
     # --- dense search -----------------------------------------------------------------
     def dense(self, vector: np.ndarray, n: int, paper_ids: list[str] | None = None):
         """(chunk ids, paper ids, documents, cosine similarities), best first."""
-        total = self.count_chunks()
-        if total == 0:
-            return [], [], [], []
+        # No count() first: it costs a scan per query at 100k chunks, and Chroma simply
+        # returns fewer rows (none on an empty collection) when asked for more.
         where = {"paper_id": {"$in": paper_ids}} if paper_ids is not None else None
         res = self._call(self.chunks.query, "search", query_embeddings=[vector.tolist()],
-                         n_results=min(n, total), where=where,
+                         n_results=n, where=where,
                          include=["documents", "metadatas", "distances"])
         metas = res["metadatas"][0]
         sims = [1.0 - d for d in res["distances"][0]]  # cosine distance -> similarity
