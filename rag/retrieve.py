@@ -212,9 +212,9 @@ def search(
 
 
 def tokenize_for_bm25_words(text: str) -> list[str]:
-    import bm25s
+    from rag.store import bm25s_module
 
-    return bm25s.tokenize([text], stopwords="en", return_ids=False, show_progress=False)[0]
+    return bm25s_module().tokenize([text], stopwords="en", return_ids=False, show_progress=False)[0]
 
 
 def _bm25(lex, words: list[str], n: int, allowed: list[str] | None):

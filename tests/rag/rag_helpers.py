@@ -53,13 +53,13 @@ def index_snapshot(data_dir: Path) -> dict:
 
     store = open_store(load_settings(data_dir=data_dir))
     papers = store.papers.get(include=["metadatas"])
-    chunks = store.chunks.get(include=["documents", "metadatas"])
+    chunks = store.chunks.get(include=["metadatas"])
     return {
         "papers": sorted(papers["ids"]),
         "paper_meta": {pid: (m["hash"], m["dates"], m["sources"])
                        for pid, m in zip(papers["ids"], papers["metadatas"])},
         "chunks": sorted(chunks["ids"]),
-        "chunk_texts": dict(zip(chunks["ids"], chunks["documents"])),
+        "chunk_texts": {cid: m["text"] for cid, m in zip(chunks["ids"], chunks["metadatas"])},
         "chunk_count": store.count_chunks(),
         "paper_count": store.count_papers(),
     }

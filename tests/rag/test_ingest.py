@@ -32,8 +32,8 @@ def _original_abstract(store) -> str:
 
 
 def _chunks_of(store, pid: str) -> list[str]:
-    res = store.chunks.get(where={"paper_id": pid}, include=["documents"])
-    return [doc for _, doc in sorted(zip(res["ids"], res["documents"]))]
+    res = store.chunks.get(where={"paper_id": pid}, include=["metadatas"])
+    return [m["text"] for _, m in sorted(zip(res["ids"], res["metadatas"]))]
 
 
 def test_reingesting_the_same_files_changes_nothing(bundled_copy):
@@ -197,3 +197,23 @@ def test_killed_ingest_resumes_to_the_same_index(tmp_path, wordllama_dir):
     assert got["chunks"] == want["chunks"]
     assert got["chunk_texts"] == want["chunk_texts"]
     assert got["paper_meta"] == want["paper_meta"]
+
+
+def test_large_ingest_in_a_worker_process_gives_the_same_index(
+        wordllama, wordllama_dir, tmp_path, monkeypatch):
+    """Large ingests chunk and embed in a spawned worker while the parent writes; the
+    index must be exactly what the in-process path builds (ids, texts, hashes)."""
+    import rag.ingest
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+
+    monkeypatch.setattr(rag.ingest, "WORKER_MIN_PAPERS", 1)
+    monkeypatch.setattr(rag.ingest, "WORKER_PAPERS", 100)  # several jobs, a partial last one
+    data = tmp_path / "worker"
+    pipe = Pipeline(Settings(data_dir=data, embedder="wordllama", _env_file=None),
+                    embedder=wordllama)
+    report = pipe.ingest([BUNDLED])
+    assert report.added == BUNDLED_PAPERS
+    assert index_snapshot(data) == index_snapshot(wordllama_dir)
+    hits = pipe.search("GQSA group quantization and sparse acceleration", k=3)
+    assert GQSA in [h.paper.title for h in hits]

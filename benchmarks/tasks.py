@@ -1,0 +1,202 @@
+"""One benchmark task per process, so each side's peak memory is its own.
+
+``run.py`` starts ``python benchmarks/tasks.py TASK ARGS_JSON OUT_JSON`` and reads
+the child's RSS high-water mark from ``os.wait4``; the task writes its timings to
+OUT_JSON. Tasks: ingest-abstracta, ingest-peer, ingest-floor, query-abstracta,
+query-peer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+
+def _settings(args: dict):
+    from rag.settings import load_settings
+
+    return load_settings(data_dir=args.get("data_dir"), embedder=args["embedder"],
+                         chroma_url=args.get("chroma_url"), auto_ingest_bundled=False)
+
+
+def _quantiles(values: list[float]) -> dict:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return {"median_ms": round(statistics.median(ordered), 2), "p95_ms": round(p95, 2),
+            "mean_ms": round(statistics.fmean(ordered), 2), "n": len(ordered)}
+
+
+def _profiled(args: dict, fn):
+    """Run fn() under cProfile when args['profile'] names an output file."""
+    if not args.get("profile"):
+        return fn()
+    import cProfile
+
+    prof = cProfile.Profile()
+    try:
+        return prof.runcall(fn)
+    finally:
+        prof.dump_stats(args["profile"])
+
+
+def _what_if(args: dict, settings) -> None:
+    """Profiling knobs (not used by run.py): try a change to rag.ingest without editing it."""
+    import rag.ingest
+
+    if args.get("papers_per_batch"):
+        rag.ingest.PAPERS_PER_BATCH = int(args["papers_per_batch"])
+    if args.get("regex_chunker"):
+        from chunk_probe import batched_chunker
+
+        fast = batched_chunker(settings)
+
+        def make_chunker(_settings):
+            from rag.types import Chunk
+
+            def chunk(paper):
+                spans = fast([paper])[0] or [paper.abstract]
+                return [Chunk(f"{paper.paper_id}#{i}", paper.paper_id, i,
+                              f"{paper.title}\n{span}") for i, span in enumerate(spans)]
+            return chunk
+
+        rag.ingest.make_chunker = make_chunker
+    if args.get("no_write"):  # chunk + embed only: the main thread's share of ingest
+        rag.ingest._write_batch = lambda *a, **k: None
+
+
+def ingest_abstracta(args: dict) -> dict:
+    from rag.embed import build_embedder
+    from rag.pipeline import Pipeline
+
+    settings = _settings(args)
+    _what_if(args, settings)
+    t0 = time.perf_counter()
+    embedder = build_embedder(settings)
+    t1 = time.perf_counter()
+    pipeline = Pipeline(settings, embedder=embedder)
+    report = _profiled(args, lambda: pipeline.ingest([Path(args["path"])]))
+    t2 = time.perf_counter()
+    return {"papers": report.added + report.updated, "chunks": report.chunks,
+            "ingest_s": t2 - t1, "model_load_s": t1 - t0}
+
+
+def ingest_peer(args: dict) -> dict:
+    import peer
+
+    from rag.embed import build_embedder
+
+    settings = _settings(args)
+    t0 = time.perf_counter()
+    embedder = build_embedder(settings)
+    t1 = time.perf_counter()
+    out = _profiled(args, lambda: peer.ingest(Path(args["path"]), Path(args["folder"]),
+                                             settings, embedder))
+    t2 = time.perf_counter()
+    return {**out, "ingest_s": t2 - t1, "model_load_s": t1 - t0}
+
+
+def ingest_floor(args: dict) -> dict:
+    """Chroma's own collection.add of Abstracta's chunks and vectors (read back, untimed)."""
+    import chromadb
+    import numpy as np
+    from chromadb.config import Settings as ChromaSettings
+
+    from rag.store import open_store
+
+    store = open_store(_settings(args))
+    ids, vecs, metas = [], [], []  # the chunk records as Abstracta wrote them (text in metadata)
+    while True:  # paged: one get of 300k rows is slow and large
+        res = store.chunks.get(limit=5000, offset=len(ids), include=["embeddings", "metadatas"])
+        ids += res["ids"]
+        vecs += list(res["embeddings"])
+        metas += res["metadatas"]
+        if len(res["ids"]) < 5000:
+            break
+    papers = len({m["paper_id"] for m in metas})
+    vecs = np.asarray(vecs, dtype=np.float32)  # as Abstracta hands them to Chroma
+    client = chromadb.PersistentClient(path=str(Path(args["folder"]) / "chroma"),
+                                       settings=ChromaSettings(anonymized_telemetry=False))
+    col = client.get_or_create_collection("floor", embedding_function=None,
+                                          configuration={"hnsw": {"space": "cosine"}})
+    batch = min(client.get_max_batch_size(), 5000)
+    t0 = time.perf_counter()
+    for s in range(0, len(ids), batch):
+        col.add(ids=ids[s:s + batch], embeddings=vecs[s:s + batch], metadatas=metas[s:s + batch])
+    t1 = time.perf_counter()
+    return {"papers": papers, "chunks": col.count(), "ingest_s": t1 - t0}
+
+
+def query_abstracta(args: dict) -> dict:
+    from rag.pipeline import Pipeline
+
+    questions = json.loads(Path(args["questions"]).read_text())
+    pipeline = Pipeline(_settings(args))
+    t0 = time.perf_counter()
+    for q in questions[:3]:  # warm-up: loads the model, the lexical index, Chroma's HNSW
+        pipeline.answer(q, use_llm=False)
+    warm_s = time.perf_counter() - t0
+    search_ms, answer_ms, parts = [], [], {}
+
+    def loop():
+        for q in questions:
+            timings: dict = {}
+            t = time.perf_counter()
+            pipeline.search(q, timings=timings)
+            search_ms.append((time.perf_counter() - t) * 1000)
+            for key, value in timings.items():
+                parts.setdefault(key, []).append(value)
+            t = time.perf_counter()
+            pipeline.answer(q, use_llm=False)
+            answer_ms.append((time.perf_counter() - t) * 1000)
+
+    _profiled(args, loop)
+    return {"search": _quantiles(search_ms), "answer": _quantiles(answer_ms),
+            "search_parts_median_ms": {k: round(statistics.median(v), 2) for k, v in parts.items()},
+            "warmup_s": warm_s, "chunks": pipeline.store.count_chunks()}
+
+
+def query_peer(args: dict) -> dict:
+    import peer
+
+    from rag.embed import build_embedder
+
+    settings = _settings(args)
+    folder = Path(args["folder"])
+    t0 = time.perf_counter()
+    peer.build_bm25(folder, settings.candidates)
+    bm25_s = time.perf_counter() - t0
+    fusion = peer.retriever(folder, build_embedder(settings), settings.top_k, settings.candidates)
+    questions = json.loads(Path(args["questions"]).read_text())
+    for q in questions[:3]:
+        fusion.retrieve(q)
+    times = []
+
+    def loop():
+        for q in questions:
+            t = time.perf_counter()
+            fusion.retrieve(q)
+            times.append((time.perf_counter() - t) * 1000)
+
+    _profiled(args, loop)
+    return {"search": _quantiles(times), "bm25_build_s": bm25_s}
+
+
+TASKS = {"ingest-abstracta": ingest_abstracta, "ingest-peer": ingest_peer,
+         "ingest-floor": ingest_floor, "query-abstracta": query_abstracta,
+         "query-peer": query_peer}
+
+
+def main(argv: list[str]) -> None:
+    task, args, out = argv
+    result = TASKS[task](json.loads(args))
+    Path(out).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
