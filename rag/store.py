@@ -82,6 +82,8 @@ def _wrap_chroma(exc: Exception, settings: Settings, doing: str) -> StoreError:
             if settings.chroma_url else "check that the folder is readable and writable, "
             "or set ABSTRACTA_DATA_DIR / --data-dir to another folder.")
     detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+    if "disk is full" in detail or "No space left" in detail:
+        hint = "the disk is full: free some space and run it again (nothing indexed is lost)."
     return StoreError(f"Cannot {doing} {where} ({detail}); {hint}")
 
 

@@ -10,7 +10,9 @@ Found while writing these: embedded Chroma cannot open an index in a read-only
 folder at all (its ``PersistentClient`` writes its SQLite file on open: "attempt
 to write a readonly database"), so a read-only *index* gets a clear error rather
 than an answer; a read-only *data folder* whose ``chroma/`` is writable answers
-(the lexical cache is optional, as rag/store.py intends).
+(the lexical cache is optional, as rag/store.py intends). The same holds for a full
+disk: the error says the disk is full, and once space is freed everything indexed
+before is there.
 """
 
 from __future__ import annotations
@@ -118,3 +120,61 @@ def test_read_only_data_dir_with_writable_chroma_still_answers(bundled_copy):
         data.chmod(0o755)
     assert answer_json(proc)["citations"][0]["title"] == GOOD_TITLE
     assert os.access(data, os.W_OK)
+
+
+@pytest.fixture
+def full_disk(bundled_dir, tmp_path):
+    """A copy of the bundled index on a small tmpfs that is then filled to the last byte.
+
+    Yields (data dir, filler file). Needs root and a kernel that lets it mount tmpfs
+    (true here and in CI); skipped with the reason otherwise.
+    """
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs to fill needs root")
+    probe = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(mnt)],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({probe.stderr.strip()})")
+    try:
+        data = mnt / "data"
+        shutil.copytree(bundled_dir, data)
+        filler = mnt / "filler"
+        with open(filler, "wb", buffering=0) as fh:  # unbuffered: close() has nothing to flush
+            for size in (1 << 20, 4096, 512, 1):  # big blocks, then the last scraps
+                try:
+                    while fh.write(b"\0" * size):
+                        pass
+                except OSError:
+                    pass
+        yield data, filler
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_full_disk_gives_a_clear_error_and_the_index_still_answers(full_disk, tmp_path):
+    data, filler = full_disk
+    rows = "".join(f"Zorbulated widget study {i},We measure zorbulated widgets of kind {i} and "
+                   f"find that they halve the tail latency of frobnication services.\n"
+                   for i in range(40))
+    csv = write_bytes(tmp_path / "more.csv", ("title,abstract\n" + rows).encode())
+
+    proc = run_ask("ingest", str(csv), "--data-dir", str(data))
+    line = assert_clean_failure(proc)
+    assert str(data) in line or "full" in line.lower(), line
+
+    assert "disk is full" in line, line
+
+    # Embedded Chroma writes to its SQLite file even to open an index, so while the disk
+    # is full a question gets the same clear message (not an answer, not a traceback).
+    line = assert_clean_failure(run_ask("--json", GOOD_QUESTION, "--data-dir", str(data)))
+    assert "disk is full" in line and str(data) in line, line
+
+    # Space is back: the index answers, the same ingest completes, nothing was lost.
+    filler.unlink()
+    out = answer_json(run_ask("--json", GOOD_QUESTION, "--data-dir", str(data)))
+    assert out["citations"] and out["citations"][0]["title"] == GOOD_TITLE
+    proc = run_ask("ingest", str(csv), "--data-dir", str(data))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert index_counts(data)[0] == 358 + 40
