@@ -21,6 +21,7 @@ embedder works on batch i+1 (onnxruntime releases the GIL).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -43,7 +44,8 @@ PAPERS_PER_BATCH = 64  # papers embedded per step (and progress granularity)
 WRITE_CHUNKS = 4000  # the writer merges queued steps into Chroma calls of up to this many chunks
 WORKER_MIN_PAPERS = 2000  # from this many papers on, chunk and embed in a worker process
 WORKER_PAPERS = 512  # papers per worker job (~2,000 chunks: one efficient Chroma write)
-WORKER_AHEAD = 3  # jobs queued in the worker while the parent writes
+WORKER_AHEAD = 4  # jobs queued in the workers while the parent writes
+WORKERS = max(1, min(2, (os.cpu_count() or 1)))  # chunk+embed processes
 WRITE_QUEUE = 64  # embedded steps that may wait for the writer (~16 MB of vectors at most)
 
 Progress = Callable[[int, int], None]  # (papers done, papers to embed)
@@ -286,7 +288,7 @@ def _embed_in_worker(items, settings, store: Store, fresh: bool, progress) -> in
     ctx = multiprocessing.get_context("spawn")
     batches = [items[i:i + WORKER_PAPERS] for i in range(0, len(items), WORKER_PAPERS)]
     written = done = 0
-    with ProcessPoolExecutor(1, mp_context=ctx, initializer=_worker_init,
+    with ProcessPoolExecutor(WORKERS, mp_context=ctx, initializer=_worker_init,
                              initargs=(settings,)) as pool:
         pending = [pool.submit(_worker_job, b) for b in batches[:WORKER_AHEAD]]
         next_batch = len(pending)
