@@ -97,6 +97,7 @@ class Store:
         self.papers = papers
         self._lexical: Lexical | None = None
         self._lexical_lock = threading.Lock()  # one rebuild at a time (UI threads)
+        self.read_only: str = ""  # why writes are refused (a read-only or full-disk index)
 
     # --- description ------------------------------------------------------------------
     @property
@@ -113,7 +114,14 @@ class Store:
     def count_chunks(self) -> int:
         return self._call(self.chunks.count, "read")
 
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"Cannot write: {self.read_only}. Make the folder writable (or free "
+                             "disk space) and run it again; nothing indexed is lost.")
+
     def _call(self, fn, doing, *args, **kwargs):
+        if doing == "write":
+            self._writable()
         try:
             return fn(*args, **kwargs)
         except StoreError:
@@ -232,6 +240,7 @@ class Store:
 
     def reset(self) -> None:
         """Delete both collections (``ask ingest --rebuild``)."""
+        self._writable()
         for col in (self.chunks, self.papers):
             try:
                 self._client.delete_collection(col.name)
@@ -370,14 +379,62 @@ def open_store(settings: Settings) -> Store:
             client.heartbeat()
         else:
             path = settings.data_dir / "chroma"
-            path.mkdir(parents=True, exist_ok=True)
-            client = chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                client = chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
+                return Store(settings, client, *_collections(client, settings))
+            except Exception as exc:
+                snapshot = _read_only_snapshot(path, exc)
+                if snapshot is None:
+                    raise
+                client = chromadb.PersistentClient(path=str(snapshot),
+                                                   settings=_chroma_settings())
+                store = Store(settings, client, *_collections(client, settings))
+                store.read_only = (
+                    f"the index in {settings.data_dir} cannot be written ({_why(exc)}); "
+                    "answering from a temporary copy")
+                return store
         chunks, papers = _collections(client, settings)
     except StoreError:
         raise
     except Exception as exc:
         raise _wrap_chroma(exc, settings, "open") from exc
     return Store(settings, client, chunks, papers)
+
+
+_CANNOT_WRITE = ("readonly database", "read-only file system", "disk is full", "No space left")
+
+
+def _why(exc: Exception) -> str:
+    text = str(exc)
+    return "the disk is full" if ("disk is full" in text or "No space" in text) else "read-only"
+
+
+def _read_only_snapshot(path: Path, exc: Exception) -> Path | None:
+    """A private copy of an index that Chroma cannot open in place, or None.
+
+    Embedded Chroma writes to its SQLite file even to open an index, so an index on a
+    read-only share or a full disk could not be read at all. Answering from a copy in
+    the temp folder keeps it readable; writes are refused (``Store.read_only``).
+    """
+    import atexit
+    import tempfile
+
+    if not any(marker in str(exc) for marker in _CANNOT_WRITE):
+        return None
+    if not (path / "chroma.sqlite3").is_file():
+        return None
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix="abstracta-readonly-"))
+        atexit.register(shutil.rmtree, tmp, True)
+        shutil.copytree(path, tmp / "chroma", copy_function=shutil.copyfile)
+        for folder, _, files in os.walk(tmp):  # the copy must be writable, unlike the original
+            os.chmod(folder, 0o700)
+            for name in files:
+                os.chmod(os.path.join(folder, name), 0o600)
+    except OSError:
+        return None
+    return tmp / "chroma"
 
 
 def metadata_for_paper(paper: StoredPaper, content_hash: str, title_key: str) -> dict:

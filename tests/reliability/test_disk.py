@@ -8,11 +8,10 @@ modes apply to it.
 
 Found while writing these: embedded Chroma cannot open an index in a read-only
 folder at all (its ``PersistentClient`` writes its SQLite file on open: "attempt
-to write a readonly database"), so a read-only *index* gets a clear error rather
-than an answer; a read-only *data folder* whose ``chroma/`` is writable answers
-(the lexical cache is optional, as rag/store.py intends). The same holds for a full
-disk: the error says the disk is full, and once space is freed everything indexed
-before is there.
+to write a readonly database"), so a read-only *index* would get an error rather
+than an answer; rag/store.py answers from a temporary copy instead and refuses writes
+with a clear error. A read-only *data folder* whose ``chroma/`` is writable answers in
+place (the lexical cache is optional). A full disk is handled like a read-only index.
 """
 
 from __future__ import annotations
@@ -93,10 +92,10 @@ def read_only_copy(bundled_copy):
 def test_read_only_index_gives_a_clear_error_and_survives(read_only_copy, embedder, tmp_path):
     data, before = read_only_copy
     proc = run_ask("--json", GOOD_QUESTION, "--data-dir", str(data), obey_permissions=True)
-    if proc.returncode == 0:  # a Chroma that can read a read-only folder: it must answer well
-        assert answer_json(proc)["citations"][0]["title"] == GOOD_TITLE
-    else:  # embedded Chroma today: "attempt to write a readonly database", named folder
-        assert_clean_failure(proc, exit_code=1, names=str(data))
+    # Embedded Chroma cannot open it in place ("attempt to write a readonly database"):
+    # the answer comes from a temporary copy, with a note that says so.
+    assert answer_json(proc)["citations"][0]["title"] == GOOD_TITLE
+    assert "cannot be written" in proc.stderr and str(data) in proc.stderr
     new = write_bytes(tmp_path / "new.jsonl", '{"title": "A New Paper On Graphs", '
                       '"abstract": "We study graphs and find that they are useful."}\n')
     proc = run_ask("ingest", str(new), "--data-dir", str(data), obey_permissions=True)
@@ -162,19 +161,17 @@ def test_full_disk_gives_a_clear_error_and_the_index_still_answers(full_disk, tm
 
     proc = run_ask("ingest", str(csv), "--data-dir", str(data))
     line = assert_clean_failure(proc)
-    assert str(data) in line or "full" in line.lower(), line
-
-    assert "disk is full" in line, line
-
-    # Embedded Chroma writes to its SQLite file even to open an index, so while the disk
-    # is full a question gets the same clear message (not an answer, not a traceback).
-    line = assert_clean_failure(run_ask("--json", GOOD_QUESTION, "--data-dir", str(data)))
     assert "disk is full" in line and str(data) in line, line
 
-    # Space is back: the index answers, the same ingest completes, nothing was lost.
-    filler.unlink()
-    out = answer_json(run_ask("--json", GOOD_QUESTION, "--data-dir", str(data)))
+    # Embedded Chroma writes to its SQLite file even to open an index; with the disk full
+    # the index is still read, from a temporary copy, and the answer says so.
+    proc = run_ask("--json", GOOD_QUESTION, "--data-dir", str(data))
+    out = answer_json(proc)
     assert out["citations"] and out["citations"][0]["title"] == GOOD_TITLE
+    assert "disk is full" in proc.stderr
+
+    # Space is back: the same ingest completes, and nothing indexed before was lost.
+    filler.unlink()
     proc = run_ask("ingest", str(csv), "--data-dir", str(data))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert index_counts(data)[0] == 358 + 40
