@@ -146,8 +146,9 @@ def test_index_built_with_another_model_refuses_queries(wordllama_dir, embedder)
 
 # --- kill and resume ----------------------------------------------------------------------
 
-def _ingest_killed_part_way(data_dir) -> tuple[int, str]:
-    """Run `ask ingest --bundled` (wordllama) under a pty; SIGKILL it once progress shows papers."""
+def _ingest_killed_part_way(data_dir, after: int, jitter_s: float) -> tuple[int, str]:
+    """Run `ask ingest --bundled` (wordllama) under a pty; SIGKILL it ``jitter_s`` seconds
+    after its progress bar first shows ``after`` or more papers embedded."""
     master, slave = pty.openpty()
     env = dict(os.environ, ABSTRACTA_EMBEDDER="wordllama", ABSTRACTA_DATA_DIR=str(data_dir),
                TERM="xterm", COLUMNS="120")
@@ -167,7 +168,8 @@ def _ingest_killed_part_way(data_dir) -> tuple[int, str]:
                     break
             counts = [int(n) for n in re.findall(rb"(\d+)/%d" % BUNDLED_PAPERS, seen)]
             done = max(counts, default=0)
-            if 64 <= done < BUNDLED_PAPERS:
+            if after <= done < BUNDLED_PAPERS:
+                time.sleep(jitter_s)
                 os.kill(proc.pid, signal.SIGKILL)
                 break
     finally:
@@ -176,9 +178,15 @@ def _ingest_killed_part_way(data_dir) -> tuple[int, str]:
     return proc.returncode, seen.decode(errors="replace")
 
 
-def test_killed_ingest_resumes_to_the_same_index(tmp_path, wordllama_dir):
+@pytest.mark.parametrize("after", [64, 192, 320])
+def test_killed_ingest_resumes_to_the_same_index(tmp_path, wordllama_dir, after):
+    """Killed early, midway and late (plus a random delay, so the kill lands anywhere in
+    the embed/write pipeline), the next run ends with the uninterrupted run's index."""
+    import random
+
     data = tmp_path / "killed"
-    code, output = _ingest_killed_part_way(data)
+    jitter = random.Random(after).uniform(0.0, 0.05)  # reproducible, but not a fixed point
+    code, output = _ingest_killed_part_way(data, after, jitter)
     assert code == -signal.SIGKILL, f"the ingest was not killed part-way: {output[-500:]}"
     partial = index_snapshot(data)
     assert partial["paper_count"] < BUNDLED_PAPERS
