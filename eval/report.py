@@ -182,7 +182,6 @@ def compare(old: list[dict], new: list[dict], n_boot: int = 2000, seed: int = SE
     a = [old_by[i] for i in ids]
     b = [r for r in new if r["id"] in old_by]
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(ids), size=(n_boot, len(ids))) if ids else None
     rows = []
     for spec in SPECS + JUDGE_SPECS:
         na, da = _values(a, spec)

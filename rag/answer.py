@@ -180,8 +180,3 @@ def check_citations(text: str, hits: list[Hit]) -> Checked:
     )
     return Checked(new_text, citations, removed, unsupported)
 
-
-def cited_hits(answer: Answer) -> list[Hit]:
-    """The hits behind the answer's citations, in citation order."""
-    by_id = {h.paper.paper_id: h for h in answer.hits}
-    return [by_id[c.paper_id] for c in answer.citations if c.paper_id in by_id]

@@ -78,8 +78,6 @@ class Pipeline:
 
     def ensure_corpus(self, progress=None) -> IngestReport | None:
         """First use: ingest the bundled corpus into an empty index."""
-        if not self.settings.auto_ingest_bundled or self.store.count_papers() > 0:
-            return None
         return ensure_bundled_corpus(self.settings, self.store, self.embedder, progress)
 
     def search(self, question: str, k: int | None = None, filters: Filters | None = None,

@@ -255,6 +255,4 @@ def _doc_freq(lex, col: int) -> int:
 
 
 def _paper_cosines(store: Store, qvec: np.ndarray, pids: list[str]) -> dict[str, float]:
-    res = store._call(store.papers.get, "read", ids=pids, include=["embeddings"])
-    return {pid: float(np.dot(np.asarray(vec, dtype=np.float32), qvec))
-            for pid, vec in zip(res["ids"], res["embeddings"])}
+    return {pid: float(np.dot(vec, qvec)) for pid, vec in store.paper_vectors(pids).items()}

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import threading
 import uuid
@@ -168,6 +167,12 @@ class Store:
             return {}
         res = self._call(self.papers.get, "read", ids=list(ids), include=["metadatas"])
         return {pid: _paper(pid, meta) for pid, meta in zip(res["ids"], res["metadatas"])}
+
+    def paper_vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        """Paper vectors (mean of their chunks') by id."""
+        res = self._call(self.papers.get, "read", ids=list(ids), include=["embeddings"])
+        return {pid: np.asarray(vec, dtype=np.float32)
+                for pid, vec in zip(res["ids"], res["embeddings"])}
 
     def paper_meta(self, ids: list[str]) -> dict[str, dict]:
         """Raw metadata (hash, title key, ...) of existing paper records, by id."""
@@ -451,6 +456,3 @@ def chunk_metadata(paper_id: str, n: int, paper_meta: dict, text: str) -> dict:
     return {"paper_id": paper_id, "n": n, "text": text, "title": paper_meta["title"],
             "dates": paper_meta["dates"], "sources": paper_meta["sources"]}
 
-
-def safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
