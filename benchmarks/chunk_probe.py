@@ -25,7 +25,7 @@ def batched_chunker(settings):
     from rag.embed import load_tokenizer
 
     tok = load_tokenizer(None)
-    size, overlap = settings.chunk_tokens, settings.chunk_overlap
+    size, overlap = settings.chunk_size, settings.chunk_overlap
 
     def chunk_all(papers):
         sents = [_SENT.split(p.abstract) for p in papers]

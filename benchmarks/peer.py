@@ -58,7 +58,7 @@ def splitter(settings):
 
     tok = load_tokenizer(None)
     return SentenceSplitter(
-        chunk_size=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap,
+        chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
         tokenizer=lambda text: tok.encode(text, add_special_tokens=False).ids,
     )
 

@@ -133,7 +133,7 @@ def make_chunker(settings: Settings) -> Callable[[StoredPaper], list[Chunk]]:
 
     tok = load_tokenizer(None)
     splitter = SentenceSplitter(
-        chunk_size=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap,
+        chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
         # len() is all the splitter needs; the Encoding has it without building a list.
         tokenizer=lambda text: tok.encode(text, add_special_tokens=False),
         # Abstracts are single paragraphs of well-formed sentences: a regex split gives
@@ -369,16 +369,7 @@ def _write_batch(store: Store, batch, chunks: list[Chunk], vectors: np.ndarray,
         [chunk_metadata(c.paper_id, c.index, metas[c.paper_id], c.text) for c in chunks],
         delete_old=not fresh,
     )
-    # The paper vector is the normalized mean of its chunk vectors.
-    rows_of: dict[str, list[int]] = {}
-    for i, c in enumerate(chunks):
-        rows_of.setdefault(c.paper_id, []).append(i)
-    paper_vecs = []
-    for pid in ids:
-        rows = vectors[rows_of[pid]]
-        mean = rows.mean(axis=0)
-        paper_vecs.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
-    store.upsert_papers(ids, np.array(paper_vecs), [metas[pid] for pid in ids])
+    store.upsert_papers(ids, [metas[pid] for pid in ids])
 
 
 def ensure_bundled_corpus(settings, store, embedder, progress=None) -> IngestReport | None:

@@ -158,8 +158,8 @@ def search(
     t1 = time.perf_counter()
     _, d_pids, d_docs, d_sims = store.dense(qvec, n, allowed)
     t2 = time.perf_counter()
-    q_words = tokenize_for_bm25_words(question)
     lex = store.lexical()
+    q_words = lex.words(question) if lex is not None else []
     l_pids, l_docs, l_scores, idf = [], [], [], {}
     if lex is not None and q_words:
         l_pids, l_rows, l_scores = _bm25(lex, q_words, n, allowed)
@@ -211,26 +211,18 @@ def search(
     return hits
 
 
-def tokenize_for_bm25_words(text: str) -> list[str]:
-    from rag.store import bm25s_module
-
-    return bm25s_module().tokenize([text], stopwords="en", return_ids=False, show_progress=False)[0]
-
-
 def _bm25(lex, words: list[str], n: int, allowed: list[str] | None):
-    known = [w for w in words if w in lex.retriever.vocab_dict]
-    if not known:
-        return [], [], []
-    scores = np.asarray(lex.retriever.get_scores(known))
+    scores = lex.scores(words)
     if allowed is not None:
-        keep = set(allowed)
-        mask = np.fromiter((p in keep for p in lex.paper_ids), dtype=bool, count=len(lex.paper_ids))
-        scores = np.where(mask, scores, 0.0)
+        scores = np.where(np.isin(lex.paper_ids, allowed), scores, 0.0)
     n = min(n, len(scores))
+    if not n:
+        return [], [], []
     idx = np.argpartition(-scores, n - 1)[:n]
     idx = idx[np.argsort(-scores[idx], kind="stable")]
     idx = [i for i in idx if scores[i] > 0]
-    return [lex.paper_ids[i] for i in idx], [lex.chunk_ids[i] for i in idx], [float(scores[i]) for i in idx]
+    return ([str(lex.paper_ids[i]) for i in idx], [str(lex.chunk_ids[i]) for i in idx],
+            [float(scores[i]) for i in idx])
 
 
 def _idf(lex, words: list[str]) -> dict[str, float]:
@@ -238,21 +230,14 @@ def _idf(lex, words: list[str]) -> dict[str, float]:
     n_docs = len(lex.chunk_ids)
     out = {}
     for w in set(words):
-        col = lex.retriever.vocab_dict.get(w)
-        if col is None:
+        if w not in lex.vocab:
             out[w] = 1.0
             continue
-        df = _doc_freq(lex, col)
+        df = lex.doc_freq(w)
         out[w] = math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
     return out
 
 
-def _doc_freq(lex, col: int) -> int:
-    indptr = lex.retriever.scores["indptr"]
-    if col + 1 >= len(indptr):  # bm25s keeps a trailing empty-token column with no postings
-        return 0
-    return int(indptr[col + 1] - indptr[col])
-
-
 def _paper_cosines(store: Store, qvec: np.ndarray, pids: list[str]) -> dict[str, float]:
-    return {pid: float(np.dot(vec, qvec)) for pid, vec in store.paper_vectors(pids).items()}
+    """Best chunk cosine of papers that only BM25 found, as dense papers get theirs."""
+    return {pid: float(np.max(vecs @ qvec)) for pid, vecs in store.chunk_vectors(pids).items()}

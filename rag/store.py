@@ -2,7 +2,7 @@
 
 - ``<name>_chunks``: one record per chunk (vector, text, ``paper_id``).
 - ``<name>_papers``: one record per paper (abstract, title, dates, sources, the
-  content hash ingest compares against; its vector is the mean of its chunks').
+  content hash ingest compares against; its vector is a constant placeholder).
   A paper record is written *after* its chunks, so it doubles as a commit marker:
   a paper whose record is missing or stale is simply ingested again.
 - The lexical index is a bm25s index of the chunk texts, cached on local disk.
@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import threading
 import uuid
@@ -49,8 +50,8 @@ def _join(values) -> str:
 
 
 def bm25s_module():
-    """bm25s, imported on first use, with its DEBUG chatter (it sets its own logger to
-    DEBUG at import) kept off the user's terminal."""
+    """bm25s, imported on first use (index builds only), with its DEBUG chatter (it sets
+    its own logger to DEBUG at import) kept off the user's terminal."""
     import logging
 
     import bm25s
@@ -59,19 +60,62 @@ def bm25s_module():
     return bm25s
 
 
-def tokenize_for_bm25(texts: list[str]):
-    """Lowercased word tokens with English stopwords removed (bm25s' own tokenizer)."""
-    return bm25s_module().tokenize(texts, stopwords="en", show_progress=False)
+WORD = re.compile(r"(?u)\b\w\w+\b")  # bm25s' (and scikit-learn's) token pattern
+
+
+def words(text: str, stopwords: frozenset[str]) -> list[str]:
+    """BM25 tokens: lowercased words of 2+ characters, stopwords removed.
+
+    The same function tokenizes the chunks at build time and the question at query
+    time, so the two can never drift apart.
+    """
+    return [w for w in WORD.findall(text.lower()) if w not in stopwords]
+
+
+LEXICAL_FORMAT = 2  # bump when the cache layout changes: old caches are rebuilt
 
 
 @dataclass
 class Lexical:
-    """A loaded BM25 index: ``retriever`` plus the chunk id and paper id of each row."""
+    """A loaded BM25 index: bm25s' precomputed score matrix plus each row's ids.
 
-    retriever: object
-    chunk_ids: list[str]
-    paper_ids: list[str]
+    bm25s builds the index; a query only needs its sparse matrix, so a query
+    process maps the cached arrays with numpy and never imports bm25s (0.2 s).
+    The score of row r for question words w1..wn is sum_i M[r, wi], with M the
+    (rows x vocabulary) matrix of per-word BM25 scores, stored column-wise (CSC):
+    the rows that contain word w are ``indices[indptr[w]:indptr[w+1]]``, with their
+    scores in ``data`` at the same positions.
+    """
+
+    vocab: dict[str, int]
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    chunk_ids: np.ndarray  # of str, one per BM25 row
+    paper_ids: np.ndarray  # of str, one per BM25 row
+    stopwords: frozenset[str]
     generation: str
+
+    def words(self, text: str) -> list[str]:
+        return words(text, self.stopwords)
+
+    def scores(self, query_words: list[str]) -> np.ndarray:
+        """BM25 score of every row (a repeated question word counts again, as in bm25s)."""
+        out = np.zeros(len(self.chunk_ids), dtype=np.float32)
+        for w in query_words:
+            col = self.vocab.get(w)
+            if col is None:
+                continue
+            lo, hi = self.indptr[col], self.indptr[col + 1]
+            np.add.at(out, self.indices[lo:hi], self.data[lo:hi])
+        return out
+
+    def doc_freq(self, word: str) -> int:
+        """Rows that contain the word (0 for a word the index has never seen)."""
+        col = self.vocab.get(word)
+        if col is None or col + 1 >= len(self.indptr):
+            return 0
+        return int(self.indptr[col + 1] - self.indptr[col])
 
 
 def _wrap_chroma(exc: Exception, settings: Settings, doing: str) -> StoreError:
@@ -95,6 +139,7 @@ class Store:
         self.chunks = chunks
         self.papers = papers
         self._lexical: Lexical | None = None
+        self._paper_dim: int | None = None  # placeholder width of paper records
         self._lexical_lock = threading.Lock()  # one rebuild at a time (UI threads)
         self.read_only: str = ""  # why writes are refused (a read-only or full-disk index)
 
@@ -168,11 +213,14 @@ class Store:
         res = self._call(self.papers.get, "read", ids=list(ids), include=["metadatas"])
         return {pid: _paper(pid, meta) for pid, meta in zip(res["ids"], res["metadatas"])}
 
-    def paper_vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
-        """Paper vectors (mean of their chunks') by id."""
-        res = self._call(self.papers.get, "read", ids=list(ids), include=["embeddings"])
-        return {pid: np.asarray(vec, dtype=np.float32)
-                for pid, vec in zip(res["ids"], res["embeddings"])}
+    def chunk_vectors(self, paper_ids: list[str]) -> dict[str, np.ndarray]:
+        """The chunk vectors of each paper (rows of one array per paper id)."""
+        res = self._call(self.chunks.get, "read", where={"paper_id": {"$in": list(paper_ids)}},
+                         include=["embeddings", "metadatas"])
+        rows: dict[str, list] = {}
+        for meta, vec in zip(res["metadatas"], res["embeddings"]):
+            rows.setdefault(meta["paper_id"], []).append(vec)
+        return {pid: np.asarray(vecs, dtype=np.float32) for pid, vecs in rows.items()}
 
     def paper_meta(self, ids: list[str]) -> dict[str, dict]:
         """Raw metadata (hash, title key, ...) of existing paper records, by id."""
@@ -224,11 +272,26 @@ class Store:
             self._call(self.chunks.upsert, "write", ids=ids[start:end],
                        embeddings=embeddings[start:end], metadatas=metadatas[start:end])
 
-    def upsert_papers(self, ids, embeddings, metadatas) -> None:
+    def upsert_papers(self, ids, metadatas) -> None:
+        """Write paper records. Chroma wants a vector with every record, but nothing
+        searches papers by vector (chunks carry the meaning), so each gets the same
+        constant placeholder: at 100k papers a real 256-d vector per paper cost 45 s
+        of HNSW building at ingest and 0.3 s of index loading in every `ask` process.
+        An index written before this keeps its width (Chroma fixes it per collection).
+        """
+        width = self._paper_width()
         for start in range(0, len(ids), PAGE):
             end = start + PAGE
             self._call(self.papers.upsert, "write", ids=ids[start:end],
-                       embeddings=embeddings[start:end], metadatas=metadatas[start:end])
+                       embeddings=np.ones((len(ids[start:end]), width), dtype=np.float32),
+                       metadatas=metadatas[start:end])
+
+    def _paper_width(self) -> int:
+        if self._paper_dim is None:
+            res = self._call(self.papers.get, "read", limit=1, include=["embeddings"])
+            emb = res.get("embeddings")
+            self._paper_dim = len(emb[0]) if emb is not None and len(emb) else 1
+        return self._paper_dim
 
     def update_paper_meta(self, ids: list[str], metadatas: list[dict]) -> None:
         """New listings for unchanged papers: update the paper records and their chunks."""
@@ -253,6 +316,7 @@ class Store:
                 pass
         shutil.rmtree(self._lexical_dir(), ignore_errors=True)
         self._lexical = None
+        self._paper_dim = None
         self.chunks, self.papers = _collections(self._client, self.settings)
 
     # --- dense search -----------------------------------------------------------------
@@ -292,7 +356,7 @@ class Store:
         if manifest.exists():
             try:
                 info = json.loads(manifest.read_text())
-                if info.get("generation") == gen:
+                if info.get("generation") == gen and info.get("format") == LEXICAL_FORMAT:
                     self._lexical = _load_lexical(folder, gen)
                     return self._lexical
             except (OSError, ValueError, KeyError):
@@ -302,6 +366,8 @@ class Store:
 
     def _build_lexical(self, folder: Path, gen: str) -> Lexical | None:
         bm25s = bm25s_module()
+        from bm25s.stopwords import STOPWORDS_EN
+
         ids, pids, docs = [], [], []
         offset = 0
         while True:
@@ -315,15 +381,23 @@ class Store:
             offset += PAGE
         if not ids:
             return None
+        stop = frozenset(STOPWORDS_EN)
         retriever = bm25s.BM25()
-        retriever.index(tokenize_for_bm25(docs), show_progress=False)
-        lex = Lexical(retriever, ids, pids, gen)
+        retriever.index([words(d, stop) for d in docs], show_progress=False)
+        m = retriever.scores
+        lex = Lexical(dict(retriever.vocab_dict), np.asarray(m["data"]), np.asarray(m["indices"]),
+                      np.asarray(m["indptr"]), np.array(ids), np.array(pids), stop, gen)
         try:  # the cache is an optimisation: a read-only data dir still answers
             tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}-{threading.get_ident()}")
             shutil.rmtree(tmp, ignore_errors=True)
-            retriever.save(str(tmp))
-            (tmp / "rows.json").write_text(json.dumps({"chunk_ids": ids, "paper_ids": pids}))
-            (tmp / "manifest.json").write_text(json.dumps({"generation": gen, "chunks": len(ids)}))
+            tmp.mkdir(parents=True)
+            # Plain .npy arrays (memory-mapped on load) and JSON, nothing pickled.
+            for name in ("data", "indices", "indptr", "chunk_ids", "paper_ids"):
+                np.save(tmp / f"{name}.npy", getattr(lex, name), allow_pickle=False)
+            (tmp / "vocab.json").write_text(json.dumps(lex.vocab))
+            (tmp / "stopwords.json").write_text(json.dumps(sorted(stop)))
+            (tmp / "manifest.json").write_text(json.dumps(
+                {"generation": gen, "format": LEXICAL_FORMAT, "chunks": len(ids)}))
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)
         except OSError:
@@ -332,10 +406,15 @@ class Store:
 
 
 def _load_lexical(folder: Path, gen: str) -> Lexical:
-    bm25s = bm25s_module()
-    retriever = bm25s.BM25.load(str(folder), mmap=True)
-    rows = json.loads((folder / "rows.json").read_text())
-    return Lexical(retriever, rows["chunk_ids"], rows["paper_ids"], gen)
+    def arr(name, mmap=True):
+        return np.load(folder / f"{name}.npy", mmap_mode="r" if mmap else None,
+                       allow_pickle=False)
+
+    return Lexical(
+        json.loads((folder / "vocab.json").read_text()), arr("data"), arr("indices"),
+        arr("indptr"), arr("chunk_ids", False), arr("paper_ids", False),
+        frozenset(json.loads((folder / "stopwords.json").read_text())), gen,
+    )
 
 
 def _paper(pid: str, meta: dict) -> StoredPaper:
