@@ -29,8 +29,10 @@ _ARXIV_OLD = re.compile(r"^(?:arxiv:)?([a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?$"
 
 def normalize_title(title: str) -> str:
     """Lowercase, strip TeX markup and punctuation, fold accents and whitespace."""
-    text = unicodedata.normalize("NFKD", title)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = title
+    if not text.isascii():  # most titles are; the per-character fold is the slow part
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
     text = _TEX_COMMAND.sub(" ", text)
     text = re.sub(r"[$^_{}\\]", "", text)  # M$^3$ViT -> M3ViT, x_{i} -> xi
     text = text.casefold()

@@ -101,14 +101,13 @@ class Lexical:
 
     def scores(self, query_words: list[str]) -> np.ndarray:
         """BM25 score of every row (a repeated question word counts again, as in bm25s)."""
-        out = np.zeros(len(self.chunk_ids), dtype=np.float32)
-        for w in query_words:
-            col = self.vocab.get(w)
-            if col is None:
-                continue
-            lo, hi = self.indptr[col], self.indptr[col + 1]
-            np.add.at(out, self.indices[lo:hi], self.data[lo:hi])
-        return out
+        cols = [self.vocab[w] for w in query_words if w in self.vocab]
+        if not cols:
+            return np.zeros(len(self.chunk_ids), dtype=np.float32)
+        rows = np.concatenate([self.indices[self.indptr[c]:self.indptr[c + 1]] for c in cols])
+        vals = np.concatenate([self.data[self.indptr[c]:self.indptr[c + 1]] for c in cols])
+        # bincount sums the scores of every (row, word) hit per row in one pass.
+        return np.bincount(rows, weights=vals, minlength=len(self.chunk_ids)).astype(np.float32)
 
     def doc_freq(self, word: str) -> int:
         """Rows that contain the word (0 for a word the index has never seen)."""
@@ -213,13 +212,27 @@ class Store:
         res = self._call(self.papers.get, "read", ids=list(ids), include=["metadatas"])
         return {pid: _paper(pid, meta) for pid, meta in zip(res["ids"], res["metadatas"])}
 
-    def chunk_vectors(self, paper_ids: list[str]) -> dict[str, np.ndarray]:
-        """The chunk vectors of each paper (rows of one array per paper id)."""
-        res = self._call(self.chunks.get, "read", where={"paper_id": {"$in": list(paper_ids)}},
+    def chunk_vectors(self, paper_ids: list[str], guess: int = 32) -> dict[str, np.ndarray]:
+        """The chunk vectors of each paper (rows of one array per paper id).
+
+        Chunk ids are ``<paper id>#<n>``, so the first ``guess`` of each paper are read
+        by id (1 ms at 100k chunks, against 17 ms for a ``where`` on paper_id); only a
+        paper that fills all of them is read again by ``where``.
+        """
+        res = self._call(self.chunks.get, "read",
+                         ids=[f"{pid}#{i}" for pid in paper_ids for i in range(guess)],
                          include=["embeddings", "metadatas"])
         rows: dict[str, list] = {}
         for meta, vec in zip(res["metadatas"], res["embeddings"]):
             rows.setdefault(meta["paper_id"], []).append(vec)
+        more = [pid for pid, vecs in rows.items() if len(vecs) >= guess]
+        if more:
+            res = self._call(self.chunks.get, "read", where={"paper_id": {"$in": more}},
+                             include=["embeddings", "metadatas"])
+            for pid in more:
+                rows[pid] = []
+            for meta, vec in zip(res["metadatas"], res["embeddings"]):
+                rows[meta["paper_id"]].append(vec)
         return {pid: np.asarray(vecs, dtype=np.float32) for pid, vecs in rows.items()}
 
     def paper_meta(self, ids: list[str]) -> dict[str, dict]:

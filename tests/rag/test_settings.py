@@ -72,3 +72,11 @@ def test_answerer_choice(monkeypatch):
     assert not load_settings(answerer="offline", openai_api_key="k").use_llm
     assert load_settings(answerer="llm").use_llm
     assert load_settings(openai_api_key="k").use_llm
+
+
+def test_chunk_size_follows_the_embedder_unless_set():
+    """MiniLM truncates at 128 tokens: short chunks; bag-of-words and OpenAI: a whole abstract."""
+    assert load_settings().chunk_size == 110
+    assert load_settings(embedder="wordllama").chunk_size == 400
+    assert load_settings(embedder="openai").chunk_size == 400
+    assert load_settings(embedder="wordllama", chunk_tokens=150).chunk_size == 150

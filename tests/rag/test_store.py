@@ -108,3 +108,75 @@ def test_bad_chroma_url_is_refused(tmp_path):
 
     with pytest.raises(StoreError, match="not an http"):
         open_store(load_settings(chroma_url="localhost:8000"))
+
+
+def test_bm25_scores_match_bm25s_on_the_same_tokens(bundled_pipeline):
+    """Our query-side scorer reads bm25s' matrix: it must rank exactly as bm25s does."""
+    import numpy as np
+
+    from rag.store import bm25s_module, words
+
+    lex = bundled_pipeline.store.lexical()
+    docs = bundled_pipeline.store.chunks.get(ids=list(map(str, lex.chunk_ids)),
+                                             include=["metadatas"])
+    text_of = dict(zip(docs["ids"], (m["text"] for m in docs["metadatas"])))
+    reference = bm25s_module().BM25()
+    reference.index([words(text_of[str(c)], lex.stopwords) for c in lex.chunk_ids],
+                    show_progress=False)
+    for question in ["group quantization with structured sparsity for LLM inference",
+                     "diffusion diffusion models for video", "the of and"]:
+        q = lex.words(question)
+        known = [w for w in q if w in reference.vocab_dict]
+        expected = reference.get_scores(known) if known else np.zeros(len(lex.chunk_ids))
+        np.testing.assert_allclose(lex.scores(q), expected, rtol=1e-5, atol=1e-6)
+    assert lex.words("The LLMs, and GPT-4's x!") == ["llms", "gpt"]
+
+
+def test_an_ask_process_with_a_cached_index_never_imports_bm25s(bundled_copy):
+    """The query path maps the cached arrays: bm25s (and scipy) stay out of `ask`."""
+    import subprocess
+    import sys
+
+    pipe, data = bundled_copy
+    pipe.store.lexical()  # the cache exists, as after any ingest-then-ask
+    code = ("import sys; from rag.pipeline import Pipeline; from rag.settings import load_settings\n"
+            "hits = Pipeline(load_settings()).search('group quantization sparsity', k=1)\n"
+            "print(hits[0].paper.title[:4], hits[0].lexical is not None,"
+            " 'bm25s' in sys.modules, 'scipy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(__import__("os").environ, ABSTRACTA_DATA_DIR=str(data)),
+                         timeout=120)
+    assert out.stdout.split() == ["GQSA", "True", "False", "False"], out.stderr[-2000:]
+
+
+def test_a_cache_in_an_older_layout_is_rebuilt(bundled_copy, embedder):
+    import json
+
+    from rag.pipeline import Pipeline
+
+    pipe, data = bundled_copy
+    pipe.store.lexical()
+    for manifest in (data / "lexical").glob("*/manifest.json"):
+        info = json.loads(manifest.read_text())
+        manifest.write_text(json.dumps({"generation": info["generation"], "chunks": 1}))
+        (manifest.parent / "vocab.json").unlink()  # what a format-1 cache lacks
+    other = Pipeline(pipe.settings, embedder=embedder)
+    hits = other.search("group quantization sparsity", k=1)
+    assert hits[0].paper.title.startswith("GQSA") and hits[0].lexical
+
+
+def test_a_paper_found_only_by_bm25_gets_its_best_chunk_cosine(bundled_pipeline):
+    """Relevance needs a cosine for every hit; a lexical-only hit takes its best chunk's."""
+    import numpy as np
+
+    from rag.retrieve import _paper_cosines
+
+    store, emb = bundled_pipeline.store, bundled_pipeline.embedder
+    pid = next(iter(store.iter_papers())).paper_id
+    q = emb.embed_query("quantization")
+    vecs = store.chunk_vectors([pid])[pid]
+    assert len(vecs) == len(store.chunks.get(where={"paper_id": pid}, include=[])["ids"])
+    assert _paper_cosines(store, q, [pid])[pid] == pytest.approx(float(np.max(vecs @ q)))
+    # A paper with more chunks than the by-id read guesses is read whole all the same.
+    assert len(vecs) > 1
+    np.testing.assert_allclose(store.chunk_vectors([pid], guess=1)[pid], vecs)
