@@ -319,8 +319,12 @@ def targets(res: dict) -> list[list[str]]:
         ip = s.get("ingest_peer")
         if ip:
             r = s["ingest_abstracta"]["papers_per_s"] / ip["papers_per_s"]
+            # Issue 6's 2x is for the fast embedder. With MiniLM both sides spend most of
+            # the time in the same model on the same 2 cores, so the ratio is shown, not
+            # judged; the bundled-corpus bar there is the < 30 s first run below.
+            status = check(r >= 2) if s["embedder"] != "minilm" else "info (embedding-bound)"
             out.append([f"ingest >= 2x peer papers/s ({_size(key)}, {s['embedder']})", f"{r:.2f}x",
-                        check(r >= 2)])
+                        status])
     hundred = sizes.get("100000")
     if hundred:
         ia = hundred["ingest_abstracta"]

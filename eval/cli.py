@@ -158,7 +158,7 @@ def eval_command(dataset, name, k, judge, compare_to, floors, ceilings, allow_mi
         raise click.UsageError(("--judge" if judge else "--llm") + " needs an LLM: set "
                                "OPENAI_API_KEY or ABSTRACTA_OPENAI_BASE_URL.")
     pipeline = Pipeline(settings)
-    if settings.auto_ingest_bundled and pipeline.store.count_papers() == 0:
+    if settings.auto_ingest_bundled and not pipeline.store.has_papers():
         click.echo(f"No papers indexed yet: ingesting the bundled corpus into "
                    f"{pipeline.store.location}.", err=True)
         update, bar = _progress("Indexing")

@@ -89,7 +89,7 @@ def _progress_bar(label: str):
 def _ensure_corpus(pipeline, quiet: bool) -> None:
     if pipeline.store.read_only:
         click.echo(f"Note: {pipeline.store.read_only}.", err=True)
-    if not pipeline.settings.auto_ingest_bundled or pipeline.store.count_papers() > 0:
+    if not pipeline.settings.auto_ingest_bundled or pipeline.store.has_papers():
         return
     click.echo(f"No papers indexed yet: ingesting the bundled sample corpus into "
                f"{pipeline.store.location} (one time).", err=True)

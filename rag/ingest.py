@@ -369,12 +369,11 @@ def _write_batch(store: Store, batch, chunks: list[Chunk], vectors: np.ndarray,
         [chunk_metadata(c.paper_id, c.index, metas[c.paper_id], c.text) for c in chunks],
         delete_old=not fresh,
     )
-    store.upsert_papers(ids, [metas[pid] for pid in ids])
 
 
 def ensure_bundled_corpus(settings, store, embedder, progress=None) -> IngestReport | None:
     """Ingest the bundled sample corpus when the index is empty (first use)."""
-    if not settings.auto_ingest_bundled or store.count_papers() > 0:
+    if not settings.auto_ingest_bundled or store.has_papers():
         return None
     return ingest_paths([BUNDLED_CORPUS], settings, store, embedder, progress)
 

@@ -1,10 +1,13 @@
-"""The index: two Chroma collections and a lexical (BM25) index kept in step.
+"""The index: one Chroma collection and a lexical (BM25) index kept in step.
 
-- ``<name>_chunks``: one record per chunk (vector, text, ``paper_id``).
-- ``<name>_papers``: one record per paper (abstract, title, dates, sources, the
-  content hash ingest compares against; its vector is a constant placeholder).
-  A paper record is written *after* its chunks, so it doubles as a commit marker:
-  a paper whose record is missing or stale is simply ingested again.
+- ``<name>_chunks``: one record per chunk (vector, text, ``paper_id``, title, dates,
+  sources). Chunk ``<paper id>#0`` also carries the paper record: authors, link,
+  title key and the content hash ingest compares against (and the abstract, unless
+  the chunk text is exactly title + abstract). It is written *after* the paper's
+  other chunks, so it doubles as a commit marker: a paper whose chunk #0 is missing
+  or stale is simply ingested again. (Paper records used to live in a second
+  collection; writing them cost as much as writing the chunks, and an old index is
+  moved over once, when it is opened.)
 - The lexical index is a bm25s index of the chunk texts, cached on local disk.
   The chunks collection carries a ``generation`` token in its metadata, renewed
   by every write; a process whose cache names another generation rebuilds it
@@ -132,13 +135,11 @@ def _wrap_chroma(exc: Exception, settings: Settings, doing: str) -> StoreError:
 class Store:
     """Chroma collections + lexical index. Build with :func:`open_store`."""
 
-    def __init__(self, settings: Settings, client, chunks, papers):
+    def __init__(self, settings: Settings, client, chunks):
         self.settings = settings
         self._client = client
         self.chunks = chunks
-        self.papers = papers
         self._lexical: Lexical | None = None
-        self._paper_dim: int | None = None  # placeholder width of paper records
         self._lexical_lock = threading.Lock()  # one rebuild at a time (UI threads)
         self.read_only: str = ""  # why writes are refused (a read-only or full-disk index)
 
@@ -152,7 +153,11 @@ class Store:
         return (self.chunks.metadata or {}).get("embed_model")
 
     def count_papers(self) -> int:
-        return self._call(self.papers.count, "read")
+        return len(self._call(self.chunks.get, "read", where=FIRST, include=[])["ids"])
+
+    def has_papers(self) -> bool:
+        """Whether any paper is indexed (cheap, unlike counting 100k papers)."""
+        return bool(self._call(self.chunks.get, "read", where=FIRST, limit=1, include=[])["ids"])
 
     def count_chunks(self) -> int:
         return self._call(self.chunks.count, "read")
@@ -209,8 +214,7 @@ class Store:
         """Paper records by id (missing ids are left out)."""
         if not ids:
             return {}
-        res = self._call(self.papers.get, "read", ids=list(ids), include=["metadatas"])
-        return {pid: _paper(pid, meta) for pid, meta in zip(res["ids"], res["metadatas"])}
+        return {pid: _paper(pid, meta) for pid, meta in self.paper_meta(list(ids)).items()}
 
     def chunk_vectors(self, paper_ids: list[str], guess: int = 32) -> dict[str, np.ndarray]:
         """The chunk vectors of each paper (rows of one array per paper id).
@@ -236,12 +240,13 @@ class Store:
         return {pid: np.asarray(vecs, dtype=np.float32) for pid, vecs in rows.items()}
 
     def paper_meta(self, ids: list[str]) -> dict[str, dict]:
-        """Raw metadata (hash, title key, ...) of existing paper records, by id."""
+        """Raw metadata of the paper records (chunk #0) of these papers, by paper id."""
         out: dict[str, dict] = {}
         for start in range(0, len(ids), PAGE):
-            res = self._call(self.papers.get, "read", ids=ids[start:start + PAGE],
+            res = self._call(self.chunks.get, "read",
+                             ids=[f"{pid}#0" for pid in ids[start:start + PAGE]],
                              include=["metadatas"])
-            out.update(zip(res["ids"], res["metadatas"]))
+            out.update((m["paper_id"], m) for m in res["metadatas"] if "hash" in m)
         return out
 
     def ids_by_title_key(self, keys: list[str]) -> dict[str, str]:
@@ -249,19 +254,20 @@ class Store:
         out: dict[str, str] = {}
         for start in range(0, len(keys), 500):
             part = keys[start:start + 500]
-            res = self._call(self.papers.get, "read", where={"title_key": {"$in": part}},
+            res = self._call(self.chunks.get, "read", where={"title_key": {"$in": part}},
                              include=["metadatas"])
-            out.update({m["title_key"]: pid for pid, m in zip(res["ids"], res["metadatas"])})
+            out.update({m["title_key"]: m["paper_id"] for m in res["metadatas"]})
         return out
 
-    def iter_papers(self, where: dict | None = None):
+    def iter_papers(self):
         """Every paper record (paged), for the library view and filters."""
         offset = 0
         while True:
-            res = self._call(self.papers.get, "read", where=where, limit=PAGE, offset=offset,
+            res = self._call(self.chunks.get, "read", where=FIRST, limit=PAGE, offset=offset,
                              include=["metadatas"])
-            for pid, meta in zip(res["ids"], res["metadatas"]):
-                yield _paper(pid, meta)
+            for meta in res["metadatas"]:
+                if "hash" in meta:
+                    yield _paper(meta["paper_id"], meta)
             if len(res["ids"]) < PAGE:
                 return
             offset += PAGE
@@ -269,45 +275,29 @@ class Store:
     # --- writes -----------------------------------------------------------------------
     def replace_chunks(self, paper_ids: list[str], ids, embeddings, metadatas,
                        delete_old: bool = True) -> None:
-        """Drop the old chunks of these papers, then add the new ones.
+        """Drop the old chunks of these papers, then add the new ones, paper records last.
 
-        Texts travel in the metadata (``text``; ``abstract`` for papers), not as Chroma
-        documents: Chroma builds a full-text index over documents, which we never query
-        (BM25 is ours), and which doubles the cost of every write (measured: 4,000 chunks
-        in 2.44 s as documents, 1.19 s as metadata).
+        Texts travel in the metadata (``text``), not as Chroma documents: Chroma builds
+        a full-text index over documents, which we never query (BM25 is ours), and
+        which doubles the cost of every write (measured: 4,000 chunks in 2.44 s as
+        documents, 1.19 s as metadata).
         """
         if delete_old:
             for start in range(0, len(paper_ids), 1000):
                 self._call(self.chunks.delete, "write",
                            where={"paper_id": {"$in": paper_ids[start:start + 1000]}})
+        # Chunk #0 holds the paper record, the commit marker: write it after the rest.
+        order = sorted(range(len(ids)), key=lambda i: metadatas[i]["n"] == 0)
+        ids = [ids[i] for i in order]
+        embeddings = np.asarray(embeddings)[order]
+        metadatas = [metadatas[i] for i in order]
         for start in range(0, len(ids), PAGE):
             end = start + PAGE
             self._call(self.chunks.upsert, "write", ids=ids[start:end],
                        embeddings=embeddings[start:end], metadatas=metadatas[start:end])
 
-    def upsert_papers(self, ids, metadatas) -> None:
-        """Write paper records. Chroma wants a vector with every record, but nothing
-        searches papers by vector (chunks carry the meaning), so each gets the same
-        constant placeholder: at 100k papers a real 256-d vector per paper cost 45 s
-        of HNSW building at ingest and 0.3 s of index loading in every `ask` process.
-        An index written before this keeps its width (Chroma fixes it per collection).
-        """
-        width = self._paper_width()
-        for start in range(0, len(ids), PAGE):
-            end = start + PAGE
-            self._call(self.papers.upsert, "write", ids=ids[start:end],
-                       embeddings=np.ones((len(ids[start:end]), width), dtype=np.float32),
-                       metadatas=metadatas[start:end])
-
-    def _paper_width(self) -> int:
-        if self._paper_dim is None:
-            res = self._call(self.papers.get, "read", limit=1, include=["embeddings"])
-            emb = res.get("embeddings")
-            self._paper_dim = len(emb[0]) if emb is not None and len(emb) else 1
-        return self._paper_dim
-
     def update_paper_meta(self, ids: list[str], metadatas: list[dict]) -> None:
-        """New listings for unchanged papers: update the paper records and their chunks."""
+        """New listings for unchanged papers: update their chunks and paper records."""
         by_paper = dict(zip(ids, metadatas))
         for start in range(0, len(ids), 500):
             part = ids[start:start + 500]
@@ -317,20 +307,47 @@ class Store:
                 metas = [chunk_metadata(m["paper_id"], m.get("n", 0), by_paper[m["paper_id"]],
                                         m.get("text", "")) for m in res["metadatas"]]
                 self._call(self.chunks.update, "write", ids=res["ids"], metadatas=metas)
-        self._call(self.papers.update, "write", ids=ids, metadatas=metadatas)
+
+    def move_paper_records(self, papers) -> int:
+        """Move the paper records of an index written before they lived on chunk #0.
+
+        Idempotent and safe to interrupt: a record is merged into its chunk #0 (the
+        same metadata a fresh ingest writes), and the old collection is dropped last.
+        A paper whose chunks are missing is left out; the next ingest adds it again.
+        """
+        moved = offset = 0
+        while True:
+            res = self._call(papers.get, "read", limit=PAGE, offset=offset, include=["metadatas"])
+            firsts = self._metas([f"{pid}#0" for pid in res["ids"]])
+            ids, metas = [], []
+            for pid, meta in zip(res["ids"], res["metadatas"]):
+                first = firsts.get(f"{pid}#0")
+                if first is not None:
+                    ids.append(f"{pid}#0")
+                    metas.append(chunk_metadata(pid, 0, meta, first.get("text", "")))
+            if ids:
+                self._call(self.chunks.update, "write", ids=ids, metadatas=metas)
+                moved += len(ids)
+            if len(res["ids"]) < PAGE:
+                break
+            offset += PAGE
+        self._call(self._client.delete_collection, "write", papers.name)
+        return moved
+
+    def _metas(self, chunk_ids: list[str]) -> dict[str, dict]:
+        res = self._call(self.chunks.get, "read", ids=chunk_ids, include=["metadatas"])
+        return dict(zip(res["ids"], res["metadatas"]))
 
     def reset(self) -> None:
         """Delete both collections (``ask ingest --rebuild``)."""
         self._writable()
-        for col in (self.chunks, self.papers):
-            try:
-                self._client.delete_collection(col.name)
-            except Exception:  # already gone
-                pass
+        try:
+            self._client.delete_collection(self.chunks.name)
+        except Exception:  # already gone
+            pass
         shutil.rmtree(self._lexical_dir(), ignore_errors=True)
         self._lexical = None
-        self._paper_dim = None
-        self.chunks, self.papers = _collections(self._client, self.settings)
+        self.chunks = _collections(self._client, self.settings)
 
     # --- dense search -----------------------------------------------------------------
     def dense(self, vector: np.ndarray, n: int, paper_ids: list[str] | None = None):
@@ -431,21 +448,29 @@ def _load_lexical(folder: Path, gen: str) -> Lexical:
 
 
 def _paper(pid: str, meta: dict) -> StoredPaper:
+    title = meta.get("title", "")
+    abstract = meta["abstract"] if "abstract" in meta else meta.get("text", "")[len(title) + 1:]
     return StoredPaper(
-        paper_id=pid, title=meta.get("title", ""), abstract=meta.get("abstract", ""),
+        paper_id=pid, title=title, abstract=abstract,
         dates=split_list(meta.get("dates")), sources=split_list(meta.get("sources")),
         authors=meta.get("authors", ""), url=meta.get("url", ""),
     )
 
 
 def _collections(client, settings: Settings):
-    name = settings.collection
-    cfg = {"hnsw": {"space": "cosine"}}
-    chunks = client.get_or_create_collection(f"{name}_chunks", embedding_function=None,
-                                             configuration=cfg, metadata={"kind": "chunks"})
-    papers = client.get_or_create_collection(f"{name}_papers", embedding_function=None,
-                                             configuration=cfg, metadata={"kind": "papers"})
-    return chunks, papers
+    return client.get_or_create_collection(
+        f"{settings.collection}_chunks", embedding_function=None,
+        configuration={"hnsw": {"space": "cosine"}}, metadata={"kind": "chunks"})
+
+
+def _open(settings: Settings, client) -> Store:
+    store = Store(settings, client, _collections(client, settings))
+    try:  # an index from before paper records moved onto chunk #0
+        legacy = client.get_collection(f"{settings.collection}_papers", embedding_function=None)
+    except Exception:  # not there: the usual case
+        return store
+    store.move_paper_records(legacy)
+    return store
 
 
 def _chroma_settings():
@@ -479,24 +504,23 @@ def open_store(settings: Settings) -> Store:
             try:
                 path.mkdir(parents=True, exist_ok=True)
                 client = chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
-                return Store(settings, client, *_collections(client, settings))
+                return _open(settings, client)
             except Exception as exc:
                 snapshot = _read_only_snapshot(path, exc)
                 if snapshot is None:
                     raise
                 client = chromadb.PersistentClient(path=str(snapshot),
                                                    settings=_chroma_settings())
-                store = Store(settings, client, *_collections(client, settings))
+                store = _open(settings, client)
                 store.read_only = (
                     f"the index in {settings.data_dir} cannot be written ({_why(exc)}); "
                     "answering from a temporary copy")
                 return store
-        chunks, papers = _collections(client, settings)
+        return _open(settings, client)
     except StoreError:
         raise
     except Exception as exc:
         raise _wrap_chroma(exc, settings, "open") from exc
-    return Store(settings, client, chunks, papers)
 
 
 _CANNOT_WRITE = ("readonly database", "read-only file system", "disk is full", "No space left")
@@ -543,8 +567,20 @@ def metadata_for_paper(paper: StoredPaper, content_hash: str, title_key: str) ->
     }
 
 
-def chunk_metadata(paper_id: str, n: int, paper_meta: dict, text: str) -> dict:
-    """What every chunk knows: its text, its paper's id, title, dates and sources."""
-    return {"paper_id": paper_id, "n": n, "text": text, "title": paper_meta["title"],
-            "dates": paper_meta["dates"], "sources": paper_meta["sources"]}
+FIRST = {"n": 0}  # Chroma filter for the chunks that carry paper records
 
+
+def chunk_metadata(paper_id: str, n: int, paper_meta: dict, text: str) -> dict:
+    """What every chunk knows: its text, its paper's id, title, dates and sources.
+
+    Chunk #0 also carries the paper record (``paper_meta``); its abstract is left out
+    when the chunk text is exactly title + abstract, the common case of a one-chunk
+    abstract (it would be the same kilobyte twice).
+    """
+    meta = {"paper_id": paper_id, "n": n, "text": text, "title": paper_meta["title"],
+            "dates": paper_meta["dates"], "sources": paper_meta["sources"]}
+    if n == 0:
+        meta.update(paper_meta)
+        if text == f"{paper_meta['title']}\n{paper_meta['abstract']}":
+            del meta["abstract"]
+    return meta

@@ -133,7 +133,7 @@ class Service:
         """First run: index the bundled corpus; then warm the models and the lexical index,
         so the first questions (possibly several at once) do not each build them."""
         self.pipeline.ensure_corpus()
-        if self.pipeline.store.count_papers():
+        if self.pipeline.store.has_papers():
             self.pipeline.search("warm up the index", k=1)
 
     def papers(self, refresh: bool = False) -> list:

@@ -52,12 +52,11 @@ def index_snapshot(data_dir: Path) -> dict:
     from rag.store import open_store
 
     store = open_store(load_settings(data_dir=data_dir))
-    papers = store.papers.get(include=["metadatas"])
+    papers = store.paper_meta([p.paper_id for p in store.iter_papers()])
     chunks = store.chunks.get(include=["metadatas"])
     return {
-        "papers": sorted(papers["ids"]),
-        "paper_meta": {pid: (m["hash"], m["dates"], m["sources"])
-                       for pid, m in zip(papers["ids"], papers["metadatas"])},
+        "papers": sorted(papers),
+        "paper_meta": {pid: (m["hash"], m["dates"], m["sources"]) for pid, m in papers.items()},
         "chunks": sorted(chunks["ids"]),
         "chunk_texts": {cid: m["text"] for cid, m in zip(chunks["ids"], chunks["metadatas"])},
         "chunk_count": store.count_chunks(),

@@ -13,7 +13,6 @@ import pytest
 from reliability_helpers import (
     BUNDLED_PAPERS,
     assert_answers,
-    assert_clean_failure,
     index_counts,
     run_ask,
     write_bytes,
