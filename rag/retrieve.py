@@ -30,6 +30,7 @@ import numpy as np
 
 from rag.embed import Embedder
 from rag.errors import QuestionError
+from rag.lexical import words
 from rag.settings import Settings
 from rag.store import Store
 from rag.types import Hit, StoredPaper
@@ -121,9 +122,9 @@ def _coverage(q_tokens: list[str], idf: dict[str, float], text: str) -> float:
     """IDF-weighted share of the question's content words present in the text."""
     if not q_tokens:
         return 0.0
-    words = set(re.findall(r"\w+", text.lower()))
+    present = set(re.findall(r"\w+", text.lower()))
     total = sum(idf.get(t, 1.0) for t in q_tokens)
-    have = sum(idf.get(t, 1.0) for t in q_tokens if t in words or _stem_hit(t, words))
+    have = sum(idf.get(t, 1.0) for t in q_tokens if t in present or _stem_hit(t, present))
     return have / total if total else 0.0
 
 
@@ -159,7 +160,7 @@ def search(
     _, d_pids, d_docs, d_sims = store.dense(qvec, n, allowed)
     t2 = time.perf_counter()
     lex = store.lexical()
-    q_words = lex.words(question) if lex is not None else []
+    q_words = words(question) if lex is not None else []
     l_pids, l_docs, l_scores, idf = [], [], [], {}
     if lex is not None and q_words:
         l_pids, l_rows, l_scores = _bm25(lex, q_words, n, allowed)
@@ -225,11 +226,11 @@ def _bm25(lex, words: list[str], n: int, allowed: list[str] | None):
             [float(scores[i]) for i in idx])
 
 
-def _idf(lex, words: list[str]) -> dict[str, float]:
+def _idf(lex, q_words: list[str]) -> dict[str, float]:
     """BM25's IDF of each question word (words absent from the index weigh 1)."""
     n_docs = len(lex.chunk_ids)
     out = {}
-    for w in set(words):
+    for w in set(q_words):
         if w not in lex.vocab:
             out[w] = 1.0
             continue

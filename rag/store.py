@@ -8,7 +8,7 @@
   or stale is simply ingested again. (Paper records used to live in a second
   collection; writing them cost as much as writing the chunks, and an old index is
   moved over once, when it is opened.)
-- The lexical index is a bm25s index of the chunk texts, cached on local disk.
+- The lexical index (:mod:`rag.lexical`) is BM25 over the chunk texts, cached on local disk.
   The chunks collection carries a ``generation`` token in its metadata, renewed
   by every write; a process whose cache names another generation rebuilds it
   from the collection. That keeps BM25 in step in server mode too, where other
@@ -24,19 +24,18 @@ so Chroma never downloads its default model.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import re
 import shutil
 import threading
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 
+from rag import lexical
 from rag.errors import EmbeddingMismatchError, StoreError
+from rag.lexical import Lexical
 from rag.settings import Settings
 from rag.types import StoredPaper
 
@@ -50,74 +49,6 @@ def split_list(value: str | None) -> tuple[str, ...]:
 
 def _join(values) -> str:
     return SEP.join(values)
-
-
-def bm25s_module():
-    """bm25s, imported on first use (index builds only), with its DEBUG chatter (it sets
-    its own logger to DEBUG at import) kept off the user's terminal."""
-    import logging
-
-    import bm25s
-
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
-    return bm25s
-
-
-WORD = re.compile(r"(?u)\b\w\w+\b")  # bm25s' (and scikit-learn's) token pattern
-
-
-def words(text: str, stopwords: frozenset[str]) -> list[str]:
-    """BM25 tokens: lowercased words of 2+ characters, stopwords removed.
-
-    The same function tokenizes the chunks at build time and the question at query
-    time, so the two can never drift apart.
-    """
-    return [w for w in WORD.findall(text.lower()) if w not in stopwords]
-
-
-LEXICAL_FORMAT = 2  # bump when the cache layout changes: old caches are rebuilt
-
-
-@dataclass
-class Lexical:
-    """A loaded BM25 index: bm25s' precomputed score matrix plus each row's ids.
-
-    bm25s builds the index; a query only needs its sparse matrix, so a query
-    process maps the cached arrays with numpy and never imports bm25s (0.2 s).
-    The score of row r for question words w1..wn is sum_i M[r, wi], with M the
-    (rows x vocabulary) matrix of per-word BM25 scores, stored column-wise (CSC):
-    the rows that contain word w are ``indices[indptr[w]:indptr[w+1]]``, with their
-    scores in ``data`` at the same positions.
-    """
-
-    vocab: dict[str, int]
-    data: np.ndarray
-    indices: np.ndarray
-    indptr: np.ndarray
-    chunk_ids: np.ndarray  # of str, one per BM25 row
-    paper_ids: np.ndarray  # of str, one per BM25 row
-    stopwords: frozenset[str]
-    generation: str
-
-    def words(self, text: str) -> list[str]:
-        return words(text, self.stopwords)
-
-    def scores(self, query_words: list[str]) -> np.ndarray:
-        """BM25 score of every row (a repeated question word counts again, as in bm25s)."""
-        cols = [self.vocab[w] for w in query_words if w in self.vocab]
-        if not cols:
-            return np.zeros(len(self.chunk_ids), dtype=np.float32)
-        rows = np.concatenate([self.indices[self.indptr[c]:self.indptr[c + 1]] for c in cols])
-        vals = np.concatenate([self.data[self.indptr[c]:self.indptr[c + 1]] for c in cols])
-        # bincount sums the scores of every (row, word) hit per row in one pass.
-        return np.bincount(rows, weights=vals, minlength=len(self.chunk_ids)).astype(np.float32)
-
-    def doc_freq(self, word: str) -> int:
-        """Rows that contain the word (0 for a word the index has never seen)."""
-        col = self.vocab.get(word)
-        if col is None or col + 1 >= len(self.indptr):
-            return 0
-        return int(self.indptr[col + 1] - self.indptr[col])
 
 
 def _wrap_chroma(exc: Exception, settings: Settings, doing: str) -> StoreError:
@@ -156,7 +87,10 @@ class Store:
         return len(self._call(self.chunks.get, "read", where=FIRST, include=[])["ids"])
 
     def has_papers(self) -> bool:
-        """Whether any paper is indexed (cheap, unlike counting 100k papers)."""
+        """Whether any paper is indexed, without a 0.2 s metadata scan at 100k chunks:
+        every completed ingest marks the collection (see ``bump_generation``)."""
+        if (self.chunks.metadata or {}).get("indexed"):
+            return True
         return bool(self._call(self.chunks.get, "read", where=FIRST, limit=1, include=[])["ids"])
 
     def count_chunks(self) -> int:
@@ -200,12 +134,15 @@ class Store:
     def generation(self) -> str:
         return (self.chunks.metadata or {}).get("generation", "")
 
-    def bump_generation(self) -> None:
-        """Mark the chunk set as changed (lexical caches everywhere become stale)."""
+    def bump_generation(self, indexed: bool = False) -> None:
+        """Mark the chunk set as changed (lexical caches everywhere become stale);
+        ``indexed``: a write has completed, so the index holds papers."""
         fresh = self._call(self._client.get_collection, "read", self.chunks.name,
                            embedding_function=None)
         meta = dict(fresh.metadata or {})
         meta["generation"] = uuid.uuid4().hex
+        if indexed:
+            meta["indexed"] = True
         self._call(fresh.modify, "write", metadata=meta)
         self.chunks = fresh
 
@@ -379,72 +316,34 @@ class Store:
 
     def _current_lexical(self) -> Lexical | None:
         gen = self.generation()
-        if self._lexical is not None and self._lexical.generation == gen:
-            return self._lexical
-        folder = self._lexical_dir()
-        manifest = folder / "manifest.json"
-        if manifest.exists():
-            try:
-                info = json.loads(manifest.read_text())
-                if info.get("generation") == gen and info.get("format") == LEXICAL_FORMAT:
-                    self._lexical = _load_lexical(folder, gen)
-                    return self._lexical
-            except (OSError, ValueError, KeyError):
-                pass  # a damaged cache is rebuilt below
-        self._lexical = self._build_lexical(folder, gen)
+        if self._lexical is None or self._lexical.generation != gen:
+            folder = self._lexical_dir()
+            self._lexical = lexical.load(folder, gen) or self._build_lexical(folder, gen)
         return self._lexical
 
     def _build_lexical(self, folder: Path, gen: str) -> Lexical | None:
-        bm25s = bm25s_module()
-        from bm25s.stopwords import STOPWORDS_EN
-
-        ids, pids, docs = [], [], []
+        builder = lexical.Builder()
         offset = 0
         while True:
             res = self._call(self.chunks.get, "read", limit=PAGE, offset=offset,
                              include=["metadatas"])
-            ids += res["ids"]
-            pids += [m["paper_id"] for m in res["metadatas"]]
-            docs += [m["text"] for m in res["metadatas"]]
+            metas = res["metadatas"]
+            builder.add(res["ids"], [m["paper_id"] for m in metas], [m["text"] for m in metas])
             if len(res["ids"]) < PAGE:
                 break
             offset += PAGE
-        if not ids:
+        lex = builder.build(gen)
+        if lex is None:
             return None
-        stop = frozenset(STOPWORDS_EN)
-        retriever = bm25s.BM25()
-        retriever.index([words(d, stop) for d in docs], show_progress=False)
-        m = retriever.scores
-        lex = Lexical(dict(retriever.vocab_dict), np.asarray(m["data"]), np.asarray(m["indices"]),
-                      np.asarray(m["indptr"]), np.array(ids), np.array(pids), stop, gen)
         try:  # the cache is an optimisation: a read-only data dir still answers
             tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}-{threading.get_ident()}")
             shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            # Plain .npy arrays (memory-mapped on load) and JSON, nothing pickled.
-            for name in ("data", "indices", "indptr", "chunk_ids", "paper_ids"):
-                np.save(tmp / f"{name}.npy", getattr(lex, name), allow_pickle=False)
-            (tmp / "vocab.json").write_text(json.dumps(lex.vocab))
-            (tmp / "stopwords.json").write_text(json.dumps(sorted(stop)))
-            (tmp / "manifest.json").write_text(json.dumps(
-                {"generation": gen, "format": LEXICAL_FORMAT, "chunks": len(ids)}))
+            lexical.save(lex, tmp)
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)
         except OSError:
             pass
         return lex
-
-
-def _load_lexical(folder: Path, gen: str) -> Lexical:
-    def arr(name, mmap=True):
-        return np.load(folder / f"{name}.npy", mmap_mode="r" if mmap else None,
-                       allow_pickle=False)
-
-    return Lexical(
-        json.loads((folder / "vocab.json").read_text()), arr("data"), arr("indices"),
-        arr("indptr"), arr("chunk_ids", False), arr("paper_ids", False),
-        frozenset(json.loads((folder / "stopwords.json").read_text())), gen,
-    )
 
 
 def _paper(pid: str, meta: dict) -> StoredPaper:

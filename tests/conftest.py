@@ -103,12 +103,3 @@ def bundled_copy(bundled_dir, tmp_path, embedder):
     data = tmp_path / "data"
     shutil.copytree(bundled_dir, data, dirs_exist_ok=True)
     return Pipeline(load_settings(data_dir=data), embedder=embedder), data
-
-
-def run_ask(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 180):
-    """Run the real `ask` CLI in a subprocess (under the netguard)."""
-    import subprocess
-
-    full_env = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True,
-                          text=True, env=full_env, input=input, timeout=timeout, cwd=os.getcwd())

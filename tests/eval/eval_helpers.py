@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 # Six questions in the dev-set format, one of each type plus a gold_ids lookup.
@@ -51,11 +48,3 @@ def write_jsonl(path: Path, rows: list) -> Path:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows),
                     encoding="utf-8")
     return path
-
-
-def run_ask(*args, env: dict | None = None, timeout: float = 300):
-    """Run the real `ask` CLI in a subprocess (netguarded like tests/conftest.py's run_ask)."""
-    full_env = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "rag.cli", *map(str, args)],
-                          capture_output=True, text=True, env=full_env, timeout=timeout,
-                          cwd=os.getcwd())

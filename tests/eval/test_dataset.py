@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from eval_helpers import SMALL, run_ask, write_jsonl
+from eval_helpers import SMALL, write_jsonl
+from helpers import run_ask
 
 from eval.harness import DEFAULT_DATASET, DatasetError, build_gold_index, load_dataset
 

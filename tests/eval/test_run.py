@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from eval_helpers import run_ask
+from helpers import run_ask
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "llm"))
 from openai_stub import Reply, StubOpenAI  # noqa: E402  (tests/llm: the shared OpenAI stub)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 KEY = "sk-test-SECRET123"
 
@@ -19,8 +16,3 @@ def llm_settings(data_dir, stub, **overrides):
     return load_settings(**values)
 
 
-def run_ask(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 180):
-    """Run the real `ask` CLI in a subprocess (as tests/conftest.py's run_ask: netguarded)."""
-    full_env = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True,
-                          text=True, env=full_env, input=input, timeout=timeout, cwd=os.getcwd())

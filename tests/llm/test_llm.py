@@ -8,7 +8,8 @@ import socket
 import time
 
 import pytest
-from llm_helpers import KEY, llm_settings, run_ask
+from helpers import run_ask
+from llm_helpers import KEY, llm_settings
 from openai_stub import Reply
 
 from rag.errors import LLMConfigError

@@ -21,12 +21,15 @@ def wordllama():
 
 @pytest.fixture(scope="session")
 def wordllama_dir(tmp_path_factory, wordllama) -> Path:
-    """A data dir with the bundled corpus ingested with wordllama, uninterrupted. Read-only."""
+    """A data dir with the bundled corpus ingested with wordllama, uninterrupted. Read-only.
+
+    Chunks of 110 tokens (MiniLM's size, not wordllama's 400): four times the writes,
+    which keeps the kill-and-resume tests' kill inside the write phase."""
     from rag.pipeline import Pipeline
     from rag.settings import Settings
 
     data = tmp_path_factory.mktemp("wordllama") / "data"
-    pipe = Pipeline(Settings(data_dir=data, embedder="wordllama", _env_file=None),
+    pipe = Pipeline(Settings(data_dir=data, embedder="wordllama", chunk_tokens=110, _env_file=None),
                     embedder=wordllama)
     report = pipe.ingest([BUNDLED])
     assert report.added == BUNDLED_PAPERS

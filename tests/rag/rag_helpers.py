@@ -5,9 +5,6 @@ Imported as a plain module: pytest puts this folder on sys.path.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,13 +34,6 @@ def listing_page(date: str, papers: list[tuple[str, str]]) -> str:
 def one_line(stderr: str) -> list[str]:
     """The 'Error: ...' lines of a CLI run."""
     return [line for line in stderr.splitlines() if line.startswith("Error:")]
-
-
-def run_ask(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 180):
-    """Run the real `ask` CLI in a subprocess (same as tests/conftest.py's, under the netguard)."""
-    full_env = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True,
-                          text=True, env=full_env, input=input, timeout=timeout, cwd=os.getcwd())
 
 
 def index_snapshot(data_dir: Path) -> dict:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from rag_helpers import BUNDLED_PAPERS, index_snapshot, one_line, run_ask, write
+from helpers import run_ask
+from rag_helpers import BUNDLED_PAPERS, index_snapshot, one_line, write
 
 GQSA_Q = "Which paper combines group quantization with structured sparsity to speed up LLM inference?"
 

@@ -151,7 +151,7 @@ def _ingest_killed_part_way(data_dir, after: int, jitter_s: float) -> tuple[int,
     after its progress bar first shows ``after`` or more papers embedded."""
     master, slave = pty.openpty()
     env = dict(os.environ, ABSTRACTA_EMBEDDER="wordllama", ABSTRACTA_DATA_DIR=str(data_dir),
-               TERM="xterm", COLUMNS="120")
+               ABSTRACTA_CHUNK_TOKENS="110", TERM="xterm", COLUMNS="120")
     proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", "--bundled"],
                             stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env,
                             start_new_session=True)
@@ -191,7 +191,8 @@ def test_killed_ingest_resumes_to_the_same_index(tmp_path, wordllama_dir, after)
     partial = index_snapshot(data)
     assert partial["paper_count"] < BUNDLED_PAPERS
 
-    env = dict(os.environ, ABSTRACTA_EMBEDDER="wordllama", ABSTRACTA_DATA_DIR=str(data))
+    env = dict(os.environ, ABSTRACTA_EMBEDDER="wordllama", ABSTRACTA_DATA_DIR=str(data),
+               ABSTRACTA_CHUNK_TOKENS="110")
     resumed = subprocess.run([sys.executable, "-m", "rag.cli", "ingest", "--bundled"],
                              capture_output=True, text=True, env=env, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
@@ -218,8 +219,8 @@ def test_large_ingest_in_a_worker_process_gives_the_same_index(
     monkeypatch.setattr(rag.ingest, "WORKER_MIN_PAPERS", 1)
     monkeypatch.setattr(rag.ingest, "WORKER_PAPERS", 100)  # several jobs, a partial last one
     data = tmp_path / "worker"
-    pipe = Pipeline(Settings(data_dir=data, embedder="wordllama", _env_file=None),
-                    embedder=wordllama)
+    pipe = Pipeline(Settings(data_dir=data, embedder="wordllama", chunk_tokens=110,
+                             _env_file=None), embedder=wordllama)
     report = pipe.ingest([BUNDLED])
     assert report.added == BUNDLED_PAPERS
     assert index_snapshot(data) == index_snapshot(wordllama_dir)

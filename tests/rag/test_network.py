@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rag_helpers import BUNDLED_PAPERS, run_ask
+from helpers import run_ask
+from rag_helpers import BUNDLED_PAPERS
 
 
 def test_first_question_with_the_default_embedder_attempts_no_connection(tmp_path, netguard_log):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from rag_helpers import run_ask
+from helpers import run_ask
 
 from rag.retrieve import Filters, parse_date
 from rag.types import StoredPaper

@@ -106,7 +106,8 @@ def test_ingest_answer_outage_and_restart(server, tmp_path, embedder, netguard_l
 
 
 def test_cli_against_a_stopped_server_is_a_one_line_error(server, tmp_path):
-    from rag_helpers import one_line, run_ask
+    from helpers import run_ask
+    from rag_helpers import one_line
 
     url, _, stop = server
     stop()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from helpers import run_ask as _run_ask
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = ROOT / "rag" / "data" / "corpus"
@@ -30,14 +30,9 @@ def without_root_powers() -> list[str]:
 
 def run_ask(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 180,
             obey_permissions: bool = False):
-    """Run the real `ask` CLI in a subprocess, under the netguard (as tests/conftest.py's).
-
-    ``obey_permissions``: run it so that read-only files are read-only even for root.
-    """
-    full_env = dict(os.environ, **(env or {}))
-    prefix = without_root_powers() if obey_permissions else []
-    return subprocess.run([*prefix, sys.executable, "-m", "rag.cli", *args], capture_output=True, check=False,
-                          text=True, env=full_env, input=input, timeout=timeout, cwd=os.getcwd())
+    """The shared run_ask; ``obey_permissions`` makes read-only files read-only even for root."""
+    return _run_ask(*args, env=env, input=input, timeout=timeout,
+                    prefix=without_root_powers() if obey_permissions else ())
 
 
 def run_many(calls: dict[str, tuple[tuple, dict | None]], workers: int = 3) -> dict:
