@@ -83,7 +83,7 @@ def library_versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": sys.version.split()[0]}
-    for pkg in ("abstracta", "chromadb", "llama-index-core", "bm25s", "onnxruntime", "tokenizers",
+    for pkg in ("abstracta", "chromadb", "llama-index-core", "onnxruntime", "tokenizers",
                 "wordllama", "openai", "numpy", "matplotlib"):
         try:
             out[pkg] = version(pkg)
