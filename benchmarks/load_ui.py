@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,15 +32,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+from run import free_port  # benchmarks/ is on sys.path when a script in it runs
+
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT / "eval" / "datasets" / "dev.jsonl"
 HOST = "127.0.0.1"  # never anything else: this is a load test of a local server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def dev_questions(limit: int) -> list[tuple[str, str]]:

@@ -36,6 +36,11 @@ STOPWORDS = frozenset((
     "then there these they this to was will with").split())
 
 
+def idf(n_docs: int, df):
+    """Lucene's IDF (works on numbers and on numpy arrays alike)."""
+    return np.log1p((n_docs - df + 0.5) / (df + 0.5))
+
+
 def words(text: str) -> list[str]:
     """BM25 tokens: lowercased words of 2+ characters, stopwords removed.
 
@@ -71,6 +76,10 @@ class Lexical:
         col = self.vocab.get(word)
         return 0 if col is None else int(self.indptr[col + 1] - self.indptr[col])
 
+    def idf(self, word: str) -> float:
+        """The word's IDF in this index, as used in its scores."""
+        return float(idf(len(self.chunk_ids), self.doc_freq(word)))
+
 
 class Builder:
     """Collects chunk texts page by page as int32 word ids, then builds the matrix.
@@ -104,10 +113,9 @@ class Builder:
         keys, tf = np.unique(tok.astype(np.int64) * n_docs + doc, return_counts=True)
         col, row = keys // n_docs, keys % n_docs
         df = np.bincount(col, minlength=len(self.vocab))
-        idf = np.log1p((n_docs - df + 0.5) / (df + 0.5))
         avgdl = max(float(lengths.mean()), 1e-9)
         norm = K1 * (1 - B + B * lengths[row] / avgdl)
-        data = (idf[col] * tf / (tf + norm)).astype(np.float32)
+        data = (idf(n_docs, df)[col] * tf / (tf + norm)).astype(np.float32)
         indptr = np.concatenate([[0], np.cumsum(df)]).astype(np.int64)
         return Lexical(dict(self.vocab), data, row.astype(np.int32), indptr,
                        np.array(self.chunk_ids), np.array(self.paper_ids), generation)

@@ -212,13 +212,11 @@ def search(
     return hits
 
 
-def _bm25(lex, words: list[str], n: int, allowed: list[str] | None):
-    scores = lex.scores(words)
+def _bm25(lex, q_words: list[str], n: int, allowed: list[str] | None):
+    scores = lex.scores(q_words)
     if allowed is not None:
         scores = np.where(np.isin(lex.paper_ids, allowed), scores, 0.0)
-    n = min(n, len(scores))
-    if not n:
-        return [], [], []
+    n = min(n, len(scores))  # a built index has at least one row
     idx = np.argpartition(-scores, n - 1)[:n]
     idx = idx[np.argsort(-scores[idx], kind="stable")]
     idx = [i for i in idx if scores[i] > 0]
@@ -228,15 +226,7 @@ def _bm25(lex, words: list[str], n: int, allowed: list[str] | None):
 
 def _idf(lex, q_words: list[str]) -> dict[str, float]:
     """BM25's IDF of each question word (words absent from the index weigh 1)."""
-    n_docs = len(lex.chunk_ids)
-    out = {}
-    for w in set(q_words):
-        if w not in lex.vocab:
-            out[w] = 1.0
-            continue
-        df = lex.doc_freq(w)
-        out[w] = math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
-    return out
+    return {w: lex.idf(w) if w in lex.vocab else 1.0 for w in set(q_words)}
 
 
 def _paper_cosines(store: Store, qvec: np.ndarray, pids: list[str]) -> dict[str, float]:

@@ -41,6 +41,7 @@ from rag.types import StoredPaper
 
 SEP = "\x1f"  # joins list values (dates, sources) inside one Chroma metadata string
 PAGE = 5000
+FIRST = {"n": 0}  # Chroma filter for the chunks that carry paper records (chunk #0)
 
 
 def split_list(value: str | None) -> tuple[str, ...]:
@@ -160,30 +161,31 @@ class Store:
         by id (1 ms at 100k chunks, against 17 ms for a ``where`` on paper_id); only a
         paper that fills all of them is read again by ``where``.
         """
-        res = self._call(self.chunks.get, "read",
-                         ids=[f"{pid}#{i}" for pid in paper_ids for i in range(guess)],
-                         include=["embeddings", "metadatas"])
-        rows: dict[str, list] = {}
-        for meta, vec in zip(res["metadatas"], res["embeddings"]):
-            rows.setdefault(meta["paper_id"], []).append(vec)
+        def by_paper(**query) -> dict[str, list]:
+            res = self._call(self.chunks.get, "read", include=["embeddings", "metadatas"], **query)
+            rows: dict[str, list] = {}
+            for meta, vec in zip(res["metadatas"], res["embeddings"]):
+                rows.setdefault(meta["paper_id"], []).append(vec)
+            return rows
+
+        rows = by_paper(ids=[f"{pid}#{i}" for pid in paper_ids for i in range(guess)])
         more = [pid for pid, vecs in rows.items() if len(vecs) >= guess]
         if more:
-            res = self._call(self.chunks.get, "read", where={"paper_id": {"$in": more}},
-                             include=["embeddings", "metadatas"])
-            for pid in more:
-                rows[pid] = []
-            for meta, vec in zip(res["metadatas"], res["embeddings"]):
-                rows[meta["paper_id"]].append(vec)
+            rows.update(by_paper(where={"paper_id": {"$in": more}}))
         return {pid: np.asarray(vecs, dtype=np.float32) for pid, vecs in rows.items()}
 
     def paper_meta(self, ids: list[str]) -> dict[str, dict]:
         """Raw metadata of the paper records (chunk #0) of these papers, by paper id."""
+        return {pid: m for pid, m in self._first_chunks(ids).items() if "hash" in m}
+
+    def _first_chunks(self, ids: list[str]) -> dict[str, dict]:
+        """Metadata of chunk #0 of these papers, by paper id, paper record or not."""
         out: dict[str, dict] = {}
         for start in range(0, len(ids), PAGE):
             res = self._call(self.chunks.get, "read",
                              ids=[f"{pid}#0" for pid in ids[start:start + PAGE]],
                              include=["metadatas"])
-            out.update((m["paper_id"], m) for m in res["metadatas"] if "hash" in m)
+            out.update((m["paper_id"], m) for m in res["metadatas"])
         return out
 
     def ids_by_title_key(self, keys: list[str]) -> dict[str, str]:
@@ -255,10 +257,10 @@ class Store:
         moved = offset = 0
         while True:
             res = self._call(papers.get, "read", limit=PAGE, offset=offset, include=["metadatas"])
-            firsts = self._metas([f"{pid}#0" for pid in res["ids"]])
+            firsts = self._first_chunks(res["ids"])
             ids, metas = [], []
             for pid, meta in zip(res["ids"], res["metadatas"]):
-                first = firsts.get(f"{pid}#0")
+                first = firsts.get(pid)
                 if first is not None:
                     ids.append(f"{pid}#0")
                     metas.append(chunk_metadata(pid, 0, meta, first.get("text", "")))
@@ -271,12 +273,8 @@ class Store:
         self._call(self._client.delete_collection, "write", papers.name)
         return moved
 
-    def _metas(self, chunk_ids: list[str]) -> dict[str, dict]:
-        res = self._call(self.chunks.get, "read", ids=chunk_ids, include=["metadatas"])
-        return dict(zip(res["ids"], res["metadatas"]))
-
     def reset(self) -> None:
-        """Delete both collections (``ask ingest --rebuild``)."""
+        """Delete the collection and the lexical cache (``ask ingest --rebuild``)."""
         self._writable()
         try:
             self._client.delete_collection(self.chunks.name)
@@ -284,7 +282,7 @@ class Store:
             pass
         shutil.rmtree(self._lexical_dir(), ignore_errors=True)
         self._lexical = None
-        self.chunks = _collections(self._client, self.settings)
+        self.chunks = _chunks_collection(self._client, self.settings)
 
     # --- dense search -----------------------------------------------------------------
     def dense(self, vector: np.ndarray, n: int, paper_ids: list[str] | None = None):
@@ -356,14 +354,14 @@ def _paper(pid: str, meta: dict) -> StoredPaper:
     )
 
 
-def _collections(client, settings: Settings):
+def _chunks_collection(client, settings: Settings):
     return client.get_or_create_collection(
         f"{settings.collection}_chunks", embedding_function=None,
         configuration={"hnsw": {"space": "cosine"}}, metadata={"kind": "chunks"})
 
 
 def _open(settings: Settings, client) -> Store:
-    store = Store(settings, client, _collections(client, settings))
+    store = Store(settings, client, _chunks_collection(client, settings))
     try:  # an index from before paper records moved onto chunk #0
         legacy = client.get_collection(f"{settings.collection}_papers", embedding_function=None)
     except Exception:  # not there: the usual case
@@ -464,9 +462,6 @@ def metadata_for_paper(paper: StoredPaper, content_hash: str, title_key: str) ->
         "hash": content_hash,
         "title_key": title_key,
     }
-
-
-FIRST = {"n": 0}  # Chroma filter for the chunks that carry paper records
 
 
 def chunk_metadata(paper_id: str, n: int, paper_meta: dict, text: str) -> dict:

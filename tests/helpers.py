@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -17,3 +18,11 @@ def run_ask(*args, env: dict | None = None, input: str | None = None, timeout: f
     return subprocess.run([*prefix, sys.executable, "-m", "rag.cli", *map(str, args)],
                           capture_output=True, check=False, text=True, env=full_env,
                           input=input, timeout=timeout, cwd=os.getcwd())
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (bound, then released): for a server to start
+    on, or for a client to find closed."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 
 import pytest
-from helpers import run_ask
+from helpers import free_port, run_ask
 from llm_helpers import KEY, llm_settings
 from openai_stub import Reply
 
@@ -167,9 +166,7 @@ def test_garbage_reply_falls_back_to_offline(bundled_dir, embedder, openai_stub,
 
 
 def test_server_down_falls_back_to_offline(bundled_dir, embedder, netguard_log):
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nobody listens on it
     from rag.settings import load_settings
 
     url = f"http://127.0.0.1:{port}/v1"
@@ -340,9 +337,7 @@ def test_cli_rejected_key_is_one_line(run_ask_env, cli_data, openai_stub):
 
 @pytest.mark.slow
 def test_cli_server_down_answers_offline(run_ask_env, cli_data):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     proc = run_ask_env("-v", "--data-dir", cli_data, GQSA_Q,
                        env={"OPENAI_BASE_URL": url, "ABSTRACTA_LLM_RETRIES": "0"})
     assert proc.returncode == 0, proc.stderr

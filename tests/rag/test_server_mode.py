@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -10,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 from rag_helpers import BUNDLED, write
 
 from rag.errors import StoreError
@@ -17,12 +17,6 @@ from rag.errors import StoreError
 pytestmark = pytest.mark.server
 
 CHROMA = Path(sys.executable).parent / "chroma"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start(path: Path, port: int, log: Path) -> subprocess.Popen:
@@ -53,7 +47,7 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.fixture
 def server(tmp_path):
     """A `chroma run` server on a free loopback port: (url, restart, stop)."""
-    path, port, log = tmp_path / "chroma-server", _free_port(), tmp_path / "chroma.log"
+    path, port, log = tmp_path / "chroma-server", free_port(), tmp_path / "chroma.log"
     state = {"proc": _start(path, port, log)}
 
     def stop():

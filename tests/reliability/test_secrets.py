@@ -10,9 +10,9 @@ them. The LLM is the OpenAI-compatible stub from tests/llm over real HTTP on
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
+from helpers import free_port
 from reliability_helpers import GOOD_QUESTION, ROOT, run_ask, run_many
 
 KEY = "sk-test-RECOGNIZABLE-abc123"
@@ -33,13 +33,6 @@ def assert_no_secret(text: str, where: str) -> None:
     for secret in SECRETS:
         at = text.find(secret)
         assert at < 0, f"{secret!r} printed in {where}: ...{text[max(0, at - 200):at + 200]}"
-
-
-def closed_port() -> int:
-    """A localhost port nobody listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -72,7 +65,7 @@ def test_public_dict_masks_secrets(monkeypatch):
 
 def test_cli_never_prints_the_key(bundled_dir, stubs, netguard_log):
     data = str(bundled_dir)
-    port = closed_port()
+    port = free_port()
     runs = {  # name: (args, env)
         "json": (("--json", GOOD_QUESTION, "--data-dir", data), secret_env(stubs["ok"].url)),
         "verbose-500": (("-v", GOOD_QUESTION, "--data-dir", data), secret_env(stubs["500"].url)),
