@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 
@@ -94,13 +95,13 @@ class Pipeline:
         use_llm = self.settings.use_llm if use_llm is None else use_llm
         timings: dict = {}
         llm = self.llm if use_llm else None
-        standalone, usage, note = question, {}, ""
+        standalone, note = question, ""
         if use_llm and llm is None:
             note = ("No LLM is configured (set OPENAI_API_KEY or OPENAI_BASE_URL); "
                     "this is the offline answer.")
         if conversation is not None and conversation.turns:
             if llm is not None:
-                standalone, note = self._condense_llm(question, conversation, llm)
+                standalone = self._condense_llm(question, conversation, llm)
             if standalone == question:
                 standalone = condense_offline(question, conversation)
         t1 = time.perf_counter()
@@ -125,10 +126,9 @@ class Pipeline:
         t3 = time.perf_counter()
         timings.update(condense=(t1 - t0) * 1000, retrieve=(t2 - t1) * 1000,
                        answer=(t3 - t2) * 1000, total=(t3 - t0) * 1000)
-        result = _replace(result, question=question, note=note or result.note,
-                          standalone_question=standalone if standalone != question else "",
-                          timings_ms={k_: round(v, 2) for k_, v in timings.items()},
-                          usage=result.usage or usage)
+        result = replace(result, question=question, note=note or result.note,
+                         standalone_question=standalone if standalone != question else "",
+                         timings_ms={k_: round(v, 2) for k_, v in timings.items()})
         if conversation is not None:
             conversation.add(question, result)
         return result
@@ -138,11 +138,11 @@ class Pipeline:
         from rag.llm import condense
 
         try:
-            return condense(question, conversation, self.settings, llm), ""
+            return condense(question, conversation, self.settings, llm)
         except LLMConfigError:
             raise
-        except LLMError:
-            return question, ""
+        except LLMError:  # the offline rewrite below takes over
+            return question
 
     # --- description ------------------------------------------------------------------
     def stats(self) -> dict:
@@ -166,9 +166,3 @@ class Pipeline:
             "mode": "chroma server" if self.settings.chroma_url else "embedded",
             "bundled_corpus": str(BUNDLED_CORPUS),
         }
-
-
-def _replace(answer: Answer, **changes) -> Answer:
-    from dataclasses import replace
-
-    return replace(answer, **changes)
