@@ -15,8 +15,25 @@ from pathlib import Path
 import click
 
 from rag.errors import AbstractaError
+from rag.text import display_safe, json_safe
 
 JSON_SCHEMA_VERSION = 1
+
+
+def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """Print text that may hold paper text or file names, made inert first.
+
+    Titles, abstracts and file names are untrusted: ESC[2J would clear the screen, OSC 8
+    hide a link, OSC 0 set the window title, U+202E show "fdp.exe" as "exe.pdf". click
+    strips CSI sequences only when the output is not a terminal, and OSC never, so every
+    line goes through :func:`rag.text.display_safe` here.
+    """
+    click.echo(display_safe(message), err=err, nl=nl)
+
+
+def echo_json(obj) -> None:
+    """Print JSON; the control and bidi characters in its strings as \\u escapes."""
+    click.echo(json_safe(json.dumps(obj, ensure_ascii=False, indent=2)))
 
 
 class DefaultGroup(click.Group):
@@ -88,11 +105,11 @@ def _progress_bar(label: str):
 
 def _ensure_corpus(pipeline, quiet: bool) -> None:
     if pipeline.store.read_only:
-        click.echo(f"Note: {pipeline.store.read_only}.", err=True)
+        echo(f"Note: {pipeline.store.read_only}.", err=True)
     if not pipeline.settings.auto_ingest_bundled or pipeline.store.has_papers():
         return
-    click.echo(f"No papers indexed yet: ingesting the bundled sample corpus into "
-               f"{pipeline.store.location} (one time).", err=True)
+    echo(f"No papers indexed yet: ingesting the bundled sample corpus into "
+         f"{pipeline.store.location} (one time).", err=True)
     if quiet:
         report = pipeline.ensure_corpus()
     else:
@@ -100,7 +117,7 @@ def _ensure_corpus(pipeline, quiet: bool) -> None:
         with bar:
             report = pipeline.ensure_corpus(update)
     if report is not None:
-        click.echo(f"Indexed: {report.summary()}.", err=True)
+        echo(f"Indexed: {report.summary()}.", err=True)
 
 
 @click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -144,25 +161,25 @@ def question_cmd(question, as_json, use_llm, verbose, k, since, until, sources, 
 
     def on_token(tok: str) -> None:
         streamed.append(tok)
-        click.echo(tok, nl=False)
+        echo(tok, nl=False)
 
     answer = pipeline.answer(text, k=k, filters=_filters(since, until, sources), use_llm=use_llm,
                              on_token=on_token if stream else None)
     if as_json:
-        click.echo(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
+        echo_json(answer_json(answer))
         return
     if streamed:
-        click.echo("")
+        echo("")
         if "".join(streamed) != answer.text:  # the citation check or a fallback changed it
-            click.echo(f"\nFinal answer:\n{answer.text}")
+            echo(f"\nFinal answer:\n{answer.text}")
     else:
-        click.echo(answer.text)
+        echo(answer.text)
     print_sources(answer)
     if answer.note:
-        click.echo(f"\nNote: {answer.note}", err=True)
+        echo(f"\nNote: {answer.note}", err=True)
     if verbose:
-        click.echo(f"\nAnswerer: {answer.answerer}; timings (ms): {answer.timings_ms}"
-                   + (f"; tokens: {answer.usage}" if answer.usage else ""), err=True)
+        echo(f"\nAnswerer: {answer.answerer}; timings (ms): {answer.timings_ms}"
+             + (f"; tokens: {answer.usage}" if answer.usage else ""), err=True)
 
 
 def print_sources(answer) -> None:
@@ -171,18 +188,18 @@ def print_sources(answer) -> None:
     cited = {c.paper_id: c.n for c in answer.citations}
     hits = {h.paper.paper_id: h for h in answer.hits}
     if answer.citations:
-        click.echo("\nSources")
+        echo("\nSources")
         for c in answer.citations:
             p = hits[c.paper_id].paper
             when = ", ".join(display_date(d) for d in p.dates) or "date unknown"
-            click.echo(f"  [{c.n}] {p.title}")
-            click.echo(f"      {when} · {', '.join(p.sources)} · {p.link}")
+            echo(f"  [{c.n}] {p.title}")
+            echo(f"      {when} · {', '.join(p.sources)} · {p.link}")
     others = [h for h in answer.hits if h.paper.paper_id not in cited]
     if others:
-        click.echo("\nAlso retrieved" if answer.citations else "\nClosest papers")
+        echo("\nAlso retrieved" if answer.citations else "\nClosest papers")
         for h in others:
-            click.echo(f"  - {h.paper.title} ({', '.join(display_date(d) for d in h.paper.dates)}"
-                       f" · {', '.join(h.paper.sources)})")
+            echo(f"  - {h.paper.title} ({', '.join(display_date(d) for d in h.paper.dates)}"
+                 f" · {', '.join(h.paper.sources)})")
 
 
 def answer_json(answer) -> dict:
@@ -233,11 +250,11 @@ def ingest(paths, rebuild, bundled, data_dir, chroma_url):
     with bar:
         report = pipeline.ingest(paths, update, rebuild=rebuild)
     for reason in report.skipped:
-        click.echo(f"skipped {reason}", err=True)
+        echo(f"skipped {reason}", err=True)
     for err in report.failed_files:
-        click.echo(f"Error: {err}", err=True)
-    click.echo(f"{report.summary()}.")
-    click.echo(f"Index: {pipeline.store.count_papers()} papers in {pipeline.store.location}")
+        echo(f"Error: {err}", err=True)
+    echo(f"{report.summary()}.")
+    echo(f"Index: {pipeline.store.count_papers()} papers in {pipeline.store.location}")
     if report.failed_files:
         sys.exit(1)
 
@@ -252,18 +269,18 @@ def stats(as_json, data_dir, chroma_url):
 
     info = Pipeline(_settings(data_dir, chroma_url)).stats()
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        echo_json(info)
         return
-    click.echo(f"Papers:          {info['papers']}")
-    click.echo(f"Chunks:          {info['chunks']}")
-    click.echo(f"Embedding model: {info['embedding_model']}")
-    click.echo(f"Answerer:        {info['answerer']}")
-    click.echo(f"Index:           {info['location']} ({info['mode']})")
+    echo(f"Papers:          {info['papers']}")
+    echo(f"Chunks:          {info['chunks']}")
+    echo(f"Embedding model: {info['embedding_model']}")
+    echo(f"Answerer:        {info['answerer']}")
+    echo(f"Index:           {info['location']} ({info['mode']})")
     if info["dates"]:
-        click.echo(f"Listing dates:   {', '.join(display_date(d) for d in info['dates'][:12])}")
-    click.echo(f"Sources ({len(info['sources'])}):")
+        echo(f"Listing dates:   {', '.join(display_date(d) for d in info['dates'][:12])}")
+    echo(f"Sources ({len(info['sources'])}):")
     for name, count in info["sources"].items():
-        click.echo(f"  {count:6d}  {name}")
+        echo(f"  {count:6d}  {name}")
 
 
 @cli.command(name="search")
@@ -280,19 +297,19 @@ def search_cmd(query, as_json, k, since, until, sources, data_dir, chroma_url):
     _ensure_corpus(pipeline, quiet=as_json)
     hits = pipeline.search(" ".join(query), k, _filters(since, until, sources))
     if as_json:
-        click.echo(json.dumps([{
+        echo_json([{
             "rank": h.rank, "paper_id": h.paper.paper_id, "title": h.paper.title,
             "score": h.score, "relevance": h.relevance, "dense": h.dense, "lexical": h.lexical,
             "dates": list(h.paper.dates), "sources": list(h.paper.sources),
-        } for h in hits], indent=2))
+        } for h in hits])
         return
     if not hits:
-        click.echo("No paper matched.")
+        echo("No paper matched.")
     for h in hits:
-        click.echo(f"{h.rank:2d}. {h.paper.title}")
-        click.echo(f"    score {h.score:.4f} · relevance {h.relevance:.2f} · "
-                   f"{', '.join(display_date(d) for d in h.paper.dates)} · "
-                   f"{', '.join(h.paper.sources)} · {h.paper.paper_id}")
+        echo(f"{h.rank:2d}. {h.paper.title}")
+        echo(f"    score {h.score:.4f} · relevance {h.relevance:.2f} · "
+             f"{', '.join(display_date(d) for d in h.paper.dates)} · "
+             f"{', '.join(h.paper.sources)} · {h.paper.paper_id}")
 
 
 @cli.command()
@@ -324,26 +341,26 @@ def chat(use_llm, k, since, until, sources, data_dir, chroma_url):
 
         def on_token(tok: str) -> None:
             streamed.append(tok)
-            click.echo(tok, nl=False)
+            echo(tok, nl=False)
 
         try:
             answer = pipeline.answer(line, k=k, filters=filters, conversation=conversation,
                                      use_llm=use_llm, on_token=on_token if stream else None)
         except AbstractaError as exc:
-            click.echo(f"{chr(10) if streamed else ''}Error: {exc}", err=True)
+            echo(f"{chr(10) if streamed else ''}Error: {exc}", err=True)
             continue
         if streamed:
-            click.echo("")
+            echo("")
             if "".join(streamed) != answer.text:  # the citation check or a fallback changed it
-                click.echo(f"\nFinal answer:\n{answer.text}")
+                echo(f"\nFinal answer:\n{answer.text}")
         if answer.standalone_question:
-            click.echo(f"(searching: {answer.standalone_question})", err=True)
+            echo(f"(searching: {answer.standalone_question})", err=True)
         if not streamed:
-            click.echo(answer.text)
+            echo(answer.text)
         print_sources(answer)
         if answer.note:
-            click.echo(f"Note: {answer.note}", err=True)
-        click.echo("")
+            echo(f"Note: {answer.note}", err=True)
+        echo("")
 
 
 def _forward(module: str, attr: str, args, prog: str) -> None:
@@ -377,16 +394,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="ask", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+        echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except AbstractaError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
+        echo("Interrupted.", err=True)
         sys.exit(130)
 
 

@@ -12,7 +12,6 @@ question never decides whether a paper matches.
 from __future__ import annotations
 
 import re
-import unicodedata
 from functools import lru_cache
 
 # --- words ------------------------------------------------------------------------------
@@ -103,34 +102,58 @@ def cited(text: str) -> list[int]:
 # --- display-safe text ------------------------------------------------------------------
 
 # ANSI escape sequences: CSI (ESC [ ... final byte), OSC (ESC ] ... BEL or ESC \), and the
-# other two-character escapes. Their 8-bit forms (U+009B CSI, U+009D OSC) too.
+# other two-character escapes. Their 8-bit forms (U+009B CSI, U+009D OSC) too. A string
+# sequence (OSC, DCS, ...) is removed whole only when it is terminated on the same line;
+# an unterminated one loses just its introducer (the ESC goes with the other controls),
+# so a stray "ESC ]" cannot swallow the rest of an abstract.
 _ANSI = re.compile(
-    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"             # CSI: colours, cursor moves, ESC[2J
-    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC: titles, OSC 8 links
-    r"|\x1b[PX^_][^\x1b\x9c]*(?:\x1b\\|\x9c)?"      # DCS, SOS, PM, APC strings
-    r"|\x1b[ -/]*[0-~]?"                            # any other escape (ESC c resets)
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"                     # CSI: colours, cursor moves, ESC[2J
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)"  # OSC: titles, OSC 8 links
+    r"|(?:\x1b[PX^_]|[\x90\x98\x9e\x9f])[^\x1b\x9c\n]*(?:\x1b\\|\x9c)"  # DCS, SOS, PM, APC
+    r"|\x1b[ -/]*[0-~]"                                     # other escapes (ESC c resets)
 )
+# C0 and C1 control characters (Unicode category Cc), DEL included, except tab and newline.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Bidi embeddings, overrides and isolates (U+202A-202E, U+2066-2069) and the marks that
 # can reorder what follows them (U+200E, U+200F, U+061C): "fdp.exe" must not show as
 # "exe.pdf".
-_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+_BIDI_CHARS = "\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c"
+_BIDI = re.compile(f"[{_BIDI_CHARS}]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # from undecodable bytes: cannot be printed
 
 
 def display_safe(text: str, *, newlines: bool = True) -> str:
     """Paper text or a file name made inert for a terminal or a page.
 
-    Removes ANSI/OSC escape sequences, C0 and C1 control characters (keeping newline
-    and tab when ``newlines``), and bidi controls; keeps every ordinary character
-    (accents, CJK, math).
+    Removes ANSI/OSC escape sequences, C0 and C1 control characters and bidi controls;
+    keeps every ordinary character (accents, CJK, math). With ``newlines`` a line break
+    stays a line break (CR LF and a lone CR become LF) and a tab stays a tab; without it
+    both become a space, for one-line output such as a title or a table cell.
 
     >>> display_safe("ok\\x1b[2J\\x1b]8;;http://x\\x07link\\x1b]8;;\\x07 \\u202efdp.exe\\x00")
     'oklink fdp.exe'
+    >>> display_safe("Café 模型\\r\\nline 2", newlines=False)
+    'Café 模型 line 2'
     """
     if text.isprintable():  # the common case: nothing to do (isprintable is False for \\n)
         return text
     text = _ANSI.sub("", text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not newlines:
+        text = text.replace("\n", " ").replace("\t", " ")
+    text = _CONTROL.sub("", text)
     text = _BIDI.sub("", text)
-    keep = "\n\t" if newlines else ""
-    return "".join(
-        ch if ch in keep or unicodedata.category(ch) != "Cc" else ("" if ch != "\r" else "")
-        for ch in text)
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def json_safe(json_text: str) -> str:
+    """JSON text whose strings show inertly in a terminal: the control and bidi
+    characters that ``json.dumps(..., ensure_ascii=False)`` leaves raw (C1 controls,
+    DEL, bidi overrides) written as ``\\uXXXX`` escapes. The data is unchanged: a JSON
+    parser reads the same strings back.
+
+    >>> json_safe('{"t": "\\u202efdp.exe\\x9b2J"}')
+    '{"t": "\\\\u202efdp.exe\\\\u009b2J"}'
+    """
+    return re.sub(f"[\\x7f-\\x9f{_BIDI_CHARS}]", lambda m: f"\\u{ord(m.group()):04x}",
+                  json_text)
