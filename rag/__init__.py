@@ -1,0 +1,79 @@
+"""Abstracta: questions over research-paper abstracts, answered with numbered citations.
+
+The public API (what ``ui/``, ``eval/``, ``benchmarks/`` and other programs use)::
+
+    import rag
+
+    pipeline = rag.Pipeline(rag.load_settings(data_dir="./index"))
+    pipeline.ensure_corpus()                      # first use: the bundled sample corpus
+    answer = pipeline.answer("Which paper combines group quantization with sparsity?")
+    print(answer.text, [c.title for c in answer.citations])
+    print(rag.answer_to_dict(answer))             # the `ask --json` object
+
+Importing ``rag`` is cheap: every name but the error classes is loaded on first
+access (module ``__getattr__``), so ``ask --help`` never pays for pydantic, numpy,
+Chroma or onnxruntime, and a program that only catches ``rag.AbstractaError``
+loads nothing else.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from rag.errors import (
+    AbstractaError,
+    EmbedderError,
+    EmbeddingMismatchError,
+    LLMConfigError,
+    LLMError,
+    QuestionError,
+    SettingsError,
+    SourceError,
+    StoreError,
+)
+
+# name -> the module that defines it (imported on first access).
+_LAZY = {
+    "Pipeline": "rag.pipeline",
+    "Settings": "rag.settings",
+    "load_settings": "rag.settings",
+    "Answer": "rag.types",
+    "Hit": "rag.types",
+    "Citation": "rag.types",
+    "StoredPaper": "rag.types",
+    "Filters": "rag.retrieve",
+    "Conversation": "rag.chat",
+    "IngestReport": "rag.ingest",
+    "answer_to_dict": "rag.serialize",
+    "hit_to_dict": "rag.serialize",
+}
+
+__all__ = [
+    *_LAZY,
+    "AbstractaError", "SettingsError", "SourceError", "StoreError", "EmbeddingMismatchError",
+    "EmbedderError", "LLMError", "LLMConfigError", "QuestionError",
+]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rag' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # the next access is a plain lookup
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; never runs
+    from rag.chat import Conversation
+    from rag.ingest import IngestReport
+    from rag.pipeline import Pipeline
+    from rag.retrieve import Filters
+    from rag.serialize import answer_to_dict, hit_to_dict
+    from rag.settings import Settings, load_settings
+    from rag.types import Answer, Citation, Hit, StoredPaper

@@ -1,0 +1,45 @@
+"""Answers and hits as plain JSON-ready dicts: the stable ``ask --json`` contract.
+
+The CLI prints it, the UI's ``/ask`` endpoint returns it, scripts and the eval
+harness read it; the keys are documented in the README ("JSON output"). A change
+that removes or renames a key bumps ``JSON_SCHEMA_VERSION``.
+"""
+
+from __future__ import annotations
+
+from rag.types import Answer, Hit
+
+JSON_SCHEMA_VERSION = 1
+
+
+def hit_to_dict(hit: Hit) -> dict:
+    """One ranked paper of ``sources``: rank, id, title, scores, dates, sources, link."""
+    paper = hit.paper
+    return {
+        "rank": hit.rank, "paper_id": paper.paper_id, "title": paper.title,
+        "score": hit.score, "relevance": hit.relevance, "date": paper.date,
+        "dates": list(paper.dates), "source": paper.sources[0] if paper.sources else "",
+        "sources": list(paper.sources), "url": paper.link,
+    }
+
+
+def answer_to_dict(answer: Answer) -> dict:
+    """The ``ask --json`` object of one answer (every ``citations[].paper_id`` is one of
+    ``sources[].paper_id``)."""
+    return {
+        "question": answer.question,
+        "answer": answer.text,
+        "abstained": answer.abstained,
+        "supported": answer.supported,
+        "citations": [{"n": c.n, "paper_id": c.paper_id, "title": c.title}
+                      for c in answer.citations],
+        "sources": [hit_to_dict(h) for h in answer.hits],
+        "answerer": answer.answerer,
+        "standalone_question": answer.standalone_question or None,
+        "note": answer.note or None,
+        "removed_citations": answer.removed_citations,
+        "unsupported_sentences": list(answer.unsupported_sentences),
+        "usage": answer.usage,
+        "timings_ms": answer.timings_ms,
+        "schema_version": JSON_SCHEMA_VERSION,
+    }
