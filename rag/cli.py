@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import click
+from click_default_group import DefaultGroup
 
 from rag.errors import AbstractaError
 from rag.text import display_safe, json_safe
@@ -36,20 +37,25 @@ def echo_json(obj) -> None:
     click.echo(json_safe(json.dumps(obj, ensure_ascii=False, indent=2)))
 
 
-class DefaultGroup(click.Group):
-    """A group that runs ``default_cmd`` when the first word is not a subcommand."""
-
-    default_cmd = "question"
+class AskGroup(DefaultGroup):
+    """``ask "question"`` runs the ``question`` command (click-default-group), and
+    ``ask --help`` lists that command's options next to the subcommands."""
 
     def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
-            args = [self.default_cmd, *args]
-        elif not args:
-            args = ["--help"]
-        return super().parse_args(ctx, args)
+        return super().parse_args(ctx, args or ["--help"])  # bare `ask`: the help, exit 0
 
     def format_usage(self, ctx, formatter):
         formatter.write_usage("ask", '[OPTIONS] "QUESTION" | COMMAND [ARGS]...')
+
+    def format_options(self, ctx, formatter):
+        click.Command.format_options(self, ctx, formatter)  # --version, --help
+        default = self.commands[self.default_cmd_name]
+        rows = [rec for p in default.get_params(ctx)  # its options, not QUESTION or --help
+                if isinstance(p, click.Option) and p.expose_value
+                and (rec := p.get_help_record(ctx))]
+        with formatter.section('Options of ask "QUESTION"'):
+            formatter.write_dl(rows)
+        self.format_commands(ctx, formatter)
 
 
 def common_options(fn):
@@ -120,7 +126,8 @@ def _ensure_corpus(pipeline, quiet: bool) -> None:
         echo(f"Indexed: {report.summary()}.", err=True)
 
 
-@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=AskGroup, default="question",
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="abstracta", prog_name="ask")
 def cli():
     """Abstracta: ask questions of research-paper abstracts, get answers with cited papers.

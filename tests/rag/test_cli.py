@@ -18,6 +18,21 @@ def _no_traceback(res) -> None:
 def test_help_exits_zero():
     res = run_ask("--help")
     assert res.returncode == 0 and "ingest" in res.stdout and "search" in res.stdout
+    # The default command's options are listed too (ask "question" takes them).
+    own = res.stdout.split('Options of ask "QUESTION":')[1].split("Commands:")[0]
+    for option in ("--json", "--since", "--source", "--top-k", "--llm / --offline", "--data-dir"):
+        assert option in own, res.stdout
+    bare = run_ask()
+    assert bare.returncode == 0 and bare.stdout == res.stdout
+
+
+def test_options_before_the_question_go_to_the_default_command(bundled_dir):
+    res = run_ask("-k", "2", "--since", "Aug 1", "--json", GQSA_Q,
+                  env={"ABSTRACTA_DATA_DIR": str(bundled_dir)})
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["question"] == GQSA_Q and len(out["sources"]) == 2
+    assert out["citations"][0]["title"].startswith("GQSA")
 
 
 def test_first_question_on_an_empty_data_dir_ingests_the_bundled_corpus(tmp_path, netguard_log):
