@@ -37,6 +37,15 @@ class Question:
     gold_ids: tuple[str, ...] = ()
     answer: tuple[str, ...] = ()
     turns: tuple[str, ...] = ()  # earlier turns only (the last turn is ``question``)
+    subtype: str = ""  # e.g. "para" / "kw" for lookups
+    switch: bool = False  # follow-up: the last turn changes topic
+    turn_gold_titles: tuple[tuple[str, ...], ...] = ()  # follow-up: gold of every turn
+    missing: tuple[str, ...] = ()  # unanswerable: the asked terms no paper has
+
+    @property
+    def last_gold_titles(self) -> tuple[str, ...]:
+        """The gold of the last turn (of the question itself when it has no turns)."""
+        return self.turn_gold_titles[-1] if self.turn_gold_titles else self.gold_titles
 
     @property
     def answerable(self) -> bool:
@@ -75,10 +84,27 @@ def parse_line(text: str, where: str) -> Question:
         if turns[-1] != question:
             raise DatasetError(f"{where}: the last of 'turns' must equal 'question'.")
         turns = turns[:-1]
+    subtype = obj.get("subtype") or ""
+    if not isinstance(subtype, str):
+        raise DatasetError(f"{where}: 'subtype' must be a string.")
+    switch = obj.get("switch", False)
+    if not isinstance(switch, bool):
+        raise DatasetError(f"{where}: 'switch' must be true or false.")
+    turn_gold = obj.get("turn_gold_titles") or []
+    if not isinstance(turn_gold, list) or not all(
+            isinstance(t, list) and all(isinstance(x, str) and x.strip() for x in t)
+            for t in turn_gold):
+        raise DatasetError(f"{where}: 'turn_gold_titles' must be a list of lists of titles "
+                           "(one list per turn).")
+    turn_gold = tuple(tuple(x.strip() for x in t) for t in turn_gold)
+    if turn_gold and len(turn_gold) != len(turns) + 1:
+        raise DatasetError(f"{where}: 'turn_gold_titles' needs one list per turn "
+                           f"({len(turns) + 1}), not {len(turn_gold)}.")
     return Question(
         id=obj["id"].strip(), type=qtype.strip() or "untyped", question=question,
         gold_titles=_str_list(obj, "gold_titles", where), gold_ids=_str_list(obj, "gold_ids", where),
-        answer=_str_list(obj, "answer", where), turns=turns,
+        answer=_str_list(obj, "answer", where), turns=turns, subtype=subtype.strip(),
+        switch=switch, turn_gold_titles=turn_gold, missing=_str_list(obj, "missing", where),
     )
 
 

@@ -307,7 +307,7 @@ def search_cmd(query, as_json, k, since, until, sources, data_dir, chroma_url):
         echo_json([{
             "rank": h.rank, "paper_id": h.paper.paper_id, "title": h.paper.title,
             "score": h.score, "relevance": h.relevance, "dense": h.dense, "lexical": h.lexical,
-            "dates": list(h.paper.dates), "sources": list(h.paper.sources),
+            "dates": list(h.paper.dates), "sources": list(h.paper.sources), "url": h.paper.link,
         } for h in hits])
         return
     if not hits:

@@ -1,39 +1,37 @@
 """BM25 over chunk texts: build the score matrix, save it, map it, score a question.
 
 The scoring is Lucene's BM25 (as in bm25s, Elasticsearch and Lucene itself), with
-k1 = 1.5 and b = 0.75. For a word w and a chunk d::
+Lucene's defaults k1 = 1.2 and b = 0.75, over Snowball-stemmed words
+(:func:`rag.text.terms`: "proposes" and "proposed" are one term, "propos"), the way
+Lucene's English analyzer and bm25s with PyStemmer tokenize. For a term w and a chunk d::
 
     idf(w)      = ln(1 + (N - df(w) + 0.5) / (df(w) + 0.5))
     score(d, w) = idf(w) * tf / (tf + k1 * (1 - b + b * |d| / avgdl))
 
 Worked example: N = 1,406 chunks, "sparsity" in df = 9 of them, so idf =
 ln(1 + 1397.5 / 9.5) = 5.00. In a chunk of |d| = 60 words (avgdl = 75) that uses
-it tf = 2 times: 5.00 * 2 / (2 + 1.5 * (0.25 + 0.75 * 0.8)) = 5.00 * 2 / 3.275 = 3.05.
-A question's score for a chunk is the sum over its words.
+it tf = 2 times: 5.00 * 2 / (2 + 1.2 * (0.25 + 0.75 * 0.8)) = 5.00 * 2 / 3.02 = 3.31.
+A question's score for a chunk is the sum over its terms.
 
 Every score(d, w) is computed once, at build time, into a sparse matrix stored by
 word (CSC: the chunks that contain word w are ``indices[indptr[w]:indptr[w+1]]``,
 their scores at the same positions of ``data``). A question then costs one slice
-per word and one ``bincount``. The arrays are saved as plain ``.npy`` files and
+per term and one ``bincount``. The arrays are saved as plain ``.npy`` files and
 memory-mapped by every query process. A test checks the scores against bm25s.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-FORMAT = 3  # bump when the saved layout changes: older caches are rebuilt
-K1, B = 1.5, 0.75
-WORD = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's and bm25s' token pattern
-# Lucene's English stop set (also bm25s' "en" list).
-STOPWORDS = frozenset((
-    "a an and are as at be but by for if in into is it no not of on or such that the their "
-    "then there these they this to was will with").split())
+from rag.text import stem, words
+
+FORMAT = 4  # bump when the saved layout or the tokens change: older caches are rebuilt
+K1, B = 1.2, 0.75
 
 
 def idf(n_docs: int, df):
@@ -41,20 +39,11 @@ def idf(n_docs: int, df):
     return np.log1p((n_docs - df + 0.5) / (df + 0.5))
 
 
-def words(text: str) -> list[str]:
-    """BM25 tokens: lowercased words of 2+ characters, stopwords removed.
-
-    The same function tokenizes the chunks at build time and the question at query
-    time, so the two can never drift apart.
-    """
-    return [w for w in WORD.findall(text.lower()) if w not in STOPWORDS]
-
-
 @dataclass
 class Lexical:
     """A BM25 index: the score matrix plus the chunk id and paper id of each row."""
 
-    vocab: dict[str, int]
+    vocab: dict[str, int]  # stemmed term -> column
     data: np.ndarray      # float32 scores, grouped by word
     indices: np.ndarray   # int32 row of each score
     indptr: np.ndarray    # int64, len(vocab) + 1: where each word's scores start
@@ -62,9 +51,10 @@ class Lexical:
     paper_ids: np.ndarray  # of str, one per row
     generation: str
 
-    def scores(self, query_words: list[str]) -> np.ndarray:
-        """BM25 score of every row (a repeated question word counts again)."""
-        cols = [self.vocab[w] for w in query_words if w in self.vocab]
+    def scores(self, query_terms: list[str]) -> np.ndarray:
+        """BM25 score of every row for stemmed terms (:func:`rag.text.terms`; a repeated
+        question term counts again)."""
+        cols = [self.vocab[w] for w in query_terms if w in self.vocab]
         if not cols:
             return np.zeros(len(self.chunk_ids), dtype=np.float32)
         rows = np.concatenate([self.indices[self.indptr[c]:self.indptr[c + 1]] for c in cols])
@@ -72,7 +62,7 @@ class Lexical:
         return np.bincount(rows, weights=vals, minlength=len(self.chunk_ids)).astype(np.float32)
 
     def doc_freq(self, word: str) -> int:
-        """Rows that contain the word (0 for a word the index has never seen)."""
+        """Rows that contain the (stemmed) term; 0 for one the index has never seen."""
         col = self.vocab.get(word)
         return 0 if col is None else int(self.indptr[col + 1] - self.indptr[col])
 
@@ -82,21 +72,29 @@ class Lexical:
 
 
 class Builder:
-    """Collects chunk texts page by page as int32 word ids, then builds the matrix.
+    """Collects chunk texts page by page as int32 term ids, then builds the matrix.
 
-    Word ids, not word strings: at 100k chunks the strings alone took 2 GB.
+    Term ids, not strings: at 100k chunks the strings alone took 2 GB. The tokens are
+    exactly :func:`rag.text.terms` of each text; each distinct surface word is stemmed
+    once (``surface`` maps it to its term's id), not once per occurrence.
     """
 
     def __init__(self):
         self.vocab: dict[str, int] = {}
+        self.surface: dict[str, int] = {}
         self.tokens: list[np.ndarray] = []
         self.chunk_ids: list[str] = []
         self.paper_ids: list[str] = []
 
     def add(self, chunk_ids: list[str], paper_ids: list[str], texts: list[str]) -> None:
-        vocab = self.vocab
+        vocab, surface = self.vocab, self.surface
         for text in texts:
-            ids = [vocab.setdefault(w, len(vocab)) for w in words(text)]
+            ids = []
+            for w in words(text):
+                col = surface.get(w)
+                if col is None:
+                    col = surface[w] = vocab.setdefault(stem(w), len(vocab))
+                ids.append(col)
             self.tokens.append(np.array(ids, dtype=np.int32))
         self.chunk_ids += chunk_ids
         self.paper_ids += paper_ids

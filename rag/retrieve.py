@@ -1,39 +1,51 @@
-"""Hybrid retrieval: dense + BM25 over chunks, fused, grouped into papers.
+"""Hybrid retrieval: retrievers rank papers, RRF fuses them, relevance orders the top.
 
-Both retrievers rank *chunks*; a paper's rank in a list is the rank of its best
-chunk there (first occurrence), so a paper with five matching chunks is still
-one paper. The two paper rankings are fused with weighted reciprocal-rank
-fusion (RRF):
+The steps, each its own function:
 
-    score(p) = w_dense / (k + rank_dense(p)) + w_lex / (k + rank_lex(p))
+1. **Retrievers** (:class:`DenseRetriever`, :class:`LexicalRetriever`): one interface,
+   ``rank(query, depth, allowed) -> Ranking`` (paper ids best first, with each
+   paper's best score). Both rank *chunks*, ``depth`` of them, and :func:`group`
+   turns chunks into papers: a paper's rank is its best chunk's. A third retriever
+   only has to implement ``rank``.
+2. **Fusion**: :func:`rrf`, weighted reciprocal-rank fusion of the rankings.
+3. **Relevance** (:func:`relevance`): a logistic model over the evidence for one
+   (question, paper) pair: best-chunk cosine, IDF-weighted coverage of the
+   question's stemmed terms by the paper, the same for its title, the normalized
+   BM25 score and the paper's reciprocal rank in each list. Its coefficients are
+   fitted on the ``tune`` split by ``eval/calibrate.py``, per embedder, and read
+   from ``rag/calibration/<embedder>.json``.
+4. **Order**: the first ``rerank_depth`` fused papers are re-ordered by relevance
+   (a paper whose whole normalized title is in the question first), so the most
+   relevant paper is the first one shown; the rest keep their fused order.
 
-Worked example, k = 60, both weights 1: paper A is 1st in dense and 3rd in
-BM25 -> 1/61 + 1/63 = 0.03227; paper B is 2nd in dense and absent from BM25
-(it counts 0 there) -> 1/62 = 0.01613; paper C is absent from dense and 1st in
-BM25 -> 1/61 = 0.01639. Order: A, C, B. RRF needs no score calibration between
-cosine similarities and BM25 scores, which live on unrelated scales.
-
-Abstention needs an absolute signal, which RRF does not give: ``relevance`` is
-a logistic combination of the best chunk's cosine similarity and the share of
-the question's (IDF-weighted) content words that the paper's text contains; see
-:func:`relevance`.
+The candidate depth is a fixed setting, not derived from ``k``: ``k`` only cuts the
+list, so the top 10 at ``-k 100`` is the ``-k 10`` list.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
 import math
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from rag.embed import Embedder
 from rag.errors import QuestionError
-from rag.lexical import words
+from rag.identity import normalize_title
 from rag.settings import Settings
 from rag.store import Store
+from rag.text import stem, terms, words
 from rag.types import Hit, StoredPaper
+
+MAX_QUESTION_CHARS = 2000  # a longer question is a pasted document; its head suffices
+CALIBRATION_DIR = Path(__file__).parent / "calibration"
 
 
 @dataclass(frozen=True)
@@ -52,28 +64,41 @@ class Filters:
         return bool(self.since or self.until or self.sources)
 
     def keeps(self, paper: StoredPaper) -> bool:
-        if self.sources and not any(
-            s == want or want.lower() in s.lower() for s in paper.sources for want in self.sources
-        ):
+        if self.sources and not any(_source_matches(s, want)
+                                    for s in paper.sources for want in self.sources):
             return False
         if self.since or self.until:
             return any(_in_range(d, self.since, self.until) for d in paper.dates)
         return True
 
 
+def _source_matches(source: str, wanted: str) -> bool:
+    return source == wanted or wanted.lower() in source.lower()
+
+
 def parse_date(text: str) -> str:
-    """'2024-08-13', '--08-13', 'Aug 13' or '08-13' -> ISO or yearless ISO; ValueError otherwise."""
+    """'2024-08-13', '--08-13', 'Aug 13' or '08-13' -> ISO or yearless ISO; ValueError otherwise.
+
+    The date must exist: '2024-13-45' and 'Feb 30' are refused (a yearless date is
+    checked against a leap year, so '--02-29' is allowed).
+    """
     from rag.sources.listing import parse_listing_date
 
     text = text.strip()
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}|--\d{2}-\d{2}", text):
-        return text
-    if re.fullmatch(r"\d{2}-\d{2}", text):
-        return "--" + text
-    parsed = parse_listing_date(text)
-    if parsed:
-        return parsed
-    raise ValueError(f"'{text}' is not a date; use 2024-08-13, Aug 13 or 08-13")
+        iso = text
+    elif re.fullmatch(r"\d{2}-\d{2}", text):
+        iso = "--" + text
+    else:
+        iso = parse_listing_date(text)
+        if not iso:
+            raise ValueError(f"'{text}' is not a date; use 2024-08-13, Aug 13 or 08-13")
+    try:
+        _dt.date.fromisoformat(iso.replace("--", "2000-", 1) if iso.startswith("--") else iso)
+    except ValueError:
+        raise ValueError(f"'{text}' is not a valid calendar date (no such month or day); "
+                         "use 2024-08-13, Aug 13 or 08-13") from None
+    return iso
 
 
 def _in_range(date: str, since: str | None, until: str | None) -> bool:
@@ -93,52 +118,313 @@ def _in_range(date: str, since: str | None, until: str | None) -> bool:
     return True
 
 
-def clean_question(question: str) -> str:
-    """Collapse whitespace and control characters; refuse a question with no words."""
+def clean_question_with_note(question: str) -> tuple[str, str]:
+    """(cleaned question, note): whitespace and control characters collapsed; a question
+    over MAX_QUESTION_CHARS is cut, and the note says so (else it is ""). Refuses a
+    question with no words."""
     text = "".join(ch if ch.isprintable() else " " for ch in question)
     text = " ".join(text.split())
     if not any(ch.isalnum() for ch in text):
         raise QuestionError("The question is empty; ask something about the indexed papers.")
-    return text[:2000]  # a question longer than this is a pasted document; its head suffices
+    if len(text) <= MAX_QUESTION_CHARS:
+        return text, ""
+    note = (f"The question was {len(text):,} characters long; only its first "
+            f"{MAX_QUESTION_CHARS:,} were used.")
+    return text[:MAX_QUESTION_CHARS], note
 
 
-# --- relevance (abstention signal) -----------------------------------------------------
-
-# Logistic model over two features, fitted on the dev questions (eval/datasets/dev.jsonl,
-# answerable vs unanswerable, threshold set for under 5% false abstention):
-#   z = A * cosine + B * coverage + C,  relevance = 1 / (1 + e^-z)
-# Worked example: cosine 0.62, coverage 0.8 -> z = 11.07*0.62 + 5.79*0.8 - 6.88 = 4.61
-# -> relevance 0.99 (answer); cosine 0.40, coverage 0.30 -> z = -0.71 -> 0.33 (abstain
-# under the default threshold 0.47).
-REL_A, REL_B, REL_C = 11.07, 5.79, -6.88
+def clean_question(question: str) -> str:
+    """:func:`clean_question_with_note` without the note."""
+    return clean_question_with_note(question)[0]
 
 
-def relevance(cosine: float, coverage: float) -> float:
-    z = REL_A * cosine + REL_B * coverage + REL_C
-    return 1.0 / (1.0 + math.exp(-z))
+# --- retrievers -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Query:
+    """A question as the retrievers see it."""
+
+    text: str
+    terms: tuple[str, ...]  # stemmed terms (rag.text.terms), in question order
+    vector: np.ndarray | None = None  # the query embedding (dense retrievers)
 
 
-def _coverage(q_tokens: list[str], idf: dict[str, float], text: str) -> float:
-    """IDF-weighted share of the question's content words present in the text."""
-    if not q_tokens:
-        return 0.0
-    present = set(re.findall(r"\w+", text.lower()))
-    total = sum(idf.get(t, 1.0) for t in q_tokens)
-    have = sum(idf.get(t, 1.0) for t in q_tokens if t in present or _stem_hit(t, present))
-    return have / total if total else 0.0
+@dataclass
+class Ranking:
+    """One retriever's answer: paper ids best first, each paper's best score."""
+
+    name: str
+    papers: list[str]
+    scores: dict[str, float]
+    texts: dict[str, list[str]] = field(default_factory=dict)  # matching chunks, when known
+
+    def ranks(self) -> dict[str, int]:
+        return {pid: i for i, pid in enumerate(self.papers, start=1)}
 
 
-def _stem_hit(token: str, words: set[str]) -> bool:
-    stem = token[:6] if len(token) > 6 else None
-    return bool(stem) and any(w.startswith(stem) for w in words)
+class Retriever(Protocol):
+    """Anything that ranks papers for a query: ``depth`` is how many chunks (or
+    documents) it looks at; ``allowed`` restricts the papers (None: all)."""
+
+    name: str
+
+    def rank(self, query: Query, depth: int, allowed: list[str] | None) -> Ranking: ...
+
+
+def group(name: str, paper_ids, scores, texts=None) -> Ranking:
+    """Chunks (best first) -> papers: a paper's rank and score are its best chunk's.
+
+    >>> group("x", ["a", "b", "a"], [0.9, 0.8, 0.7]).papers
+    ['a', 'b']
+    """
+    ranking = Ranking(name, [], {}, {})
+    for i, (pid, score) in enumerate(zip(paper_ids, scores)):
+        if pid not in ranking.scores:
+            ranking.papers.append(pid)
+            ranking.scores[pid] = float(score)
+        if texts is not None:
+            ranking.texts.setdefault(pid, []).append(texts[i])
+    return ranking
+
+
+class DenseRetriever:
+    """Cosine similarity of the query embedding to chunk embeddings (Chroma)."""
+
+    name = "dense"
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def rank(self, query: Query, depth: int, allowed: list[str] | None) -> Ranking:
+        _, pids, docs, sims = self.store.dense(query.vector, depth, allowed)
+        return group(self.name, pids, sims, docs)
+
+
+class LexicalRetriever:
+    """BM25 over stemmed chunk terms (:mod:`rag.lexical`, a memory-mapped matrix)."""
+
+    name = "lexical"
+
+    def __init__(self, lex):
+        self.lex = lex
+
+    def rank(self, query: Query, depth: int, allowed: list[str] | None) -> Ranking:
+        lex = self.lex
+        if lex is None or not query.terms:
+            return Ranking(self.name, [], {})
+        scores = lex.scores(list(query.terms))
+        if allowed is not None:
+            scores = np.where(np.isin(lex.paper_ids, allowed), scores, 0.0)
+        n = min(depth, len(scores))  # a built index has at least one row
+        idx = np.argpartition(-scores, n - 1)[:n]
+        idx = idx[np.argsort(-scores[idx], kind="stable")]
+        idx = [i for i in idx if scores[i] > 0]
+        return group(self.name, [str(lex.paper_ids[i]) for i in idx], [scores[i] for i in idx])
+
+
+# --- fusion -----------------------------------------------------------------------------
+
+def rrf(rankings: list[list[str]], weights: list[float], k: int = 60) -> dict[str, float]:
+    """Weighted reciprocal-rank fusion: score(p) = sum_i w_i / (k + rank_i(p)).
+
+    A paper missing from a ranking gets nothing from it. RRF needs no calibration
+    between cosine similarities and BM25 scores, which live on unrelated scales.
+    Worked example, k = 60, weights 1 and 1: A is 1st in dense and 3rd in BM25 ->
+    1/61 + 1/63 = 0.03227; B is 2nd in dense only -> 1/62 = 0.01613; C is 1st in
+    BM25 only -> 1/61 = 0.01639. Order: A, C, B.
+
+    >>> s = rrf([["A", "B"], ["C", "x", "A"]], [1.0, 1.0], k=60)
+    >>> [round(s[p], 5) for p in "ABC"]
+    [0.03227, 0.01613, 0.01639]
+    """
+    fused: dict[str, float] = {}
+    for ranking, weight in zip(rankings, weights):
+        for rank, pid in enumerate(ranking, start=1):
+            fused[pid] = fused.get(pid, 0.0) + weight / (k + rank)
+    return fused
+
+
+def fused_order(fused: dict[str, float], rankings: list[list[str]]) -> list[str]:
+    """Papers by fused score; a tie (a paper 1st in one list only against one 1st in the
+    other only) goes to the paper with the better best single rank, then by id."""
+    best: dict[str, int] = {}
+    for ranking in rankings:
+        for rank, pid in enumerate(ranking, start=1):
+            best[pid] = min(best.get(pid, rank), rank)
+    return sorted(fused, key=lambda p: (-round(fused[p], 12), best.get(p, 10**9), p))
+
+
+# --- relevance --------------------------------------------------------------------------
+
+FEATURES = ("cosine", "coverage", "title_coverage", "bm25", "rr_dense", "rr_lexical",
+            "missing_max_idf", "unknown_share")
+
+# Used when rag/calibration/<embedder>.json is missing: the earlier hand fit, on cosine
+# and coverage only. Worked example: cosine 0.62, coverage 0.8 -> z = 11.07*0.62 +
+# 5.79*0.8 - 6.88 = 4.61 -> relevance 0.99; cosine 0.40, coverage 0.30 -> z = -0.71 -> 0.33.
+DEFAULT_MODEL = {"coef": {"cosine": 11.07, "coverage": 5.79}, "intercept": -6.88}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The fitted constants of one embedder (see eval/calibrate.py)."""
+
+    embedder: str
+    coef: dict[str, float]
+    intercept: float
+    fitted: bool  # False: the defaults above, no calibration file
+    source: str = ""
+
+    def relevance(self, features: dict[str, float]) -> float:
+        """Logistic model: 1 / (1 + e^-z), z = intercept + sum of coef * feature."""
+        z = self.intercept + sum(c * features.get(name, 0.0) for name, c in self.coef.items())
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+@lru_cache(maxsize=8)
+def load_calibration(embedder: str) -> Calibration:
+    """``rag/calibration/<embedder>.json``, or the defaults when it is missing or unreadable."""
+    path = CALIBRATION_DIR / f"{embedder}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        model = data["relevance"]
+        coef = {str(k): float(v) for k, v in model["coef"].items() if k in FEATURES}
+        if data.get("embedder") != embedder:
+            raise ValueError("calibration for another embedder")
+        return Calibration(embedder, coef, float(model["intercept"]), True, str(path))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return Calibration(embedder, dict(DEFAULT_MODEL["coef"]), DEFAULT_MODEL["intercept"],
+                           False)
+
+
+@dataclass(frozen=True)
+class TermStats:
+    """The question's distinct stemmed terms as the index sees them."""
+
+    weights: dict[str, float]  # term -> IDF; a term no chunk has gets the largest IDF
+    unknown: frozenset[str]  # terms no chunk contains (df = 0)
+    max_idf: float  # the IDF of a term with df = 0 in this index
+
+
+def term_stats(query_terms, lex) -> TermStats:
+    """Each distinct query term's IDF in the index. A term no chunk contains (df = 0)
+    gets the largest IDF there is: a question that hinges on a word no paper uses
+    should not be covered by the papers' other words."""
+    if lex is None:
+        return TermStats({t: 1.0 for t in query_terms}, frozenset(), 1.0)
+    weights = {t: lex.idf(t) for t in dict.fromkeys(query_terms)}
+    unknown = frozenset(t for t in weights if lex.doc_freq(t) == 0)
+    return TermStats(weights, unknown, float(lex.idf("\x00")))  # "\x00" is never a term
+
+
+def coverage(weights: dict[str, float], present: set[str]) -> float:
+    """IDF-weighted share of the question's terms that a text contains.
+
+    >>> coverage({"gpipe": 6.0, "propos": 1.0, "paper": 1.0}, {"gpipe", "paper"})
+    0.875
+    """
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in present) / total if total else 0.0
+
+
+def features(*, cosine: float, stats: TermStats, paper: StoredPaper, bm25: float | None,
+             rank_dense: int | None, rank_lexical: int | None) -> dict:
+    """The evidence for one (question, paper) pair, as the relevance model reads it.
+
+    ``bm25`` is divided by the sum of the query terms' IDFs, the most a term can add
+    per unit of its tf saturation, so it reads alike for short and long questions.
+    ``missing_max_idf``: the IDF of the most distinctive question term the paper lacks,
+    over the index's largest IDF (0: it lacks none). ``unknown_share``: the IDF share of
+    the question's terms that no indexed chunk contains (the same for every paper).
+    """
+    weights = stats.weights
+    total = sum(weights.values()) or 1.0
+    present = set(terms(f"{paper.title} {paper.abstract}"))
+    return {
+        "cosine": cosine,
+        "coverage": coverage(weights, present),
+        "title_coverage": coverage(weights, set(terms(paper.title))),
+        "bm25": (bm25 or 0.0) / total,
+        "rr_dense": 1.0 / rank_dense if rank_dense else 0.0,
+        "rr_lexical": 1.0 / rank_lexical if rank_lexical else 0.0,
+        "missing_max_idf": max((w for t, w in weights.items() if t not in present),
+                               default=0.0) / stats.max_idf,
+        "unknown_share": sum(weights[t] for t in stats.unknown) / total,
+    }
+
+
+def relevance(feats: dict[str, float], calibration: Calibration) -> float:
+    """The calibrated relevance (0..1) of one paper to the question."""
+    return calibration.relevance(feats)
+
+
+def title_in_question(title: str, question_norm: str) -> bool:
+    """Whether the paper's whole normalized title occurs, word for word, in the question.
+
+    Titles of fewer than 3 words ("Summary", "Reply") are too common to count.
+    """
+    norm = normalize_title(title)
+    return len(norm.split()) >= 3 and f" {norm} " in f" {question_norm} "
 
 
 # --- the search -------------------------------------------------------------------------
 
 def allowed_papers(store: Store, filters: Filters | None) -> list[str] | None:
+    """Ids of the papers the filters keep (None: no filter). A source name that matches
+    no indexed source is an error, not an empty result."""
     if filters is None or not filters.active():
         return None
-    return [p.paper_id for p in store.iter_papers() if filters.keeps(p)]
+    papers = list(store.iter_papers())
+    if filters.sources:
+        known = {s for p in papers for s in p.sources}
+        unknown = [w for w in filters.sources if not any(_source_matches(s, w) for s in known)]
+        if unknown:
+            raise QuestionError(
+                f"No indexed source matches {', '.join(repr(u) for u in unknown)}; "
+                "`ask stats` lists the sources.")
+    return [p.paper_id for p in papers if filters.keeps(p)]
+
+
+def unknown_terms(question: str, store: Store) -> list[str]:
+    """The question's words (as written, lowercased) whose stems no indexed chunk contains.
+
+    For an abstention that can say "none of the indexed papers mentions NVMe". Words of
+    the stop list and pure numbers are left out.
+    """
+    lex = store.lexical()
+    if lex is None:
+        return []
+    out: list[str] = []
+    for w in words(question):
+        if w.isdigit() or w in out:
+            continue
+        if lex.doc_freq(stem(w)) == 0:
+            out.append(w)
+    return out
+
+
+def retrievers(settings: Settings, store: Store) -> list[tuple[Retriever, float]]:
+    """The retrievers and their fusion weights."""
+    return [(DenseRetriever(store), settings.dense_weight),
+            (LexicalRetriever(store.lexical()), settings.lexical_weight)]
+
+
+def candidates(question: str, settings: Settings, store: Store, embedder: Embedder,
+               allowed: list[str] | None = None, timings: dict | None = None):
+    """(query, rankings, fused scores, fused order): every candidate paper, before relevance."""
+    timings = timings if timings is not None else {}
+    t0 = time.perf_counter()
+    query = Query(question, tuple(terms(question)), embedder.embed_query(question))
+    timings["embed"] = (time.perf_counter() - t0) * 1000
+    parts = retrievers(settings, store)
+    rankings: list[Ranking] = []
+    for retriever, _ in parts:
+        t = time.perf_counter()
+        rankings.append(retriever.rank(query, settings.candidates, allowed))
+        timings[retriever.name] = (time.perf_counter() - t) * 1000
+    lists = [r.papers for r in rankings]
+    fused = rrf(lists, [w for _, w in parts], settings.rrf_k)
+    return query, rankings, fused, fused_order(fused, lists)
 
 
 def search(
@@ -149,84 +435,65 @@ def search(
     timings = timings if timings is not None else {}
     question = clean_question(question)
     k = k or settings.top_k
-    n = max(settings.candidates, 4 * k)
-
-    t0 = time.perf_counter()
     allowed = allowed_papers(store, filters)
     if allowed is not None and not allowed:
         return []
-    qvec = embedder.embed_query(question)
-    t1 = time.perf_counter()
-    _, d_pids, d_docs, d_sims = store.dense(qvec, n, allowed)
-    t2 = time.perf_counter()
-    lex = store.lexical()
-    q_words = words(question) if lex is not None else []
-    l_pids, l_docs, l_scores, idf = [], [], [], {}
-    if lex is not None and q_words:
-        l_pids, l_rows, l_scores = _bm25(lex, q_words, n, allowed)
-        l_docs = l_rows
-        idf = _idf(lex, q_words)
+    query, rankings, fused, order = candidates(question, settings, store, embedder, allowed,
+                                               timings)
     t3 = time.perf_counter()
-
-    # Group chunks into papers: first (best) occurrence gives the paper's rank.
-    best_dense: dict[str, float] = {}
-    rank_dense: dict[str, int] = {}
-    texts: dict[str, list[str]] = {}
-    for pid, doc, sim in zip(d_pids, d_docs, d_sims):
-        if pid not in rank_dense:
-            rank_dense[pid] = len(rank_dense) + 1
-            best_dense[pid] = sim
-        texts.setdefault(pid, []).append(doc)
-    rank_lex: dict[str, int] = {}
-    best_lex: dict[str, float] = {}
-    for pid, row, score in zip(l_pids, l_docs, l_scores):
-        if pid not in rank_lex:
-            rank_lex[pid] = len(rank_lex) + 1
-            best_lex[pid] = score
-
-    rrf = settings.rrf_k
-    fused = {
-        pid: (settings.dense_weight / (rrf + rank_dense[pid]) if pid in rank_dense else 0.0)
-        + (settings.lexical_weight / (rrf + rank_lex[pid]) if pid in rank_lex else 0.0)
-        for pid in set(rank_dense) | set(rank_lex)
-    }
-    top = sorted(fused, key=lambda p: (-fused[p], p))[:k]
-    papers = store.get_papers(top)
-    missing_dense = [p for p in top if p not in best_dense]
-    if missing_dense:  # a lexical-only paper still needs a cosine for its relevance
-        for pid, sim in _paper_cosines(store, qvec, missing_dense).items():
-            best_dense[pid] = sim
-    hits = []
-    for rank, pid in enumerate((p for p in top if p in papers), start=1):
-        paper = papers[pid]
-        cos = best_dense.get(pid, 0.0)
-        cov = _coverage(q_words, idf, f"{paper.title} {paper.abstract}")
-        hits.append(Hit(
-            rank=rank, paper=paper, score=round(fused[pid], 6),
-            relevance=round(relevance(cos, cov), 4), chunk_texts=tuple(texts.get(pid, ())[:3]),
-            dense=round(cos, 4), lexical=round(best_lex[pid], 4) if pid in best_lex else None,
-        ))
-    t4 = time.perf_counter()
-    timings.update(embed=(t1 - t0) * 1000, dense=(t2 - t1) * 1000, lexical=(t3 - t2) * 1000,
-                   fuse=(t4 - t3) * 1000)
+    head = order[:max(settings.rerank_depth, k)]
+    scored = {s.hit.paper.paper_id: s for s in score_papers(query, head, rankings, settings, store)}
+    head = [p for p in head if p in scored]  # a paper deleted since the search is left out
+    lead = sorted(head[:settings.rerank_depth], key=lambda p: (
+        not scored[p].title_match, -scored[p].hit.relevance, head.index(p)))
+    ranked = lead + head[settings.rerank_depth:]
+    hits = [replace(scored[p].hit, rank=i, score=round(fused[p], 6))
+            for i, p in enumerate(ranked[:k], start=1)]
+    timings["fuse"] = (time.perf_counter() - t3) * 1000
     return hits
 
 
-def _bm25(lex, q_words: list[str], n: int, allowed: list[str] | None):
-    scores = lex.scores(q_words)
-    if allowed is not None:
-        scores = np.where(np.isin(lex.paper_ids, allowed), scores, 0.0)
-    n = min(n, len(scores))  # a built index has at least one row
-    idx = np.argpartition(-scores, n - 1)[:n]
-    idx = idx[np.argsort(-scores[idx], kind="stable")]
-    idx = [i for i in idx if scores[i] > 0]
-    return ([str(lex.paper_ids[i]) for i in idx], [str(lex.chunk_ids[i]) for i in idx],
-            [float(scores[i]) for i in idx])
+@dataclass
+class Scored:
+    """A paper's hit (rank and fused score still to be set) and the evidence behind it."""
+
+    hit: Hit
+    title_match: bool  # its whole title is in the question
+    features: dict
 
 
-def _idf(lex, q_words: list[str]) -> dict[str, float]:
-    """BM25's IDF of each question word (words absent from the index weigh 1)."""
-    return {w: lex.idf(w) if w in lex.vocab else 1.0 for w in set(q_words)}
+def score_papers(query: Query, pids: list[str], rankings: list[Ranking], settings: Settings,
+                 store: Store) -> list[Scored]:
+    """Relevance features and score of each paper (papers missing from the store are
+    left out). Also used by eval/calibrate.py to collect the features it fits on."""
+    papers = store.get_papers(pids)
+    by_name = {r.name: r for r in rankings}
+    dense = by_name.get("dense", Ranking("dense", [], {}))
+    lexical = by_name.get("lexical", Ranking("lexical", [], {}))
+    cosines = dict(dense.scores)
+    missing = [p for p in pids if p not in cosines and p in papers]
+    if missing and query.vector is not None:  # a lexical-only paper needs a cosine too
+        cosines.update(_paper_cosines(store, query.vector, missing))
+    d_rank, l_rank = dense.ranks(), lexical.ranks()
+    stats = term_stats(query.terms, store.lexical())
+    calibration = load_calibration(settings.embedder)
+    q_norm = normalize_title(query.text)
+    out = []
+    for pid in pids:
+        paper = papers.get(pid)
+        if paper is None:
+            continue
+        cos = cosines.get(pid, 0.0)
+        feats = features(cosine=cos, stats=stats, paper=paper,
+                         bm25=lexical.scores.get(pid), rank_dense=d_rank.get(pid),
+                         rank_lexical=l_rank.get(pid))
+        lex_score = lexical.scores.get(pid)
+        hit = Hit(rank=0, paper=paper, score=0.0,
+                  relevance=round(relevance(feats, calibration), 4),
+                  chunk_texts=tuple(dense.texts.get(pid, ())[:3]), dense=round(cos, 4),
+                  lexical=round(lex_score, 4) if lex_score is not None else None)
+        out.append(Scored(hit, title_in_question(paper.title, q_norm), feats))
+    return out
 
 
 def _paper_cosines(store: Store, qvec: np.ndarray, pids: list[str]) -> dict[str, float]:

@@ -88,8 +88,15 @@ class Settings(BaseSettings):
     # --- retrieval ---------------------------------------------------------------------
     top_k: int = Field(default=5, ge=1, le=100, description="Papers returned per question.")
     candidates: int = Field(
-        default=60, ge=5, le=2000,
-        description="Chunks taken from each retriever (dense, lexical) before fusion.",
+        default=100, ge=5, le=2000,
+        description="Chunks taken from each retriever (dense, lexical) before fusion. Fixed, "
+        "whatever -k is: -k only cuts the ranked list, so the top 10 at -k 100 is the -k 10 "
+        "list.",
+    )
+    rerank_depth: int = Field(
+        default=20, ge=1, le=200,
+        description="The first this many fused papers are re-ordered by relevance (the "
+        "calibrated model in rag/calibration/); the rest keep their fused order.",
     )
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion damping constant.")
     dense_weight: float = Field(

@@ -110,28 +110,41 @@ def test_bad_chroma_url_is_refused(tmp_path):
         open_store(load_settings(chroma_url="localhost:8000"))
 
 
-def test_bm25_scores_match_bm25s_on_the_same_tokens(bundled_pipeline):
-    """Our BM25 matrix, built with numpy, must score exactly as bm25s (Lucene BM25) does."""
+def test_bm25_scores_match_bm25s_with_stemming(bundled_pipeline):
+    """Our BM25 matrix, built with numpy over rag.text.terms, scores exactly as bm25s
+    (Lucene BM25, k1 1.2, b 0.75) does with its own tokenizer, English stop words and the
+    PyStemmer English stemmer."""
     import bm25s
     import numpy as np
+    import Stemmer
 
-    from rag.lexical import words
+    from rag.lexical import B, K1
+    from rag.text import terms
 
+    stemmer = Stemmer.Stemmer("english")
     lex = bundled_pipeline.store.lexical()
     docs = bundled_pipeline.store.chunks.get(ids=list(map(str, lex.chunk_ids)),
                                              include=["metadatas"])
     text_of = dict(zip(docs["ids"], (m["text"] for m in docs["metadatas"])))
-    reference = bm25s.BM25()
-    reference.index([words(text_of[str(c)]) for c in lex.chunk_ids], show_progress=False)
-    for question in ["group quantization with structured sparsity for LLM inference",
-                     "diffusion diffusion models for video", "the of and", "zzzunknownword"]:
-        q = words(question)
+    corpus = [text_of[str(c)] for c in lex.chunk_ids]
+    reference = bm25s.BM25(k1=K1, b=B)
+    reference.index(bm25s.tokenize(corpus, stopwords="en", stemmer=stemmer, show_progress=False),
+                    show_progress=False)
+    for question in ["Which paper proposes GPipe?", "group quantization with structured "
+                     "sparsity for LLM inference", "diffusion diffusion models for video",
+                     "the of and", "zzzunknownword"]:
+        q = terms(question)
+        ref_q = bm25s.tokenize(question, stopwords="en", stemmer=stemmer, return_ids=False,
+                               show_progress=False)[0]
+        assert q == ref_q
         known = [w for w in q if w in reference.vocab_dict]
         expected = reference.get_scores(known) if known else np.zeros(len(lex.chunk_ids))
         np.testing.assert_allclose(lex.scores(q), expected, rtol=1e-5, atol=1e-6)
         for w in known:
             assert lex.doc_freq(w) == int(np.count_nonzero(reference.get_scores([w])))
-    assert words("The LLMs, and GPT-4's x!") == ["llms", "gpt"]
+    # Word forms meet: "proposes", "proposed" and "proposing" are one term.
+    assert lex.scores(terms("proposes")).tolist() == lex.scores(terms("proposing")).tolist()
+    assert lex.doc_freq("propos") > 0
 
 
 def test_an_ask_process_with_a_cached_index_never_imports_bm25s(bundled_copy):
