@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="Print the fit; write nothing.")
     parser.add_argument("--grid", action="store_true",
                         help="Also compare candidate depths and fusion weights (slower).")
+    parser.add_argument("--followup-only", action="store_true",
+                        help="Refit only the follow-up rule, keeping the relevance model.")
     args = parser.parse_args(argv)
 
     from rag.pipeline import Pipeline
@@ -174,6 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = Pipeline(settings)
     pipeline.ensure_corpus()
     questions = load_dataset(args.dataset)
+    if args.followup_only:
+        out = args.out or CALIBRATION_DIR / f"{settings.embedder}.json"
+        if not out.exists():
+            print(f"{out} does not exist: run without --followup-only first.", file=sys.stderr)
+            return 2
+        add_followup(pipeline, questions, settings, out)
+        return 0
     items = examples(questions)
     t0 = time.perf_counter()
     rows = collect(pipeline, items, settings)
@@ -226,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     print(f"Wrote {out}")
+    add_followup(pipeline, questions, settings, out)
     return 0
 
 
@@ -241,6 +251,113 @@ def grid(pipeline, items, settings, names, coef, intercept) -> None:
                 r = evaluate(collect(pipeline, items, s), names, coef, intercept, s.top_k)
                 print(f"{cand:10d}  {lw:14.2f}  {depth:12d}   {r['hit@1']:.3f}   "
                       f"{r['mrr@10']:.3f}   {r['recall@10']:.3f}")
+
+
+# --- follow-ups (rag.chat.FollowupRule) -------------------------------------------------
+
+def add_followup(pipeline, questions, settings, out: Path) -> None:
+    """Fit the follow-up rule with the relevance model just written in force, and add it
+    to the calibration file as ``"followup"`` (read by rag.chat.load_followup_rule)."""
+    from rag.chat import load_followup_rule
+    from rag.retrieve import load_calibration
+
+    load_calibration.cache_clear()
+    load_followup_rule.cache_clear()
+    t0 = time.perf_counter()
+    rule = fit_followup(followup_examples(pipeline, questions, settings.top_k))
+    data = json.loads(out.read_text(encoding="utf-8"))
+    data["followup"] = rule
+    out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    load_followup_rule.cache_clear()
+    print(f"follow-up rule ({rule['informative_rows']} informative turns of {rule['rows']}; "
+          f"{time.perf_counter() - t0:.0f} s): "
+          + ", ".join(f"{n} {c:+.2f}" for n, c in rule["coef"].items())
+          + f", intercept {rule['intercept']:+.2f}; top paper right on tune: "
+          + "; ".join(f"{kind} {r['rule']:.3f} (alone {r['always_alone']:.3f}, joined "
+                      f"{r['always_joined']:.3f})" for kind, r in rule["tune_top_paper_right"].items()))
+
+
+def followup_examples(pipeline, questions, k: int, seed: int = 11) -> list[dict]:
+    """Turns that could lean on a previous one, with their evidence (rag.chat.evidence)
+    and whether searching alone / with the previous subject puts a gold paper first.
+
+    Two kinds: every later turn of the conversations that has its own gold list (the
+    earlier turns answered as the chat answers them), and every standalone answerable
+    question asked right after another, unrelated one (a fixed shuffle): those must not
+    be glued to the previous subject.
+    """
+    import random
+
+    from rag.chat import Conversation, subject
+    from rag.identity import normalize_title
+
+    def row(kind, qid, text, gold, about):
+        feats, alone, joined, _ = pipeline.followup_evidence(text, about, k)
+        gold = {normalize_title(t) for t in gold}
+        return {"kind": kind, "id": qid, "features": feats,
+                "alone": bool(alone) and normalize_title(alone[0].paper.title) in gold,
+                "joined": bool(joined) and normalize_title(joined[0].paper.title) in gold}
+
+    rows = []
+    for q in questions:
+        if not q.turns:
+            continue
+        turns = q.turns + (q.question,)
+        golds = q.turn_gold_titles or ((),) * len(q.turns) + (q.gold_titles,)
+        conversation = Conversation()
+        for i, (text, gold) in enumerate(zip(turns, golds)):
+            about = subject(conversation)
+            if i and about is not None and gold:
+                rows.append(row("conversation", f"{q.id}#{i + 1}", text, gold, about))
+            pipeline.answer(text, k=k, conversation=conversation, use_llm=False)
+    alone = [q for q in questions if not q.turns and q.gold_titles]
+    before = alone[:]
+    random.Random(seed).shuffle(before)
+    for q, prev in zip(alone, before[1:] + before[:1]):
+        if prev.id == q.id:
+            continue
+        conversation = Conversation()
+        pipeline.answer(prev.question, k=k, conversation=conversation, use_llm=False)
+        about = subject(conversation)
+        if about is not None:
+            rows.append(row("new question", f"{q.id}<-{prev.id}", q.question, q.gold_titles,
+                            about))
+    return rows
+
+
+def fit_followup(rows: list[dict]) -> dict:
+    """The follow-up rule: a logistic regression, on the rows where only one of the two
+    searches puts a gold paper first, of "the search with the subject is the right one"."""
+    from rag.chat import FEATURES
+
+    informative = [r for r in rows if r["alone"] != r["joined"]]
+    X = np.array([[r["features"][n] for n in FEATURES] for r in informative], dtype=float)
+    y = np.array([1.0 if r["joined"] else 0.0 for r in informative])
+    coef, intercept = fit_logistic(X, y)
+
+    def right(r, follow):
+        return r["joined"] if follow else r["alone"]
+
+    def z(r):
+        return intercept + sum(c * r["features"][n] for n, c in zip(FEATURES, coef))
+
+    report = {}
+    for kind in ("conversation", "new question"):
+        part = [r for r in rows if r["kind"] == kind]
+        if part:
+            report[kind] = {
+                "n": len(part),
+                "rule": round(sum(right(r, z(r) > 0) for r in part) / len(part), 4),
+                "always_alone": round(sum(r["alone"] for r in part) / len(part), 4),
+                "always_joined": round(sum(r["joined"] for r in part) / len(part), 4),
+            }
+    return {"features": list(FEATURES),
+            "coef": {n: round(float(c), 5) for n, c in zip(FEATURES, coef)},
+            "intercept": round(float(intercept), 5),
+            "rows": len(rows), "informative_rows": len(informative),
+            "tune_top_paper_right": report,
+            "note": "a turn is a follow-up (searched with the previous answer's first cited "
+                    "title) when intercept + sum coef*feature > 0; features: rag.chat.evidence"}
 
 
 if __name__ == "__main__":

@@ -1,122 +1,295 @@
 """Answerers: turn ranked papers into a short answer with numbered citations.
 
 Sources are numbered per paper, in rank order: [1] is ``hits[0]``. The offline
-answerer picks the abstract sentences that best match the question; the LLM
+answerer (:func:`answer_offline`) quotes abstract sentences, each cited; the LLM
 answerer (:mod:`rag.llm`) writes a synthesis. Both go through
 :func:`check_citations`, so no answer ever carries a number that does not map to
 a retrieved paper.
+
+The offline answerer reads a question one of two ways:
+
+- *which paper* ("Which work predicts tidal power two days ahead?", "Is there a
+  paper on ...?"): the answer is the paper, so it gives the title, what the paper
+  does (its contribution sentence, "We propose X, ...") and its headline result
+  (the sentence with a figure or a finding, "X cuts the error by 23%"), not the
+  sentences that merely restate the question;
+- *detail* ("What speedup does GQSA get over 2:4 pruning?", and every follow-up):
+  the sentences that best match what was asked, one with a figure first when the
+  question asks for one.
+
+Sentences are matched on stemmed terms (:func:`rag.text.terms`). A question term
+weighs its IDF in the index (``weights``, from the caller) times its rarity among the
+abstract's sentences: the paper's topic words, present in most of its sentences,
+do not decide which sentence answers, the rarer asked-for words do.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
+from rag.text import sentences, terms
 from rag.types import Answer, Citation, Hit
-
-_SENT_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
-_ABBREV = re.compile(r"\b(?:e\.g|i\.e|et al|etc|vs|cf|Fig|Eq|approx)\.$", re.I)
-_CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-_WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
-_STOP = frozenset("""a an the of in on for to and or with by from as at is are was were be been
-this that these those it its we our their they which what who whom how why when where does do
-did can could would should paper papers work method methods approach propose proposed present
-presents using use used based about any there some more most than into over such also between
-one two new""".split())
-_CONTRIBUTION = re.compile(r"\b(we (propose|present|introduce|develop)|this paper (presents|proposes|introduces)|"
-                           r"we find|we show|results (show|demonstrate)|outperform)", re.I)
 
 MAX_PAPERS = 3
 SECOND_PAPER_GAP = 0.06
+GIST_WORDS = 30  # an abstention's one-line gist of a closest paper
+
+# The answer is a paper: "Which work ...", "What method ...", "Is there a ...",
+# "Looking for the paper ...". (This shapes the answer only; it never decides whether a
+# turn is a follow-up.)
+_WHICH = re.compile(
+    r"^\W*(?:(?:and|so|ok|okay|then|also|now|separately)\W+)*(?:"
+    r"(?:which|what)\s+(?:[\w'-]+\s+){0,3}?(?:papers?|works?|stud(?:y|ies)|articles?|methods?|"
+    r"models?|systems?|approach(?:es)?|frameworks?|benchmarks?|datasets?|techniques?|"
+    r"architectures?|algorithms?|tools?|resources?|corpus|corpora|agents?|networks?|releases?|"
+    r"surveys?|projects?|librar(?:y|ies)|engines?|pipelines?|schemes?|recipes?|bots?|"
+    r"kernels?|compilers?|designs?|simulators?|environments?|suites?|platforms?)\b"
+    r"|(?:is|are)\s+there\b|(?:i'?m\s+)?looking\s+for\b|find\s+(?:me\s+)?(?:the|a|an)\b"
+    r"|name\s+(?:the|a)\b)", re.I)
+# A second clause that asks a detail: "..., and what do they measure?"
+_DETAIL_CLAUSE = re.compile(
+    r"(?:,|\band\b|;)\s*(?:and\s+)?(?:what|how|which|where|when|who|whom|whose|why|does|do|did|"
+    r"is|are|was|were|can)\b(?P<clause>.*)$", re.I)
+# The question wants a figure: "how much faster", "what accuracy", "how many tasks".
+_ASKS_FIGURE = re.compile(
+    r"\b(?:how\s+(?:much|many|fast|large|long|big|well|often|close|far|small|few|accurate|"
+    r"good)|by\s+how|what\s+(?:\w+\s+){0,3}?(?:fraction|percentage|share|proportion|size|"
+    r"accuracy|score|speed-?up|error|rate|f1|index|improvement|gain|reduction|perplexity|"
+    r"bleu|number|count|cost|latency|throughput|success|win-?rate|auc|map\d*|recall|"
+    r"precision)|number\s+of|speed-?ups?|faster|slower|percent|count)\b", re.I)
+# A figure in a sentence: 23%, 2.8x, 3 times, 10-fold, 0.792, 1,050, "by 12".
+_FIGURE = re.compile(
+    r"\d(?:[\d.,]*\d)?\s?(?:%|x\b|×|times\b|-?fold\b|pp\b|points?\b)|\b\d+\.\d+\b|"
+    r"\b\d{1,3}(?:,\d{3})+\b|\b(?:by|of|to|up to|over|than)\s+\d", re.I)
+_RESULT = re.compile(
+    r"\b(?:outperform|surpass|improv|reduc|achiev|speeds?[- ]?up|faster|better|"
+    r"state-of-the-art|sota|gains?\b|boost|exceed|reach|attain|lower|higher|increas|decreas|"
+    r"accelerat|rival|beat|saves?\b|saving|cuts?\b|halv|doubl)\w*|"
+    r"\b(?:show|find|found|reveal|demonstrat|observ|indicat|suggest|confirm)\w*\s+(?:that|how)\b|"
+    r"\bresults?\b", re.I)
+_CONTRIBUTION = re.compile(
+    r"\b(?:we|this\s+(?:paper|work|study|article|report)|here|our\s+(?:work|paper))\b[^.;]{0,60}?"
+    r"\b(?:propos|present|introduc|develop|design|buil[dt]|releas|construct|creat|describ|"
+    r"formulat|curat|collect|offer|contribut|devis|establish|explor|investigat|stud)\w*|"
+    r"\b(?:is|are)\s+(?:proposed|introduced|presented)\b|\b(?:called|named|dubbed)\b", re.I)
+# A coined name: NanoFlow, DEPS, GPT4, vote-k style names with capitals or digits inside.
+_NAME = re.compile(r"\b(?:[A-Z][a-z]+[A-Z]\w*|[A-Z]{2,}\w*|[A-Za-z]+\d\w*)\b")
 
 
-def split_sentences(text: str) -> list[str]:
-    """Sentences of an abstract (keeps "e.g." and "et al." inside their sentence)."""
-    parts = _SENT_END.split(text.strip())
-    out: list[str] = []
-    for part in parts:
-        if out and _ABBREV.search(out[-1]):
-            out[-1] = f"{out[-1]} {part}"
-        else:
-            out.append(part)
-    return [s.strip() for s in out if s.strip()]
+def asks_which_paper(question: str) -> bool:
+    """Whether the question's answer is a paper ("Which work ...?", "Is there a ...?").
 
-
-def content_words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1]
-
-
-_ASKS_NUMBER = re.compile(
-    r"\b(how (much|many|fast|large|long|big|well|often)|by how|what (fraction|percentage|share|"
-    r"proportion|size|accuracy|score)|number of|speed-?ups?|faster|slower|accuracy|percent)\b", re.I)
-_HAS_NUMBER = re.compile(r"\d")
-
-
-def _sentence_score(sentence: str, q_words: set[str], position: int, wants_number: bool) -> float:
-    words = set(content_words(sentence))
-    overlap = sum(1.0 + (len(w) > 6) for w in q_words if w in words or any(
-        x.startswith(w[:6]) for x in words if len(w) > 6))
-    bonus = 0.6 if _CONTRIBUTION.search(sentence) else 0.0
-    if wants_number and _HAS_NUMBER.search(sentence):
-        bonus += 2.0  # "how much faster?" is answered by the sentence with the figure
-    return overlap + bonus - 0.05 * position - (0.5 if len(sentence) > 400 else 0.0)
-
-
-def pick_sentences(question: str, abstract: str, n: int) -> list[str]:
-    """The ``n`` abstract sentences that best answer the question, in abstract order."""
-    sentences = split_sentences(abstract)
-    q_words = set(content_words(question))
-    wants_number = bool(_ASKS_NUMBER.search(question))
-    ranked = sorted(range(len(sentences)), key=lambda i: -_sentence_score(
-        sentences[i], q_words, i, wants_number))[:n]
-    return [sentences[i] for i in sorted(ranked)]
-
-
-def abstain_text(hits: Iterable[Hit]) -> str:
-    hits = list(hits)
-    if not hits:
-        return "The indexed papers don't cover this: no paper matched the question."
-    names = "; ".join(f'"{h.paper.title}"' for h in hits[:3])
-    return (f"The indexed papers don't cover this question. The closest papers are {names}, "
-            "but none of them answers it.")
-
-
-def answer_offline(question: str, hits: list[Hit], threshold: float,
-                   focus: str | None = None) -> Answer:
-    """An extractive answer: the best-matching abstract sentences, each cited.
-
-    ``focus`` is the user's own words when ``question`` is a rewritten follow-up
-    (sentences are picked for what was asked now, not for the previous subject).
-    Abstains (``abstained=True``) when the best paper's relevance is under the
-    threshold, naming the closest papers instead of inventing an answer.
+    >>> asks_which_paper("Which work predicts tidal stream power two days ahead?")
+    True
+    >>> asks_which_paper("How much faster is GQSA than 2:4 pruning?")
+    False
     """
-    if not hits or hits[0].relevance < threshold:
-        return Answer(question=question, text=abstain_text(hits), abstained=True, citations=(),
-                      hits=tuple(hits), answerer="offline")
-    # The top paper always; others only when they are relevant in their own right and
-    # close to the top one (a weak third paper adds noise, not evidence).
-    chosen = [hits[0]] + [h for h in hits[1:MAX_PAPERS] if _also_relevant(h, hits[0], threshold)]
+    return bool(_WHICH.search(question))
+
+
+# --- sentence picking -------------------------------------------------------------------
+
+class _Abstract:
+    """One abstract's sentences, their stemmed terms, and the question's term weights."""
+
+    def __init__(self, abstract: str, question: str, weights: Mapping[str, float] | None):
+        self.sentences = sentences(abstract)
+        self.terms = [set(terms(s)) for s in self.sentences]
+        self.q_terms = set(terms(question))
+        n = len(self.sentences) or 1
+        # weight = IDF in the index x rarity among this abstract's sentences. Example: an
+        # abstract of 8 sentences, "discontinu" in 6 of them (the topic) -> ln(1 + 8/6) =
+        # 0.85; "concord" in 1 -> ln(1 + 8/1) = 2.20: the sentence with the concordance
+        # index wins over the ones that restate what the paper is about.
+        self.w = {}
+        for t in self.q_terms:
+            sf = sum(t in ts for ts in self.terms)
+            idf = (weights or {}).get(t, 1.0)
+            self.w[t] = idf * math.log(1 + n / max(sf, 1))
+        self.total = sum(self.w.values()) or 1.0
+
+    def __len__(self) -> int:
+        return len(self.sentences)
+
+    def match(self, i: int, q_terms: set[str] | None = None) -> float:
+        """Weighted share (0..1) of the question's terms sentence ``i`` contains."""
+        q = self.q_terms if q_terms is None else q_terms
+        total = sum(self.w.get(t, 0.0) for t in q) or 1.0
+        return sum(self.w.get(t, 0.0) for t in q & self.terms[i]) / total
+
+    def novelty(self, i: int) -> float:
+        """Share of sentence ``i``'s terms that the question does not already say."""
+        ts = self.terms[i]
+        return len(ts - self.q_terms) / len(ts) if ts else 0.0
+
+    def length_penalty(self, i: int) -> float:
+        return 0.3 if len(self.sentences[i]) > 400 else 0.0
+
+
+def _best(indices: Iterable[int], score) -> int | None:
+    indices = list(indices)
+    return max(indices, key=lambda i: (score(i), -i)) if indices else None
+
+
+def _detail_scores(doc: _Abstract, q_terms: set[str] | None, wants_figure: bool):
+    def score(i: int) -> float:
+        s = doc.sentences[i]
+        return (doc.match(i, q_terms) + (0.5 if wants_figure and _FIGURE.search(s) else 0.0)
+                + (0.1 if _RESULT.search(s) else 0.0) - 0.01 * i - doc.length_penalty(i))
+    return score
+
+
+def _does(doc: _Abstract) -> int | None:
+    """The contribution sentence: what the paper does ("We propose X, a ...")."""
+    def score(i: int) -> float:
+        s = doc.sentences[i]
+        return (1.0 * bool(_CONTRIBUTION.search(s)) + 0.5 * doc.match(i)
+                + 0.2 * bool(_NAME.search(s)) - 0.02 * i - doc.length_penalty(i))
+    return _best(range(len(doc)), score)
+
+
+def _found(doc: _Abstract, exclude: set[int], after: int) -> int | None:
+    """The headline result: a sentence with a figure or a finding, saying something new."""
+    def score(i: int) -> float:
+        s = doc.sentences[i]
+        return (1.0 * bool(_FIGURE.search(s)) + 0.7 * bool(_RESULT.search(s))
+                + 0.4 * doc.match(i) + 0.3 * doc.novelty(i) + 0.1 * (i > after)
+                - doc.length_penalty(i))
+    return _best((i for i in range(len(doc)) if i not in exclude and (
+        _FIGURE.search(doc.sentences[i]) or _RESULT.search(doc.sentences[i]))), score)
+
+
+def pick_sentences(question: str, abstract: str, n: int = 2, *, which: bool | None = None,
+                   weights: Mapping[str, float] | None = None) -> list[str]:
+    """The abstract sentences that answer the question, in abstract order.
+
+    ``which`` (default: :func:`asks_which_paper`): what the paper does and its headline
+    result, plus the sentence for a detail asked in a second clause ("..., and what do
+    they measure?"). Otherwise the ``n`` best-matching sentences.
+    """
+    doc = _Abstract(abstract, question, weights)
+    if not len(doc):
+        return []
+    which = asks_which_paper(question) if which is None else which
+    wants_figure = bool(_ASKS_FIGURE.search(question))
+    if not which:
+        score = _detail_scores(doc, None, wants_figure)
+        picked = sorted(range(len(doc)), key=lambda i: (-score(i), i))[:n]
+    else:
+        does = _does(doc)
+        picked = [does]
+        found = _found(doc, {does}, does)
+        if found is None:  # no figure or finding anywhere: the next best match instead
+            found = _best((i for i in range(len(doc)) if i != does),
+                          _detail_scores(doc, None, False))
+        if found is not None:
+            picked.append(found)
+        clause = _DETAIL_CLAUSE.search(question)
+        if clause and terms(clause.group("clause")):
+            c_terms = set(terms(clause.group("clause")))
+            best = _best((i for i in range(len(doc)) if i not in picked
+                          and doc.match(i, c_terms) > 0),
+                         _detail_scores(doc, c_terms, bool(_ASKS_FIGURE.search(clause.group(0)))))
+            if best is not None:
+                picked.append(best)
+    return [doc.sentences[i] for i in sorted(picked)]
+
+
+def gist(abstract: str, words: int = GIST_WORDS) -> str:
+    """One line on what a paper does: its contribution sentence, cut to ``words`` words."""
+    doc = _Abstract(abstract, "", None)
+    i = _does(doc)
+    if i is None:
+        return ""
+    parts = doc.sentences[i].split()
+    return " ".join(parts[:words]) + (" ..." if len(parts) > words else "")
+
+
+# --- abstention and missing terms -------------------------------------------------------
+
+def as_written(term: str, question: str) -> str:
+    """A (lowercased) question word as the user wrote it: 'nvme' -> 'NVMe'."""
+    m = re.search(rf"(?<!\w){re.escape(term)}(?!\w)", question, re.I)
+    return m.group(0) if m else term
+
+
+def _or_list(items: Sequence[str]) -> str:
+    """'A', 'A or B', 'A, B or C'."""
+    items = list(items)
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def missing_terms_text(unknown: Sequence[str], question: str = "") -> str:
+    """'None of the indexed papers mentions NVMe or SSD.' ('' when nothing is missing)."""
+    if not unknown:
+        return ""
+    return f"None of the indexed papers mentions {_or_list([as_written(t, question) for t in unknown])}."
+
+
+def abstain_text(hits: Iterable[Hit], unknown: Sequence[str] = (), question: str = "") -> str:
+    """Why there is no answer: the question's words no paper mentions (``unknown``), and
+    what the closest papers do cover (title and a one-line gist each)."""
+    hits = list(hits)
+    missing = missing_terms_text(unknown, question)
+    lead = f"{missing} " if missing else ""
+    if not hits:
+        return f"{lead}The indexed papers don't cover this: no paper matched the question."
+    lines = [f"{lead}The indexed papers don't cover this question. The closest papers are:"]
+    for h in hits[:MAX_PAPERS]:
+        line = gist(h.paper.abstract)
+        lines.append(f'- "{h.paper.title}"' + (f": {line}" if line else ""))
+    return "\n".join(lines)
+
+
+# --- the offline answer -----------------------------------------------------------------
+
+def answer_offline(question: str, hits: list[Hit], threshold: float, focus: str | None = None,
+                   *, unknown: Sequence[str] = (), weights: Mapping[str, float] | None = None,
+                   followup: bool = False) -> Answer:
+    """An extractive answer: abstract sentences, each cited [n] (``hits[n-1]``).
+
+    Abstains only when no shown paper is relevant (every ``relevance`` under
+    ``threshold``), naming what no paper mentions (``unknown``, the question's words no
+    indexed paper contains) and what the closest papers cover. Otherwise the first
+    relevant paper answers, with up to two more relevant ones close to it; a missing
+    question word is said beside the answer. ``focus`` is the user's own words when
+    ``question`` is a rewritten follow-up (``followup``): sentences are picked for what
+    was asked now, as a detail of the paper already being discussed.
+    """
+    relevant = [(i + 1, h) for i, h in enumerate(hits) if h.relevance >= threshold]
+    if not relevant:
+        return Answer(question=question, text=abstain_text(hits, unknown, focus or question),
+                      abstained=True, citations=(), hits=tuple(hits), answerer="offline")
+    asked = focus or question
+    which = False if followup else asks_which_paper(asked)
+    n_top, top = relevant[0]
+    chosen = [(n_top, top)] + [(n, h) for n, h in relevant[1:]
+                               if _also_relevant(h, top)][:MAX_PAPERS - 1]
     lines = []
-    for i, hit in enumerate(chosen):
-        n = hit.rank
-        picked = pick_sentences(focus or question, hit.paper.abstract, 2 if i == 0 else 1)
-        lead = f'"{hit.paper.title}" [{n}]' if i == 0 else f'Also relevant: "{hit.paper.title}" [{n}]'
+    for j, (n, hit) in enumerate(chosen):
+        if j == 0:
+            picked = pick_sentences(asked, hit.paper.abstract, 2, which=which, weights=weights)
+            lead = f'"{hit.paper.title}" [{n}]'
+        else:
+            picked = pick_sentences(asked, hit.paper.abstract, 1, which=False, weights=weights)
+            lead = f'Also relevant: "{hit.paper.title}" [{n}]'
         body = " ".join(f"{_strip_end(s)} [{n}]." for s in picked)
         lines.append(f"{lead}. {body}")
-    text = "\n\n".join(lines)
-    checked = check_citations(text, hits)
-    return Answer(question=question, text=checked.text, abstained=False,
+    checked = check_citations("\n\n".join(lines), hits)
+    text = checked.text
+    missing = missing_terms_text(unknown, asked)
+    if missing:  # beside the answer, after the check: it cites nothing, by design
+        text = f"{text}\n\n{missing}"
+    return Answer(question=question, text=text, abstained=False,
                   citations=checked.citations, hits=tuple(hits), answerer="offline")
 
 
-def _also_relevant(hit: Hit, top: Hit, threshold: float) -> bool:
-    """A second paper is cited only when it is about as close to the question as the first.
-
-    Relevance saturates near 1 for every on-topic paper, so the cosine gap decides:
-    top cosine 0.66, this one 0.61 -> gap 0.05 <= 0.06, cited; 0.55 -> not cited.
-    """
-    if hit.relevance < max(threshold, 0.8):
-        return False
+def _also_relevant(hit: Hit, top: Hit) -> bool:
+    """Another relevant paper is cited only when it is about as close to the question as
+    the first: relevance saturates near 1 for every on-topic paper, so the cosine gap
+    decides. Top cosine 0.66, this one 0.61 -> gap 0.05 <= 0.06, cited; 0.55 -> not."""
     return (top.dense or 0.0) - (hit.dense or 0.0) <= SECOND_PAPER_GAP
 
 
@@ -129,35 +302,46 @@ def _strip_end(sentence: str) -> str:
 class Checked:
     """The result of :func:`check_citations`."""
 
-    def __init__(self, text, citations, removed, unsupported):
+    def __init__(self, text, citations, removed, unsupported, numbers=0):
         self.text: str = text
         self.citations: tuple[Citation, ...] = citations
-        self.removed: int = removed
+        self.removed: int = removed  # [n] numbers that pointed to no source
         self.unsupported: tuple[str, ...] = unsupported
+        self.numbers: int = numbers  # every [n] number the text carried, before removal
+
+    @property
+    def has_content(self) -> bool:
+        """Whether anything but citation marks and punctuation is left: "[1]." has none."""
+        from rag.text import CITE
+
+        return any(ch.isalnum() for ch in CITE.sub("", self.text))
 
     @property
     def supported(self) -> bool:
-        return bool(self.citations)
+        """A valid citation, and a statement for it to support (a bare "[1]" is not one)."""
+        return bool(self.citations) and self.has_content
 
 
 def check_citations(text: str, hits: list[Hit]) -> Checked:
     """Keep only [n] that point to a given source; renumber them 1, 2, ... by first use.
 
     ``[n]`` refers to ``hits[n-1]``. Example with 3 sources: "A [3]. B [7][1]." ->
-    [7] points nowhere and is removed (removed=1); [3] is first used, so it becomes
-    [1], and [1] becomes [2]: "A [1]. B [2]." with citations 1 -> hits[2].paper,
-    2 -> hits[0].paper. A sentence left with no citation is reported in
-    ``unsupported``.
+    [7] points nowhere and is removed (removed=1, numbers=3); [3] is first used, so
+    it becomes [1], and [1] becomes [2]: "A [1]. B [2]." with citations 1 ->
+    hits[2].paper, 2 -> hits[0].paper. A sentence left with no citation is reported
+    in ``unsupported``.
     """
+    from rag.text import CITE, citation_numbers, sentences
+
     by_n = {i + 1: h for i, h in enumerate(hits)}
     order: dict[int, int] = {}
-    removed = 0
+    removed = numbers = 0
 
     def fix(match: re.Match) -> str:
-        nonlocal removed
-        nums = [int(x) for x in re.split(r"\s*[,;]\s*", match.group(1))]
+        nonlocal removed, numbers
         kept = []
-        for num in nums:
+        for num in citation_numbers(match.group(1)):
+            numbers += 1
             if num in by_n:
                 order.setdefault(num, len(order) + 1)
                 if order[num] not in kept:
@@ -166,7 +350,7 @@ def check_citations(text: str, hits: list[Hit]) -> Checked:
                 removed += 1
         return "".join(f"[{k}]" for k in kept)
 
-    new_text = _CITE.sub(fix, text)
+    new_text = CITE.sub(fix, text)
     new_text = re.sub(r"(\[\d+\])(?:\s*\1)+", r"\1", new_text)  # "[1][1]" -> "[1]"
     new_text = re.sub(r"[ \t]+([.,;:])", r"\1", new_text)
     new_text = re.sub(r"[ \t]{2,}", " ", new_text).strip()
@@ -175,8 +359,8 @@ def check_citations(text: str, hits: list[Hit]) -> Checked:
         for old, new in sorted(order.items(), key=lambda kv: kv[1])
     )
     unsupported = tuple(
-        s for para in new_text.split("\n") for s in split_sentences(para)
-        if len(s) > 25 and not _CITE.search(s) and not s.rstrip().endswith(":")
+        s for para in new_text.split("\n") for s in sentences(para)
+        if len(s) > 25 and not CITE.search(s) and not s.rstrip().endswith(":")
     )
-    return Checked(new_text, citations, removed, unsupported)
+    return Checked(new_text, citations, removed, unsupported, numbers)
 

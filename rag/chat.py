@@ -1,24 +1,30 @@
-"""Conversations: history, and follow-up questions rewritten to stand alone.
+"""Conversations: history, and whether a turn leans on the previous one.
 
 Retrieval sees one question at a time, so "how much faster is it than 2:4
-pruning?" must become a question that names its subject. With an LLM the model
-rewrites it (:func:`rag.llm.condense`); offline, :func:`condense_offline` applies
-a simple rule: a question that refers back (a pronoun such as "it"/"they"/"this",
-or "the paper"/"that method") or is very short gets the titles of the papers
-the previous answer cited appended as context.
+pruning?" must be searched with its subject. With an LLM the model rewrites it
+(:func:`rag.llm.condense`). Offline, the decision is made by evidence, not by word
+lists: the turn is searched alone and with the previous turn's subject (the title
+of the paper the previous answer cited first), and it is a follow-up when alone it
+retrieves weakly and with the subject strongly (:class:`FollowupRule`). "OSWorld
+task count" after a GQSA question retrieves OSWorld strongly on its own, so it is
+a new question; "how much faster is it?" matches nothing on its own and the GQSA
+paper strongly with its title, so it is a follow-up. A turn after an abstention
+starts fresh: there is no subject to carry.
+
+The rule's constants are fitted on the ``tune`` split by
+``eval/calibrate.py`` (:func:`eval.calibrate.fit_followup`), per embedder, and
+stored in ``rag/calibration/<embedder>.json`` under ``"followup"``.
 """
 
 from __future__ import annotations
 
-import re
+import json
+import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-from rag.types import Answer
-
-_REFERS_BACK = re.compile(
-    r"\b(it|its|it's|they|them|their|this|that|these|those|he|she|the (paper|method|model|"
-    r"approach|authors|work|study|technique|framework|system|dataset|benchmark)|"
-    r"(this|that|the same) (one|paper|method|model|approach|work))\b", re.I)
+from rag.text import terms
+from rag.types import Answer, Hit
 
 
 @dataclass
@@ -43,16 +49,119 @@ class Conversation:
         return self.turns[-1] if self.turns else None
 
 
-def needs_context(question: str) -> bool:
-    return bool(_REFERS_BACK.search(question)) or len(question.split()) <= 4
+@dataclass(frozen=True)
+class Subject:
+    """What the previous turn was about: the paper its answer cited first."""
+
+    title: str
+    paper_id: str = ""  # "" when the previous answer cited nothing (its question is the title)
 
 
-def condense_offline(question: str, conversation: Conversation | None) -> str:
-    """The follow-up with the previous turn's subject made explicit (or unchanged)."""
-    if conversation is None or conversation.last is None or not needs_context(question):
-        return question
-    prev = conversation.last.answer
-    titles = [c.title for c in prev.citations][:1]
-    if not titles:
-        return f"{question} (following up on: {conversation.last.question})"
-    return f"{question} (about: {'; '.join(titles)})"
+def subject(conversation: Conversation | None) -> Subject | None:
+    """The previous turn's subject: the paper its answer cited first (its question when it
+    cited none). None on the first turn and after an abstention, so that the next turn
+    starts fresh."""
+    last = conversation.last if conversation is not None else None
+    if last is None or last.answer.abstained:
+        return None
+    if last.answer.citations:
+        first = last.answer.citations[0]
+        return Subject(first.title, first.paper_id)
+    return Subject(last.answer.standalone_question or last.question)
+
+
+def with_subject(question: str, about: str) -> str:
+    """The follow-up as retrieval sees it: 'how fast is it? (about: GQSA: ...)'."""
+    return f"{question} (about: {about})"
+
+
+# --- the evidence -----------------------------------------------------------------------
+
+FEATURES = ("relevance", "cosine", "gain", "distinct")
+
+
+def evidence(alone: list[Hit], joined: list[Hit], question_terms, subject_terms: set[str],
+             paper_idf) -> dict[str, float]:
+    """What the two searches say about a turn, as :class:`FollowupRule` reads it.
+
+    - ``relevance``, ``cosine``: the best relevance and cosine among the papers the turn
+      shows when searched alone (a turn that stands on its own retrieves strongly);
+    - ``gain``: how much the previous subject raises the best cosine (a turn that cannot
+      stand alone gains much);
+    - ``distinct``: the rarest question term that the best paper alone contains and the
+      subject paper does not, as its paper-level IDF over the largest possible IDF (0..1).
+      "And ALMA's BLEU gain?" after a grammar-book paper: "alma" is in one paper of 358,
+      ln(1 + 357.5/1.5) / ln(1 + 358.5/0.5) = 5.48 / 6.58 = 0.83: the turn names another
+      paper. "How many parameters does it have?": the best paper alone shares only words
+      like "how" (in 30 papers: 0.38) with the question, which say nothing.
+    """
+    top = alone[0] if alone else None
+    if top is None:
+        return {"relevance": 0.0, "cosine": 0.0, "gain": 0.0, "distinct": 0.0}
+    top_terms = set(terms(f"{top.paper.title} {top.paper.abstract}"))
+    extra = [t for t in dict.fromkeys(question_terms) if t in top_terms and t not in subject_terms]
+    best_alone = max((h.dense or 0.0 for h in alone), default=0.0)
+    best_joined = max((h.dense or 0.0 for h in joined), default=0.0)
+    return {
+        "relevance": max(h.relevance for h in alone),
+        "cosine": best_alone,
+        "gain": best_joined - best_alone,
+        "distinct": max((paper_idf(t) for t in extra), default=0.0),
+    }
+
+
+def paper_idf_ratio(lex, n_papers: int):
+    """term -> its IDF over papers (not chunks) divided by the largest possible IDF.
+
+    Paper level, because a name repeated in the five chunks of its one paper is as rare
+    as a name can be, while a word in five different papers is not.
+    """
+    top = math.log1p((n_papers + 0.5) / 0.5) if n_papers else 1.0
+
+    def ratio(term: str) -> float:
+        if lex is None or term not in lex.vocab:
+            return 1.0
+        col = lex.vocab[term]
+        rows = lex.indices[lex.indptr[col]:lex.indptr[col + 1]]
+        df = len(set(lex.paper_ids[rows].tolist()))
+        return math.log1p((n_papers - df + 0.5) / (df + 0.5)) / top
+    return ratio
+
+
+@dataclass(frozen=True)
+class FollowupRule:
+    """A logistic rule over :func:`evidence`: the turn is a follow-up when
+    z = intercept + sum(coef * feature) > 0.
+
+    Worked example with the defaults below: "how many parameters does it have?" alone:
+    relevance 0.59, cosine 0.35, gain 0.39, distinct 0.38 -> z = 4 - 2*0.59 - 4*0.35 +
+    4*0.39 - 6*0.38 = 0.70 > 0: a follow-up. "And ALMA's BLEU gain?": relevance 0.89,
+    cosine 0.29, gain 0.35, distinct 0.83 -> z = 4 - 1.78 - 1.16 + 1.40 - 4.98 = -2.52:
+    a new question.
+    """
+
+    coef: tuple[tuple[str, float], ...] = (
+        ("relevance", -2.0), ("cosine", -4.0), ("gain", 4.0), ("distinct", -6.0))
+    intercept: float = 4.0
+    fitted: bool = False
+
+    def z(self, feats: dict[str, float]) -> float:
+        return self.intercept + sum(c * feats.get(n, 0.0) for n, c in self.coef)
+
+    def is_followup(self, feats: dict[str, float]) -> bool:
+        return self.z(feats) > 0
+
+
+@lru_cache(maxsize=8)
+def load_followup_rule(embedder: str) -> FollowupRule:
+    """The fitted rule from ``rag/calibration/<embedder>.json`` (``"followup"``), else the
+    defaults."""
+    from rag.retrieve import CALIBRATION_DIR
+
+    try:
+        data = json.loads((CALIBRATION_DIR / f"{embedder}.json").read_text(encoding="utf-8"))
+        rule = data["followup"]
+        coef = tuple((n, float(rule["coef"][n])) for n in FEATURES)
+        return FollowupRule(coef, float(rule["intercept"]), True)
+    except (OSError, ValueError, KeyError, TypeError):
+        return FollowupRule()

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rag.answer import answer_offline
-from rag.chat import Conversation, condense_offline
+from rag.chat import (Conversation, Subject, evidence, load_followup_rule, paper_idf_ratio,
+                      subject, with_subject)
 from rag.embed import Embedder, build_embedder
 from rag.ingest import BUNDLED_CORPUS, IngestReport, ensure_bundled_corpus, ingest_paths
 from rag.retrieve import Filters, clean_question, search
@@ -34,6 +35,7 @@ class Pipeline:
         self._embedder = embedder
         self._llm = llm
         self._lock = threading.Lock()
+        self._paper_count: tuple[str | None, int] = (None, 0)  # (lexical generation, papers)
 
     # --- backends (built on first use, in one place) -----------------------------------
     @property
@@ -99,13 +101,18 @@ class Pipeline:
         if use_llm and llm is None:
             note = ("No LLM is configured (set OPENAI_API_KEY or OPENAI_BASE_URL); "
                     "this is the offline answer.")
-        if conversation is not None and conversation.turns:
+        hits: list[Hit] | None = None
+        followup = False
+        about = subject(conversation)  # None: a first turn, or a turn after an abstention
+        if about is not None:
             if llm is not None:
                 standalone = self._condense_llm(question, conversation, llm)
             if standalone == question:
-                standalone = condense_offline(question, conversation)
+                standalone, hits, followup = self._followup_offline(
+                    question, about, k, filters, timings)
         t1 = time.perf_counter()
-        hits = self.search(standalone, k, filters, timings)
+        if hits is None:
+            hits = self.search(standalone, k, filters, timings)
         t2 = time.perf_counter()
         result = None
         if llm is not None:
@@ -120,7 +127,7 @@ class Pipeline:
             except LLMError as exc:
                 note = f"The LLM could not answer ({exc}); this is the offline answer."
         if result is None:
-            result = answer_offline(standalone, hits, self.settings.abstain_threshold, focus=question)
+            result = self._answer_offline(question, standalone, hits, followup)
             if on_token is not None:
                 on_token(result.text)
         t3 = time.perf_counter()
@@ -132,6 +139,53 @@ class Pipeline:
         if conversation is not None:
             conversation.add(question, result)
         return result
+
+    def _followup_offline(self, question: str, about: Subject, k, filters, timings):
+        """(query, hits, is a follow-up): the turn searched alone and with the previous
+        subject; the subject is kept only when the evidence says the turn leans on it
+        (:class:`rag.chat.FollowupRule`)."""
+        feats, alone, joined, joined_question = self.followup_evidence(
+            question, about, k, filters, timings)
+        if load_followup_rule(self.settings.embedder).is_followup(feats):
+            return joined_question, joined, True
+        return question, alone, False
+
+    def followup_evidence(self, question: str, about: Subject, k=None, filters=None,
+                          timings=None):
+        """(features, hits alone, hits with the subject, the question with the subject):
+        what :class:`rag.chat.FollowupRule` decides on (eval/calibrate.py fits it on these)."""
+        from rag.text import terms
+
+        alone = self.search(question, k, filters, timings)
+        joined_question = with_subject(question, about.title)
+        joined = self.search(joined_question, k, filters)
+        paper = self.store.get_papers([about.paper_id]).get(about.paper_id) \
+            if about.paper_id else None
+        subject_terms = set(terms(f"{paper.title} {paper.abstract}" if paper else about.title))
+        lex = self.store.lexical()
+        ratio = paper_idf_ratio(lex, self._papers_in(lex))
+        feats = evidence(alone, joined, terms(question), subject_terms, ratio)
+        return feats, alone, joined, joined_question
+
+    def _papers_in(self, lex) -> int:
+        """Papers in the lexical index, counted once per index generation."""
+        if lex is None:
+            return 0
+        if self._paper_count[0] != lex.generation:
+            self._paper_count = (lex.generation, len(set(lex.paper_ids.tolist())))
+        return self._paper_count[1]
+
+    def _answer_offline(self, question: str, standalone: str, hits: list[Hit],
+                        followup: bool) -> Answer:
+        """The extractive answer, told which question words no indexed paper contains and
+        how rare each word is in the index (sentences are matched on the rare ones)."""
+        from rag.retrieve import term_stats, unknown_terms
+        from rag.text import terms
+
+        weights = term_stats(terms(question), self.store.lexical()).weights
+        return answer_offline(standalone, hits, self.settings.abstain_threshold, focus=question,
+                              unknown=unknown_terms(question, self.store), weights=weights,
+                              followup=followup)
 
     def _condense_llm(self, question, conversation, llm):
         from rag.errors import LLMConfigError, LLMError
