@@ -12,15 +12,17 @@ and launches.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import os
 import queue
 import shutil
 import threading
+import time
 from pathlib import Path
 
-from rag.errors import AbstractaError, SettingsError
+from rag.errors import AbstractaError, SettingsError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,11 @@ sup.cite a:hover { text-decoration: underline; }
 details.also { margin-top: 6px; font-size: 0.85rem; }
 .answer-foot, .answer-note { font-size: 0.75rem; color: var(--body-text-color-subdued);
   margin-top: 6px; }
-.answer-pending { color: var(--body-text-color-subdued); font-style: italic; }
+.answer-body p { margin: 0 0 0.6em; }
+.answer-pending, .indexing { color: var(--body-text-color-subdued); font-style: italic; }
+.ingest-error { color: var(--error-text-color, #b91c1c); font-weight: 600; }
+/* Library: the title column wraps instead of pushing dates and sources off screen. */
+#library table { table-layout: fixed; width: 100%; }
 .answer-error { color: var(--error-text-color, #b91c1c); }
 .cursor { animation: blink 1s steps(2, start) infinite; }
 @keyframes blink { to { visibility: hidden; } }
@@ -124,17 +130,68 @@ class Service:
         self.settings = pipeline.settings
         self._ingest_lock = threading.Lock()
         self._papers = None
+        # The first-run ingest runs while the page is served: (papers done, to embed) while
+        # it runs, None otherwise; questions wait for `_opened` (is this a first run?).
+        self.indexing: tuple[int, int] | None = None
+        self.index_error = ""
+        self._opened = threading.Event()
+        self.ready = threading.Event()
+        self._thread: threading.Thread | None = None  # set by start()
 
     @property
     def uploads(self) -> Path:
         return self.settings.data_dir / "uploads"
 
-    def prepare(self) -> None:
-        """First run: index the bundled corpus; then warm the models and the lexical index,
-        so the first questions (possibly several at once) do not each build them."""
-        self.pipeline.ensure_corpus()
-        if self.pipeline.store.has_papers():
-            self.pipeline.search("warm up the index", k=1)
+    def start(self) -> threading.Thread:
+        """Open the index in the background: on a first run ingest the bundled corpus
+        (showing progress; questions meanwhile get "still indexing"), then warm the models
+        and the lexical index so the first questions do not each build them. The page is
+        served meanwhile, so a first run shows a page at once instead of nothing for the
+        half minute the bundled corpus takes."""
+        self._thread = threading.Thread(target=self._open, name="abstracta-open", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def _open(self) -> None:
+        try:
+            store = self.pipeline.store
+            if self.settings.auto_ingest_bundled and not store.has_papers():
+                self.indexing = (0, 0)
+                self._opened.set()
+                self.pipeline.ensure_corpus(self._progress)
+            self.indexing = None
+            self._opened.set()
+            self.papers(refresh=True)
+            if store.has_papers():
+                self.pipeline.search("warm up the index", k=1)
+        except AbstractaError as exc:
+            self.index_error = str(exc)
+        except Exception as exc:  # a bug: log it, say so on the page, keep serving
+            log.exception("opening the index failed")
+            self.index_error = f"Opening the index failed ({type(exc).__name__})."
+        finally:
+            self.indexing = None
+            self._opened.set()
+            self.ready.set()
+
+    def _progress(self, done: int, total: int) -> None:
+        self.indexing = (done, total)
+
+    def indexing_progress(self, wait: float = 30.0) -> str:
+        """"N of M papers" while the first-run ingest runs, else ""."""
+        if self._thread is not None:  # started: wait until it knows whether it is a first run
+            self._opened.wait(wait)
+        progress = self.indexing
+        if progress is None:
+            return ""
+        done, total = progress
+        return f"{done} of {total} papers" if total else "reading the files"
+
+    def still_indexing(self) -> str:
+        """The reply to a question asked before the first-run ingest is done, else ""."""
+        progress = self.indexing_progress()
+        return (f"Still indexing the bundled sample corpus ({progress}); answers start as "
+                "soon as it is in. Ask again in a moment.") if progress else ""
 
     def papers(self, refresh: bool = False) -> list:
         if self._papers is None or refresh:
@@ -144,10 +201,24 @@ class Service:
     def source_names(self) -> list[str]:
         return sorted({s for p in self.papers() for s in p.sources})
 
-    def status_markdown(self) -> str:
+    def status_line(self) -> str:
+        """What the index is doing while it opens (also the starting page's line), or ""
+        once it is open."""
+        if self.index_error:
+            return self.index_error
+        progress = self.indexing_progress(0)
+        if progress:
+            return f"Indexing the bundled sample corpus: {progress}…"
+        return "" if self.ready.is_set() else "Opening the index…"
+
+    def status_html(self) -> str:
+        from ui.render import status_html
+
+        line = self.status_line()
+        if line or not self.ready.is_set():
+            return status_html(0, "", "", indexing=line or "Opening the index…")
         p = self.pipeline
-        return (f"{len(self.papers())} papers indexed · embedding model `{p.embedder_name()}` · "
-                f"answerer `{p.answerer_name}`")
+        return status_html(len(self.papers()), p.embedder_name(), p.answerer_name)
 
     # --- questions -----------------------------------------------------------------------
     def filters(self, since: str, until: str, sources):
@@ -159,17 +230,18 @@ class Service:
 
     def stream_answer(self, question: str, *, k, filters, conversation, use_llm):
         """Yield ("token", text) while the answer streams, then ("answer", Answer) or
-        ("error", message). The pipeline runs in a worker thread so tokens reach the
-        browser as the LLM produces them."""
+        ("error", message); ("waiting", seconds) every second from the moment a request
+        goes to the LLM until its first token (a CPU model reads the prompt for minutes).
+        The pipeline runs in a worker thread so tokens reach the browser as they come."""
         tokens: queue.Queue = queue.Queue()
-        done = object()
+        done, waiting = object(), object()
         result: dict = {}
 
         def work() -> None:
             try:
                 result["answer"] = self.pipeline.answer(
                     question, k=k, filters=filters, conversation=conversation,
-                    use_llm=use_llm, on_token=tokens.put)
+                    use_llm=use_llm, on_token=tokens.put, on_wait=lambda: tokens.put(waiting))
             except AbstractaError as exc:
                 result["error"] = str(exc)
             except Exception as exc:  # a bug: log it, show one line, keep serving
@@ -179,11 +251,22 @@ class Service:
                 tokens.put(done)
 
         threading.Thread(target=work, name="abstracta-answer", daemon=True).start()
+        since: float | None = None  # a request went to the LLM; no token yet
         while True:
-            item = tokens.get()
+            try:
+                item = tokens.get(timeout=None if since is None else 1.0)
+            except queue.Empty:
+                yield "waiting", time.monotonic() - since
+                continue
+            if item is waiting:
+                since = since or time.monotonic()
+                yield "waiting", time.monotonic() - since
+                continue
+            since = None
             batch = []
             while item is not done:
-                batch.append(item)
+                if item is not waiting:
+                    batch.append(item)
                 try:  # send what has accumulated as one update
                     item = tokens.get_nowait()
                 except queue.Empty:
@@ -215,56 +298,59 @@ class Service:
         dest = (self.uploads / name).resolve()
         if dest.parent != self.uploads.resolve():  # belt and braces: never leave uploads/
             return None, f"{name}: not a usable file name."
-        shutil.copyfile(path, dest)
+        try:
+            shutil.copyfile(path, dest)
+        except OSError as exc:  # a full disk above all: the whole upload stops, one line
+            dest.unlink(missing_ok=True)
+            reason = ("the disk is full: free some space and upload again"
+                      if exc.errno == errno.ENOSPC else f"{exc.strerror or exc}")
+            raise StoreError(f"Cannot save the upload {name}: {reason} (nothing indexed "
+                             "is lost).") from exc
         return dest, ""
 
     def ingest(self, files, progress=None):
-        """Ingest uploaded files; returns (report or None, problems list)."""
-        accepted, problems = [], []
-        for f in files or []:
-            dest, problem = self.accept_upload(Path(f))
-            if dest is None:
-                problems.append(problem)
-            else:
-                accepted.append(dest)
-        report = None
-        if accepted:
-            with self._ingest_lock:
-                report = self.pipeline.ingest(accepted, progress)
-                self.papers(refresh=True)
-                if report.added or report.updated:
-                    self.pipeline.search("warm up the index", k=1)  # rebuild the lexical index once
-        return report, problems
+        """Ingest uploaded files; returns (report or None, problems list, error).
 
-    def describe_ingest(self, report, problems) -> str:
-        """The ingest outcome as Markdown, with upload paths shortened to file names."""
-        from ui.render import _md
+        ``error`` is the one-line message of what stopped the whole upload (a full disk,
+        an index that cannot be written), shown on the Ingest tab like ``ask ingest``
+        prints it; nothing indexed is lost.
+        """
+        accepted, problems, report = [], [], None
+        try:
+            busy = self.still_indexing()
+            if busy:
+                return None, [], busy
+            for f in files or []:
+                dest, problem = self.accept_upload(Path(f))
+                if dest is None:
+                    problems.append(problem)
+                else:
+                    accepted.append(dest)
+            if accepted:
+                with self._ingest_lock:
+                    report = self.pipeline.ingest(accepted, progress)
+                    self.papers(refresh=True)
+                    if report.added or report.updated:  # rebuild the lexical index once
+                        self.pipeline.search("warm up the index", k=1)
+        except AbstractaError as exc:
+            return None, problems, str(exc)
+        return report, problems, ""
+
+    def describe_ingest(self, report, problems, error: str = "") -> str:
+        """The ingest outcome as HTML, with upload paths shortened to file names."""
+        from ui.render import ingest_html
 
         prefix = str(self.uploads.resolve()) + os.sep
-        short = lambda s: s.replace(prefix, "")  # noqa: E731
-        lines = []
-        if report is not None:
-            ok = not report.failed_files
-            lines.append(f"**{'Done' if ok else 'Finished with problems'}: "
-                         f"{_md(report.summary())}.**")
-            if report.failed_files:
-                lines += ["", "**Not ingested:**"]
-                lines += [f"- {_md(short(e))}" for e in report.failed_files]
-            if report.skipped:
-                lines += ["", f"**Skipped records ({len(report.skipped)}):**"]
-                lines += [f"- {_md(short(s))}" for s in report.skipped[:50]]
-                if len(report.skipped) > 50:
-                    lines.append(f"- … and {len(report.skipped) - 50} more")
-            lines += ["", f"The index now holds {len(self.papers())} papers."]
-        if problems:
-            lines += ["", "**Not accepted:**"] + [f"- {_md(p)}" for p in problems]
-        return "\n".join(lines) or "Choose one or more files first."
+        papers = len(self.papers()) if report is not None else 0
+        return ingest_html(report, problems, papers, lambda s: s.replace(prefix, ""), error)
 
 
 # --- the Blocks --------------------------------------------------------------------------
 
-def build_app(pipeline):
-    """The Gradio Blocks for this pipeline (not launched)."""
+def build_app(pipeline, svc: Service | None = None):
+    """The Gradio Blocks for this pipeline (not launched). Builds nothing that needs the
+    index: what shows it (status, library, source filter) is filled in when a page loads,
+    and refreshed every second while a first-run ingest runs."""
     _quiet_gradio()
     import gradio as gr
 
@@ -272,7 +358,7 @@ def build_app(pipeline):
     from rag.cli import answer_json
     from ui import render
 
-    svc = Service(pipeline)
+    svc = svc or Service(pipeline)
     settings = pipeline.settings
 
     def new_session() -> dict:
@@ -284,7 +370,12 @@ def build_app(pipeline):
         if not question:
             yield session["messages"], "", session
             return
-        shown = session["messages"] + [{"role": "user", "content": render._md(question)}]
+        shown = session["messages"] + [{"role": "user",
+                                         "content": render.question_html(question)}]
+        busy = svc.still_indexing()
+        if busy:  # a first run: not an error, the answer comes once the corpus is in
+            yield shown + [{"role": "assistant", "content": render.pending_html(busy)}], "", session
+            return
         try:
             filters = svc.filters(since, until, sources)
         except ValueError as exc:
@@ -295,7 +386,7 @@ def build_app(pipeline):
         use_llm = (mode == LLM) if settings.llm_configured else None
         session["turn"] += 1
         turn = session["turn"]
-        thinking = '<span class="answer-pending">Searching the papers…</span>'
+        thinking = render.pending_html("Searching the papers…")
         yield shown + [{"role": "assistant", "content": thinking}], "", session
         partial = ""
         for kind, value in svc.stream_answer(question, k=int(k), filters=filters,
@@ -304,6 +395,11 @@ def build_app(pipeline):
             if kind == "token":
                 partial += value
                 yield (shown + [{"role": "assistant", "content": render.streaming_html(partial)}],
+                       "", session)
+            elif kind == "waiting":
+                note = f"Waiting for the model ({value:.0f} s)…"
+                yield (shown + [{"role": "assistant",
+                                 "content": f'<span class="answer-pending">{note}</span>'}],
                        "", session)
             elif kind == "answer":
                 content = render.answer_html(value, turn)
@@ -326,6 +422,9 @@ def build_app(pipeline):
 
     def ask(question: str, k: int = 5) -> dict:
         """Answer one question from the indexed papers; returns the `ask --json` object."""
+        busy = svc.still_indexing()
+        if busy:
+            raise gr.Error(busy)
         try:
             answer = pipeline.answer(question, k=int(k))
         except AbstractaError as exc:
@@ -333,12 +432,27 @@ def build_app(pipeline):
         return answer_json(answer)
 
     def library(query: str = ""):
-        return render.library_rows(svc.papers(), query)
+        return render.library_rows(svc.papers(), query) if svc.ready.is_set() else []
+
+    def stats() -> str:
+        if not svc.ready.is_set():
+            return svc.status_html()
+        return render.stats_html(pipeline.stats())
+
+    def show_index(query: str = ""):
+        return (stats(), library(query), svc.status_html(),
+                gr.update(choices=svc.source_names() if svc.ready.is_set() else []))
 
     def refresh_library(query: str = ""):
-        svc.papers(refresh=True)
-        return (render.stats_markdown(pipeline.stats()), library(query),
-                svc.status_markdown(), gr.update(choices=svc.source_names()))
+        if svc.ready.is_set():
+            svc.papers(refresh=True)
+        return show_index(query)
+
+    def tick(query: str = ""):
+        """While the index opens (a first-run ingest): progress; then everything, once."""
+        if not svc.ready.is_set():
+            return stats(), gr.skip(), svc.status_html(), gr.skip(), gr.Timer(active=True)
+        return (*show_index(query), gr.Timer(active=False))
 
     def do_ingest(files, progress=gr.Progress()):
         progress(0, desc="Reading files")
@@ -346,23 +460,25 @@ def build_app(pipeline):
         def on_progress(done: int, total: int) -> None:
             progress(done / max(total, 1), desc=f"Embedding papers {done}/{total}")
 
-        report, problems = svc.ingest(files, on_progress)
-        return (svc.describe_ingest(report, problems), None,
-                render.stats_markdown(pipeline.stats()), library(""), svc.status_markdown(),
-                gr.update(choices=svc.source_names()))
+        report, problems, error = svc.ingest(files, on_progress)
+        return (svc.describe_ingest(report, problems, error), None, stats(), library(""),
+                svc.status_html(), gr.update(choices=svc.source_names()))
 
     with gr.Blocks(title="Abstracta", analytics_enabled=False) as demo:
         session = gr.State(None)
         with gr.Row(elem_id="header"):
             gr.HTML('<h1>Abstracta</h1><div class="tagline">Ask questions of research-paper '
                     'abstracts; every claim cites the papers it comes from.</div>')
-        status = gr.Markdown(svc.status_markdown(), elem_id="status")
+        status = gr.HTML(svc.status_html(), elem_id="status")
+        timer = gr.Timer(1.0)
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=4):
+                        # HTML, not Markdown: no autolinks from paper text, escaped once.
                         chatbot = gr.Chatbot(
                             elem_id="chat", height=620, show_label=False, latex_delimiters=[],
+                            render_markdown=False,
                             feedback_options=None, buttons=["copy"], layout="panel",
                             placeholder="**Ask about the indexed papers.** Answers cite their "
                                         "sources as [n]; click a number to jump to the paper.",
@@ -380,7 +496,7 @@ def build_app(pipeline):
                         since = gr.Textbox(label="Listed on or after",
                                            placeholder="2024-08-13, Aug 13 or 08-13")
                         until = gr.Textbox(label="Listed on or before", placeholder="Aug 20")
-                        sources = gr.Dropdown(svc.source_names(), multiselect=True,
+                        sources = gr.Dropdown([], multiselect=True,
                                               label="Sources", info="Empty: all files")
                         mode = gr.Radio(
                             [OFFLINE, LLM], label="Answerer",
@@ -391,14 +507,15 @@ def build_app(pipeline):
                             gr.Markdown("Answerer: offline (extractive). Set an OpenAI-compatible "
                                         "key or base URL to use an LLM.", elem_id="status")
             with gr.Tab("Library", id="library"):
-                stats_md = gr.Markdown()
+                stats_md = gr.HTML()
                 with gr.Row():
                     lib_query = gr.Textbox(placeholder="Filter by title or source…",
                                            show_label=False, scale=6)
                     lib_refresh = gr.Button("Refresh", size="sm", scale=1)
                 table = gr.Dataframe(headers=["Title", "Listing dates", "Sources"],
                                      datatype=["str", "str", "str"], interactive=False,
-                                     wrap=True, max_height=560, elem_id="library")
+                                     wrap=True, max_height=560, elem_id="library",
+                                     column_widths=["58%", "16%", "26%"])
             with gr.Tab("Ingest", id="ingest"):
                 gr.Markdown(
                     f"Add papers from a daily **listing page** (.txt), **arXiv metadata JSON "
@@ -409,7 +526,7 @@ def build_app(pipeline):
                 files = gr.File(file_count="multiple", file_types=list(render.UPLOAD_SUFFIXES),
                                 type="filepath", label="Files to ingest", elem_id="upload")
                 ingest_btn = gr.Button("Ingest", variant="primary", elem_id="ingest-btn")
-                ingest_out = gr.Markdown(elem_id="ingest-result")
+                ingest_out = gr.HTML(elem_id="ingest-result")
 
         inputs = [box, session, k, since, until, sources, mode]
         outputs = [chatbot, box, session]
@@ -426,32 +543,48 @@ def build_app(pipeline):
         ingest_btn.click(do_ingest, files,
                          [ingest_out, files, stats_md, table, status, sources],
                          api_visibility="private", concurrency_limit=1)
-        demo.load(lambda: (render.stats_markdown(pipeline.stats()), library("")),
-                  None, [stats_md, table], api_visibility="private")
+        shown_index = [stats_md, table, status, sources, timer]
+        timer.tick(tick, lib_query, shown_index, api_visibility="private", queue=False)
+        demo.load(tick, lib_query, shown_index, api_visibility="private", queue=False)
         gr.api(ask, api_name="ask")
     return demo
 
 
 def serve(settings, host: str | None = None, port: int | None = None, *, pipeline=None,
-          block: bool = True, quiet: bool = False):
+          service: Service | None = None, before_launch=None, block: bool = True,
+          quiet: bool = False):
     """Check the serving rules, build the app and launch it. Returns (demo, url).
 
+    The page is served before the index is opened: :meth:`Service.start` runs after
+    the launch (a first run indexes the bundled corpus meanwhile, with progress on the
+    page), unless ``service`` is passed already started. ``before_launch`` runs just
+    before Gradio binds the port (``ask ui`` closes its starting page there).
     ``block=False`` returns once the server is listening (tests use it).
     """
+    from ui.placeholder import check_port
+
     host = host or settings.ui_host
     port = port or settings.ui_port
     auth = resolve_auth(host, settings)
-    if pipeline is None:
-        from rag.pipeline import Pipeline
+    if service is None:
+        check_port(host, port)  # one line, before anything heavy loads
+        if pipeline is None:
+            from rag.pipeline import Pipeline
 
-        pipeline = Pipeline(settings)
-    Service(pipeline).prepare()
-    demo = build_app(pipeline)
+            pipeline = Pipeline(settings)
+    svc = service or Service(pipeline)
+    demo = build_app(svc.pipeline, svc)
     demo.queue(default_concurrency_limit=CONCURRENCY)
+    if before_launch is not None:
+        before_launch()
     _, url, _ = demo.launch(
-        server_name=host, server_port=port, auth=auth, prevent_thread_lock=not block,
+        server_name=host, server_port=port, auth=auth, prevent_thread_lock=True,
         quiet=quiet, share=False, theme=theme(), css=CSS, footer_links=["api"],
         max_file_size=int(settings.ui_max_upload_mb * 1024 * 1024), show_error=False,
         enable_monitoring=False, run_history=False, mcp_server=False, ssr_mode=False,
         inbrowser=False, auth_message="Abstracta: sign in with the ABSTRACTA_UI_AUTH user.")
+    if service is None:
+        svc.start()
+    if block:
+        demo.block_thread()
     return demo, url

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from rag.cli import echo
+
 
 @click.command(name="ui", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--host", default=None,
@@ -22,10 +24,19 @@ def ui_command(host, port, data_dir, chroma_url):
     Scripts can call the named endpoint /ask with gradio_client (see ui/README.md).
     """
     from rag.settings import load_settings
-    from ui.app import resolve_auth, serve
+    from ui.app import Service, resolve_auth, serve
+    from ui.placeholder import Placeholder
 
     settings = load_settings(data_dir=data_dir, chroma_url=chroma_url, ui_host=host, ui_port=port)
     resolve_auth(settings.ui_host, settings)  # refuse before loading any model
-    click.echo(f"Abstracta UI on http://{settings.ui_host}:{settings.ui_port} "
-               f"(index: {settings.data_dir}); Ctrl-C stops it.", err=True)
-    serve(settings, quiet=True)
+    # Serve a starting page at once (a port in use fails here, in one line); the index
+    # opens (a first run: the bundled corpus is indexed) while Gradio loads.
+    placeholder = Placeholder(settings.ui_host, settings.ui_port, status=lambda: "Starting…")
+    echo(f"Abstracta UI on http://{settings.ui_host}:{settings.ui_port} "
+         f"(index: {settings.data_dir}); Ctrl-C stops it.", err=True)
+    from rag.pipeline import Pipeline
+
+    service = Service(Pipeline(settings))
+    placeholder.status = service.status_line
+    service.start()
+    serve(settings, service=service, before_launch=placeholder.close, quiet=True)

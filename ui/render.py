@@ -1,9 +1,14 @@
 """HTML for the chat: answers with linked citations, source cards, library rows.
 
-Pure functions over ``rag.types`` records, so they are easy to test. Every piece
-of paper text (titles, abstracts, sources, answer sentences) goes through
-:func:`html.escape` before it meets markup: an abstract holding ``<script>`` must
-show as text, never run.
+Pure functions over ``rag.types`` records, so they are easy to test.
+
+The chat shows every message as HTML, not Markdown (``render_markdown=False`` on the
+Chatbot): Markdown would turn a bare URL quoted from an abstract into a live link and
+needs its own escaping on top of HTML's ("What's" came out as "What&#x27;s"). So
+every piece of text (the question, answer sentences, titles, abstracts, file names)
+is made display-safe (:func:`rag.text.display_safe`: no control or bidi characters)
+and HTML-escaped exactly once, by :func:`_text`, before it meets markup: an abstract
+holding ``<script>`` shows as text, never runs.
 """
 
 from __future__ import annotations
@@ -12,31 +17,29 @@ import html
 import re
 from pathlib import Path
 
+from rag.text import CITE, citation_numbers, cited, display_safe, sentences, terms, words
 from rag.types import Answer, Hit, display_date
-
-_CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-_SENT_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
-_WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
-# Short function words carry no evidence when matching abstract sentences to the answer.
-_STOP = frozenset("""the and for with from that this these those which what are was were been
-into over such also than their they them its our has have had can could would should about
-using used based paper papers propose proposed present presents show shows""".split())
-# Characters that Markdown (the chatbot renders Markdown around our HTML) would act on.
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]#|~$])")
 
 UPLOAD_SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".tsv")
 
 
 # --- answers ----------------------------------------------------------------------------
 
-def _md(s: str) -> str:
-    """Text for a Markdown paragraph, made inert: HTML-escaped and Markdown-escaped."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(s, quote=True))
+def _text(s: str, *, newlines: bool = False) -> str:
+    """Untrusted text for HTML: display-safe, then escaped once."""
+    return html.escape(display_safe(s, newlines=newlines), quote=True)
 
 
-def _text(s: str) -> str:
-    """Text inside an HTML block (Markdown does not reach there): HTML-escaped."""
-    return html.escape(s, quote=True)
+def paragraphs(escaped: str) -> str:
+    """Escaped text with line breaks as HTML: blank lines part paragraphs, a single
+    newline is a <br>."""
+    paras = [p.strip("\n") for p in re.split(r"\n\s*\n", escaped) if p.strip()]
+    return "".join(f"<p>{p.replace(chr(10), '<br>')}</p>" for p in paras)
+
+
+def question_html(question: str) -> str:
+    """The user's own message, shown as typed."""
+    return paragraphs(_text(question, newlines=True))
 
 
 def anchor(turn: int, n: int) -> str:
@@ -47,48 +50,39 @@ def anchor(turn: int, n: int) -> str:
 def link_citations(text: str, turn: int, known: set[int]) -> str:
     """Escape the answer and turn each [n] into a superscript link to its source card."""
     out, last = [], 0
-    for m in _CITE.finditer(text):
-        out.append(_md(text[last:m.start()]))
-        nums = [int(x) for x in re.split(r"\s*[,;]\s*", m.group(1))]
+    for m in CITE.finditer(text):
+        out.append(_text(text[last:m.start()], newlines=True))
         out.append("".join(
             f'<sup class="cite"><a href="#{anchor(turn, n)}" title="Source {n}">[{n}]</a></sup>'
-            if n in known else _md(f"[{n}]") for n in nums))
+            if n in known else f"[{n}]" for n in citation_numbers(m.group(1))))
         last = m.end()
-    out.append(_md(text[last:]))
-    return "".join(out).replace("\n", "\n\n")
+    out.append(_text(text[last:], newlines=True))
+    return paragraphs("".join(out))
 
 
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENT_END.split(text.strip()) if s.strip()]
-
-
-def _words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _STOP}
-
-
-def _norm(text: str) -> str:
-    return " ".join(_WORD.findall(text.lower()))
+def _content_terms(text: str) -> set[str]:
+    return {t for t in terms(text) if len(t) > 2}
 
 
 def supporting(abstract: str, evidence: str) -> list[bool]:
     """Which abstract sentences support ``evidence`` (the answer text citing this paper).
 
     A sentence the answer quotes (the offline answerer copies sentences) always
-    counts; otherwise one counts when most of its content words appear in the
-    evidence (an LLM paraphrase). When nothing passes, the best sentence with a
-    fair overlap is taken, so a cited paper shows where its support is.
+    counts; otherwise one counts when most of its content words (stemmed, as BM25
+    sees them) appear in the evidence (an LLM paraphrase). When nothing passes, the
+    best sentence with a fair overlap is taken, so a cited paper shows where its
+    support is.
     """
-    sentences = split_sentences(abstract)
-    quoted = _norm(evidence)
-    ev_words = _words(evidence)
+    quoted = " ".join(words(evidence))
+    ev_terms = _content_terms(evidence)
     scores = []
-    for s in sentences:
-        norm = _norm(s)
+    for s in sentences(abstract):
+        norm = " ".join(words(s))
         if len(norm) > 20 and norm in quoted:
             scores.append(1.0)
             continue
-        words = _words(s)
-        scores.append(len(words & ev_words) / len(words) if len(words) >= 3 else 0.0)
+        own = _content_terms(s)
+        scores.append(len(own & ev_terms) / len(own) if len(own) >= 3 else 0.0)
     marks = [sc >= 0.6 for sc in scores]
     if not any(marks) and scores and max(scores) >= 0.3:
         marks[scores.index(max(scores))] = True
@@ -97,16 +91,14 @@ def supporting(abstract: str, evidence: str) -> list[bool]:
 
 def highlight_abstract(abstract: str, evidence: str) -> str:
     """The abstract as HTML, supporting sentences wrapped in <mark>."""
-    sentences = split_sentences(abstract)
     marks = supporting(abstract, evidence)
     return " ".join(f"<mark>{_text(s)}</mark>" if m else _text(s)
-                    for s, m in zip(sentences, marks))
+                    for s, m in zip(sentences(abstract), marks))
 
 
 def _evidence_for(text: str, n: int) -> str:
     """The answer sentences that cite [n] (the whole answer when none does)."""
-    pat = re.compile(rf"\[(?:\d+\s*[,;]\s*)*{n}(?:\s*[,;]\s*\d+)*\]")
-    parts = [s for para in text.split("\n") for s in split_sentences(para) if pat.search(s)]
+    parts = [s for para in text.split("\n") for s in sentences(para) if n in cited(s)]
     return " ".join(parts) or text
 
 
@@ -118,7 +110,7 @@ def _meta_line(hit: Hit) -> str:
 
 
 def _link(hit: Hit) -> str:
-    url = hit.paper.link
+    url = display_safe(hit.paper.link, newlines=False)
     if not url.startswith(("http://", "https://")):
         return ""
     return (f' <a class="paper-link" href="{html.escape(url, quote=True)}" target="_blank" '
@@ -140,18 +132,19 @@ def source_card(hit: Hit, n: int, turn: int, evidence: str) -> str:
 def answer_html(answer: Answer, turn: int) -> str:
     """The whole assistant message: answer with linked [n], then the source cards."""
     by_id = {h.paper.paper_id: h for h in answer.hits}
-    cited = [(c.n, by_id[c.paper_id]) for c in answer.citations if c.paper_id in by_id]
-    body = link_citations(answer.text, turn, {n for n, _ in cited})
-    parts = [body]
+    cited_hits = [(c.n, by_id[c.paper_id]) for c in answer.citations if c.paper_id in by_id]
+    parts = [f'<div class="answer-body">'
+             f'{link_citations(answer.text, turn, {n for n, _ in cited_hits})}</div>']
     if answer.note:
         parts.append(f'<div class="answer-note">Note: {_text(answer.note)}</div>')
-    if cited:
-        cards = "".join(source_card(h, n, turn, _evidence_for(answer.text, n)) for n, h in cited)
+    if cited_hits:
+        cards = "".join(source_card(h, n, turn, _evidence_for(answer.text, n))
+                        for n, h in cited_hits)
         parts.append(f'<div class="sources"><div class="sources-label">Sources</div>{cards}</div>')
-    cited_ids = {h.paper.paper_id for _, h in cited}
+    cited_ids = {h.paper.paper_id for _, h in cited_hits}
     others = [h for h in answer.hits if h.paper.paper_id not in cited_ids]
     if others:
-        label = "Also retrieved" if cited else "Closest papers"
+        label = "Also retrieved" if cited_hits else "Closest papers"
         items = "".join(f"<li>{_text(h.paper.title)} <span class=\"src-meta\">"
                         f"({_meta_line(h)})</span></li>" for h in others)
         parts.append(f'<details class="also"><summary>{label} ({len(others)})</summary>'
@@ -162,12 +155,18 @@ def answer_html(answer: Answer, turn: int) -> str:
     if answer.timings_ms.get("total") is not None:
         foot += f" · {answer.timings_ms['total'] / 1000:.1f} s"
     parts.append(f'<div class="answer-foot">{_text(foot)}</div>')
-    return "\n\n".join(parts)
+    return "".join(parts)
 
 
 def streaming_html(partial: str) -> str:
-    """The answer while it streams in: plain escaped text and a cursor."""
-    return _md(partial).replace("\n", "\n\n") + ' <span class="cursor">▍</span>'
+    """The answer while it streams in: escaped text and a cursor."""
+    return (f'<div class="answer-body">{paragraphs(_text(partial, newlines=True))}'
+            f'<span class="cursor">▍</span></div>')
+
+
+def pending_html(message: str) -> str:
+    """A status line in place of the answer ("Searching the papers…")."""
+    return f'<span class="answer-pending">{_text(message)}</span>'
 
 
 def error_html(message: str) -> str:
@@ -177,33 +176,68 @@ def error_html(message: str) -> str:
 # --- library and stats ------------------------------------------------------------------
 
 def library_rows(papers, query: str = "") -> list[list[str]]:
-    """Rows (title, dates, sources) of the papers whose title or source matches ``query``."""
-    words = query.lower().split()
+    """Rows (title, dates, sources) of the papers whose title or source matches ``query``.
+
+    Cells are display-safe one-line text (the table shows text, never markup)."""
+    needles = query.lower().split()
     rows = []
     for p in papers:
         hay = f"{p.title} {' '.join(p.sources)} {p.paper_id}".lower()
-        if all(w in hay for w in words):
-            rows.append([p.title, ", ".join(display_date(d) for d in p.dates),
-                         ", ".join(p.sources)])
+        if all(w in hay for w in needles):
+            rows.append([display_safe(p.title, newlines=False),
+                         ", ".join(display_date(d) for d in p.dates),
+                         display_safe(", ".join(p.sources), newlines=False)])
     rows.sort(key=lambda r: r[0].lower())
     return rows
 
 
-def stats_markdown(info: dict) -> str:
-    """The index statistics as Markdown (values escaped)."""
+def stats_html(info: dict) -> str:
+    """The index statistics as HTML (values escaped)."""
     dates = info.get("dates") or []
     shown = ", ".join(display_date(d) for d in dates[:10]) + (" …" if len(dates) > 10 else "")
-    lines = [
-        f"**{info['papers']}** papers · **{info['chunks']}** chunks · "
-        f"**{len(info['sources'])}** source files",
-        "",
-        f"- Embedding model: `{info['embedding_model']}`",
-        f"- Answerer: `{info['answerer']}`",
-        f"- Index: `{info['location']}` ({_text(info['mode'])})",
-    ]
+    items = [f"Embedding model: <code>{_text(info['embedding_model'])}</code>",
+             f"Answerer: <code>{_text(info['answerer'])}</code>",
+             f"Index: <code>{_text(str(info['location']))}</code> ({_text(info['mode'])})"]
     if dates:
-        lines.append(f"- Listing dates: {_text(shown)}")
-    return "\n".join(lines)
+        items.append(f"Listing dates: {_text(shown)}")
+    return (f'<div class="stats"><p><b>{info["papers"]}</b> papers · <b>{info["chunks"]}</b> '
+            f'chunks · <b>{len(info["sources"])}</b> source files</p>'
+            f'<ul>{"".join(f"<li>{i}</li>" for i in items)}</ul></div>')
+
+
+def status_html(papers: int, embedder: str, answerer: str, indexing: str = "") -> str:
+    """The line under the header: index size and models, or the first-run progress."""
+    if indexing:
+        return f'<span class="indexing">{_text(indexing)}</span>'
+    return (f"{papers} papers indexed · embedding model <code>{_text(embedder)}</code> · "
+            f"answerer <code>{_text(answerer)}</code>")
+
+
+def ingest_html(report, problems: list[str], papers: int, shorten=lambda s: s,
+                error: str = "") -> str:
+    """The outcome of an upload: the one-line error that stopped it (a full disk), or the
+    summary, files not ingested and skipped records; then files not accepted. ``shorten``
+    turns server paths into file names."""
+    blocks = [f'<p class="ingest-error">⚠ {_text(shorten(error))}</p>'] if error else []
+
+    def listing(label: str, items: list[str], more: int = 0) -> None:
+        lis = "".join(f"<li>{_text(shorten(i))}</li>" for i in items)
+        if more:
+            lis += f"<li>… and {more} more</li>"
+        blocks.append(f"<p><b>{label}</b></p><ul>{lis}</ul>")
+
+    if report is not None:
+        done = "Done" if not report.failed_files else "Finished with problems"
+        blocks.append(f"<p><b>{done}: {_text(report.summary())}.</b></p>")
+        if report.failed_files:
+            listing("Not ingested:", report.failed_files)
+        if report.skipped:
+            listing(f"Skipped records ({len(report.skipped)}):", report.skipped[:50],
+                    max(0, len(report.skipped) - 50))
+        blocks.append(f"<p>The index now holds {papers} papers.</p>")
+    if problems:
+        listing("Not accepted:", problems)
+    return "".join(blocks) or "<p>Choose one or more files first.</p>"
 
 
 # --- uploads ----------------------------------------------------------------------------

@@ -56,3 +56,37 @@ def test_library_rows_filter_on_title_and_source():
     rows = library_rows([EVIL, OTHER], "other")
     assert rows == [["Other paper", "", "other.csv"]]
     assert len(library_rows([EVIL, OTHER], "")) == 2
+
+
+def test_text_is_escaped_exactly_once_and_urls_stay_text():
+    from ui.render import question_html
+
+    assert question_html("What's new?") == "<p>What&#x27;s new?</p>"  # shows as What's
+    out = answer_html(_answer("The model's accuracy rises, see https://evil.example/x and "
+                              "www.evil.example [1]."), turn=1)
+    assert "model&#x27;s accuracy" in out and "&amp;#x27;" not in out and "\\#" not in out
+    # No markup turns the URLs into links: the only anchors are ours (citations, paper link).
+    assert 'href="https://evil' not in out and "<a href=\"#src-1-1\"" in out
+    assert "https://evil.example/x" in out
+
+
+def test_control_and_bidi_characters_never_reach_the_page():
+    from ui.render import stats_html
+
+    nasty = StoredPaper(
+        paper_id="t:nasty", title="Ca\x1b[2Jfé \x1b]0;pwned\x07模型 \u202efdp.exe\x00",
+        abstract="Line one\x1b]8;;https://evil.example\x07 click\x1b]8;;\x07. Next sentence.",
+        dates=("--08-13",), sources=("list\u202eing\x9b2J.txt",))
+    hit = Hit(rank=1, paper=nasty, score=1.0, relevance=0.9)
+    answer = Answer(question="q", text="Ca\x1b[2Jfé [1].", abstained=False,
+                    citations=(Citation(1, nasty.paper_id, nasty.title),), hits=(hit,),
+                    answerer="offline")
+    pages = [answer_html(answer, turn=1), *map(" ".join, library_rows([nasty])),
+             stats_html({"papers": 1, "chunks": 1, "sources": {"list\u202eing.txt": 1},
+                         "embedding_model": "m\x1b[31m", "answerer": "offline",
+                         "location": "/x\x07", "mode": "embedded", "dates": []})]
+    for page in pages:
+        assert not any(ord(c) < 32 and c != "\n" or 0x7f <= ord(c) <= 0x9f for c in page), page
+        assert not any(c in page for c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    assert "Café 模型 fdp.exe" in pages[0] and "Line one click." in pages[0]
+    assert "listing.txt" in pages[0]  # the 8-bit CSI (U+009B) went whole, as ESC[ does

@@ -104,7 +104,8 @@ def test_uploads_are_checked_and_bad_files_leave_the_index_unchanged(bundled_cop
     bad.write_text("just some words\nno header here\n")
     exe = tmp_path / "tool.exe"
     exe.write_bytes(b"MZ")
-    report, problems = svc.ingest([str(bad), str(exe)])
+    report, problems, error = svc.ingest([str(bad), str(exe)])
+    assert error == ""
     text = svc.describe_ingest(report, problems)
     assert pipeline.store.count_papers() == before
     assert report.failed_files and "not a format Abstracta reads" in report.failed_files[0]
@@ -115,5 +116,5 @@ def test_uploads_are_checked_and_bad_files_leave_the_index_unchanged(bundled_cop
     big = tmp_path / "big.jsonl"
     big.write_bytes(b"{}\n" * 100)
     small_cap = load_settings(data_dir=data, ui_max_upload_mb=0.0001)  # about 100 bytes
-    _, problems = Service(Pipeline(small_cap, embedder=pipeline.embedder)).ingest([str(big)])
+    _, problems, _ = Service(Pipeline(small_cap, embedder=pipeline.embedder)).ingest([str(big)])
     assert "over the 0.0001 MB upload limit" in problems[0]
