@@ -33,6 +33,17 @@ def _floor(value: str, option: str = "--fail-under") -> tuple[str, float]:
                                  param_hint=option) from None
 
 
+def _select(harness, questions, types: str | None, limit: int | None):
+    """--types and --limit applied; an unknown type is a usage error naming the known ones."""
+    wanted = tuple(t.strip() for t in (types or "").split(",") if t.strip())
+    known = sorted({q.type for q in questions})
+    unknown = [t for t in wanted if t not in known]
+    if unknown:
+        raise click.BadParameter(f"no question of type {', '.join(unknown)} in the dataset; "
+                                 f"its types: {', '.join(known)}.", param_hint="--types")
+    return harness.select(questions, types=wanted, limit=limit)
+
+
 def _resolve_run(ref: str, runs_dir: Path) -> Path:
     """A run folder given as a path or as a run name under the runs dir."""
     for candidate in (Path(ref), runs_dir / ref):
@@ -123,12 +134,17 @@ def _progress(label: str):
               help="Run even when gold papers are not in the index (they count as not found).")
 @click.option("--llm/--offline", "use_llm", default=None,
               help="Force the LLM answerer or the offline one (default: LLM when configured).")
+@click.option("--limit", type=click.IntRange(1), default=None, metavar="N",
+              help="Run at most N questions, stratified by type (a slow local model on a "
+                   "subset): each type keeps its share, the first questions of each type.")
+@click.option("--types", "types", default=None, metavar="TYPE,...",
+              help="Run only these question types (comma-separated, e.g. lookup,followup).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Index folder (env ABSTRACTA_DATA_DIR).")
 @click.option("--runs-dir", type=click.Path(path_type=Path, file_okay=False),
               default=Path("eval/runs"), show_default=True, help="Where run folders go.")
 def eval_command(dataset, name, k, judge, compare_to, floors, ceilings, allow_missing, use_llm,
-                 data_dir, runs_dir):
+                 limit, types, data_dir, runs_dir):
     """Score Abstracta on a question set and write a run folder.
 
     \b
@@ -150,7 +166,7 @@ def eval_command(dataset, name, k, judge, compare_to, floors, ceilings, allow_mi
     old_folder = _resolve_run(compare_to, runs_dir) if compare_to else None
     folder = _run_folder(runs_dir, name)
     dataset = dataset or harness.DEFAULT_DATASET
-    questions = harness.load_dataset(dataset)
+    questions = _select(harness, harness.load_dataset(dataset), types, limit)
 
     settings = load_settings(data_dir=data_dir)
     use_llm = settings.use_llm if use_llm is None else use_llm
@@ -190,6 +206,7 @@ def eval_command(dataset, name, k, judge, compare_to, floors, ceilings, allow_mi
     config = {
         "name": folder.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "dataset": str(dataset), "n_questions": len(questions), "k": k,
+        "limit": limit, "types": types,
         "retrieval_k": max(10, k), "code_version": code_version(),
         "answerer": f"llm:{settings.llm_model}" if use_llm else "offline",
         "judge_model": judge_obj.model if judge_obj else None,

@@ -234,7 +234,8 @@ def run_question(pipeline, q: Question, index: GoldIndex, *, k: int, use_llm: bo
         "cited": [{"n": c.n, "paper_id": c.paper_id, "title": c.title,
                    "gold": key in gold.keys} for c, key in zip(ans.citations, cited)],
         "abstained": ans.abstained, "answer": ans.text, "answerer": ans.answerer,
-        "note": ans.note or None, "usage": usage, "timings_ms": ans.timings_ms,
+        "note": ans.note or None, "usage": usage or None, "timings_ms": ans.timings_ms,
+        **_check_fields(ans),
     }
     scores: dict = {}
     scores.update(M.retrieval_metrics(ranked, gold.keys))
@@ -244,10 +245,34 @@ def run_question(pipeline, q: Question, index: GoldIndex, *, k: int, use_llm: bo
     scores["answer_words"] = float(M.word_count(ans.text))
     scores["latency_ms"] = round(latency, 2)
     scores["tokens"] = _total_tokens(usage)
+    scores.update(_check_metrics(ans))
     record["metrics"] = scores
     if judge is not None:
         record["judge"] = judge.judge(q.question, ans)
     return record
+
+
+def _check_fields(ans) -> dict:
+    """What the citation check did: its verdict, what it removed and flagged, and the
+    model's reply as it came (None for the offline answerer)."""
+    return {"supported": ans.supported, "removed_citations": ans.removed_citations,
+            "unsupported_sentences": list(ans.unsupported_sentences),
+            "raw_reply": ans.raw_reply or None}
+
+
+def _check_metrics(ans) -> dict:
+    """Per-question inputs of invented_number_rate and unsupported_rate.
+
+    ``invented_numbers`` / ``citation_numbers``: the [n] the model wrote that point to no
+    source, of all [n] it wrote, counted on the raw reply (after the check removed them
+    the answer has none by construction). "A [1]. B [7][1]." over 3 sources: 1 of 3.
+    """
+    from rag.text import cited
+
+    numbers = len(cited(ans.raw_reply)) if ans.raw_reply else 0
+    return {"invented_numbers": float(ans.removed_citations) if numbers else None,
+            "citation_numbers": float(numbers) if numbers else None,
+            "unsupported": None if ans.abstained else float(not ans.supported)}
 
 
 def _total_tokens(usage: dict) -> float | None:
@@ -261,6 +286,33 @@ def _add_usage(total: dict, usage: dict | None) -> None:
     for key, value in (usage or {}).items():
         if isinstance(value, (int, float)):
             total[key] = total.get(key, 0) + value
+
+
+def select(questions: list[Question], *, types: tuple[str, ...] = (),
+           limit: int | None = None) -> list[Question]:
+    """The questions of ``types`` (all when empty), at most ``limit``, stratified by type.
+
+    Each type keeps its share of the limit (largest remainders), and every type at least
+    one question while the limit allows; within a type the first questions in file order.
+    Example: 12 lookup, 6 followup, 2 unanswerable, limit 10 -> 6, 3 and 1.
+    """
+    chosen = [q for q in questions if not types or q.type in types]
+    if limit is None or limit >= len(chosen):
+        return chosen
+    by_type: dict[str, list[Question]] = {}
+    for q in chosen:
+        by_type.setdefault(q.type, []).append(q)
+    exact = {t: limit * len(qs) / len(chosen) for t, qs in by_type.items()}
+    quota = {t: int(x) for t, x in exact.items()}
+    for t in sorted(exact, key=lambda t: quota[t] - exact[t])[:limit - sum(quota.values())]:
+        quota[t] += 1
+    for t in [t for t in quota if quota[t] == 0]:  # every type once, taken from the largest
+        big = max(quota, key=quota.get)
+        if quota[big] > 1:
+            quota[big] -= 1
+            quota[t] = 1
+    keep = {id(q) for t, qs in by_type.items() for q in qs[:quota[t]]}
+    return [q for q in chosen if id(q) in keep]
 
 
 def run_all(pipeline, questions: list[Question], index: GoldIndex, *, k: int,

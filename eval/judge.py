@@ -29,40 +29,46 @@ Reply with JSON only, no prose:
 {{"claims": [{{"claim": "...", "supported": true, "cited": [1], "citation_supports": true}}]}}"""
 
 
+JUDGE_MAX_TOKENS = 1000  # a claims list for a few-sentence answer; a bound, never reached
+
+
 class Judge:
-    """Scores answers with one chat model through the OpenAI client."""
+    """Scores answers with one chat model, through Abstracta's own client and stream.
+
+    The judge shares the answerer's client factory, streaming, timeouts and error
+    messages (:mod:`rag.llm`): a slow local model is waited for within ``llm_budget``,
+    and an error is recorded as the same one-line, secret-free message the answerer
+    gives, never the server's text (which can echo the key).
+    """
 
     def __init__(self, settings):
-        from openai import OpenAI
+        from rag.llm import openai_client
 
-        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "none"
+        self.settings = settings
         self.model = settings.llm_model
-        self.client = OpenAI(api_key=key, base_url=settings.openai_base_url,
-                             timeout=settings.llm_timeout, max_retries=settings.llm_retries)
+        self.client = openai_client(settings)
 
     def judge(self, question: str, answer) -> dict:
         """{"faithfulness", "citation_support", "claims"} or {"status": why it has no score}."""
         if answer.abstained or not answer.text.strip():
             return {"status": "skipped"}
-        import openai
+        import time
+
+        from rag.errors import LLMConfigError, LLMError
+        from rag.llm import scrub, stream_chat
 
         prompt = PROMPT.format(question=question, answer=answer.text,
                                sources=format_sources(answer))
         try:
-            reply = self.client.chat.completions.create(
-                model=self.model, temperature=0,
-                messages=[{"role": "user", "content": prompt}])
-            text = reply.choices[0].message.content or ""
-        except (openai.AuthenticationError, openai.NotFoundError) as exc:
-            from rag.errors import LLMConfigError
-
-            raise LLMConfigError(f"The judge model {self.model!r} was refused "
-                                 f"({type(exc).__name__}); check the API key and model.") from exc
-        except Exception as exc:  # noqa: BLE001 - any API failure is counted, never scored
-            return {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
-        usage = getattr(reply, "usage", None)
-        scored = score_reply(text)
-        scored["tokens"] = getattr(usage, "total_tokens", None) if usage else None
+            reply = stream_chat(self.client, self.settings, [{"role": "user", "content": prompt}],
+                                max_tokens=JUDGE_MAX_TOKENS, temperature=0,
+                                deadline=time.monotonic() + self.settings.llm_budget)
+        except LLMConfigError as exc:
+            raise LLMConfigError(f"The judge model {self.model!r} was refused: {exc}") from None
+        except LLMError as exc:  # counted, never scored
+            return {"status": "error", "error": scrub(str(exc), self.settings)[:300]}
+        scored = score_reply(reply.text)
+        scored["tokens"] = (reply.usage or {}).get("total_tokens")
         return scored
 
 

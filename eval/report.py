@@ -41,6 +41,10 @@ SPECS = [
          help="gold papers that are cited"),
     Spec("invented_citation_rate", "citations", "mean", "invented_citation_rate",
          higher_is_better=False, help="cited papers not among the retrieved sources (must be 0)"),
+    Spec("invented_number_rate", "citations", "ratio", "invented_numbers", "citation_numbers",
+         higher_is_better=False,
+         help="[n] the LLM wrote that point to no source / all [n] it wrote (before the check "
+              "removed them)"),
     Spec("accuracy", "abstention", "mean", "correct",
          help="LitQA2: correct / all questions (abstaining is not correct)"),
     Spec("precision", "abstention", "ratio", "correct", "answered",
@@ -54,6 +58,8 @@ SPECS = [
          help="answerable questions abstained on"),
     Spec("key_facts", "answer", "mean", "key_facts",
          help="every expected fact string occurs in the answer"),
+    Spec("unsupported_rate", "answer", "mean", "unsupported", higher_is_better=False,
+         help="answers (not abstentions) with no statement carrying a valid citation"),
     Spec("answer_words", "answer", "mean", "answer_words", higher_is_better=False),
     Spec("latency_ms_median", "latency", "median", "latency_ms", higher_is_better=False),
     Spec("latency_ms_p95", "latency", "p95", "latency_ms", higher_is_better=False),
@@ -132,8 +138,8 @@ def _group(records: list[dict], specs: list[Spec]) -> dict:
     out = {}
     for spec in specs:
         stats = metric_stats(records, spec)
-        if spec.section == "tokens" and stats["n"] == 0:
-            continue  # no LLM: no token usage to report
+        if spec.name in ("tokens_mean", "invented_number_rate") and stats["n"] == 0:
+            continue  # no LLM (or no usage reported): nothing to report
         out[spec.name] = stats
     return out
 
@@ -146,6 +152,9 @@ def summarize(records: list[dict], judge_model: str | None = None) -> dict:
         "overall": _group(records, SPECS),
         "by_type": {t: _group([r for r in records if r["type"] == t], SPECS) for t in types},
         "counts_by_type": {t: sum(r["type"] == t for r in records) for t in types},
+        # LLM answers whose server reported no token usage (llama.cpp's stream does not).
+        "usage_not_reported": sum(bool(r.get("raw_reply")) and not r.get("usage")
+                                  for r in records),
     }
     if judge_model:
         statuses = [r.get("judge", {}).get("status", "missing") for r in records]
@@ -313,6 +322,9 @@ def markdown(summary: dict, config: dict, compare_text: str | None = None) -> st
            "## Overall", "", "| metric | value [95% CI] | n | meaning |", "|---|---|---|---|"]
     for name, stats in summary["overall"].items():
         out.append(f"| {name} | {_cell(stats)} | {stats['n']} | {SPEC_BY_NAME[name].help} |")
+    if summary.get("usage_not_reported"):
+        out += ["", f"Token usage: not reported by the server for "
+                    f"{summary['usage_not_reported']} answers (tokens_mean leaves them out)."]
     out += ["", "## By question type", "",
             "| metric | " + " | ".join(f"{t} (n={summary['counts_by_type'][t]})"
                                        for t in types) + " |",
@@ -359,4 +371,8 @@ def print_summary(summary: dict) -> None:
                           *[_fmt((judged["by_type"][t].get(name) or {}).get("value"))
                             for t in types])
         table.add_row("judge:unparsable", str(judged["unparsable"]), *[""] * len(types))
+        table.add_row("judge:errors", str(judged["errors"]), *[""] * len(types))
     Console(width=max(120, 52 + 14 * len(types))).print(table)
+    if summary.get("usage_not_reported"):
+        Console().print(f"Token usage not reported by the server for "
+                        f"{summary['usage_not_reported']} answers.", markup=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -165,13 +166,17 @@ def question_cmd(question, as_json, use_llm, verbose, k, since, until, sources, 
     _ensure_corpus(pipeline, quiet=as_json)
     stream = not as_json and sys.stdout.isatty()
     streamed = []
+    waiting = WaitingLine()
 
     def on_token(tok: str) -> None:
-        streamed.append(tok)
-        echo(tok, nl=False)
+        waiting.stop()
+        if stream:
+            streamed.append(tok)
+            echo(tok, nl=False)
 
-    answer = pipeline.answer(text, k=k, filters=_filters(since, until, sources), use_llm=use_llm,
-                             on_token=on_token if stream else None)
+    with waiting:
+        answer = pipeline.answer(text, k=k, filters=_filters(since, until, sources),
+                                 use_llm=use_llm, on_token=on_token, on_wait=waiting.start)
     if as_json:
         echo_json(answer_json(answer))
         return
@@ -185,8 +190,54 @@ def question_cmd(question, as_json, use_llm, verbose, k, since, until, sources, 
     if answer.note:
         echo(f"\nNote: {answer.note}", err=True)
     if verbose:
-        echo(f"\nAnswerer: {answer.answerer}; timings (ms): {answer.timings_ms}"
-             + (f"; tokens: {answer.usage}" if answer.usage else ""), err=True)
+        tokens = f"; tokens: {answer.usage}" if answer.usage else (
+            "; usage not reported by this server" if answer.answerer.startswith("llm:") else "")
+        echo(f"\nAnswerer: {answer.answerer}; timings (ms): {answer.timings_ms}{tokens}",
+             err=True)
+
+
+class WaitingLine:
+    """"Waiting for the model (12 s)…" on stderr, when it is a terminal, from the moment a
+    request goes to the LLM until its first token: a model on a CPU can read the prompt
+    for a minute or more, and the terminal should not look hung meanwhile."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.enabled = sys.stderr.isatty()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """A request went out (``Pipeline.answer``'s ``on_wait``); the first one counts."""
+        import threading
+
+        if self.enabled and self._thread is None and not self._done.is_set():
+            self._thread = threading.Thread(target=self._run, args=(time.monotonic(),),
+                                            daemon=True, name="abstracta-waiting")
+            self._thread.start()
+
+    def _run(self, t0: float) -> None:
+        shown = False
+        while not self._done.wait(1.0):  # nothing for the first second: fast servers
+            sys.stderr.write(f"\rWaiting for the model ({time.monotonic() - t0:.0f} s)…")
+            sys.stderr.flush()
+            shown = True
+        if shown:
+            sys.stderr.write("\r\x1b[K")  # the line is cleared for the answer
+            sys.stderr.flush()
+
+    def stop(self) -> None:
+        """The first token came (or the answer ended): clear the line, for good."""
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> WaitingLine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 def print_sources(answer) -> None:
@@ -345,14 +396,19 @@ def chat(use_llm, k, since, until, sources, data_dir, chroma_url):
         if not line.strip() or line.strip().lower() in {"exit", "quit", ":q"}:
             break
         streamed: list[str] = []
+        waiting = WaitingLine()
 
         def on_token(tok: str) -> None:
-            streamed.append(tok)
-            echo(tok, nl=False)
+            waiting.stop()
+            if stream:
+                streamed.append(tok)
+                echo(tok, nl=False)
 
         try:
-            answer = pipeline.answer(line, k=k, filters=filters, conversation=conversation,
-                                     use_llm=use_llm, on_token=on_token if stream else None)
+            with waiting:
+                answer = pipeline.answer(line, k=k, filters=filters, conversation=conversation,
+                                         use_llm=use_llm, on_token=on_token,
+                                         on_wait=waiting.start)
         except AbstractaError as exc:
             echo(f"{chr(10) if streamed else ''}Error: {exc}", err=True)
             continue

@@ -140,13 +140,10 @@ class OpenAIEmbedder:
     """The /embeddings endpoint of OpenAI or an OpenAI-compatible server."""
 
     def __init__(self, settings: Settings):
-        from openai import OpenAI
+        from rag.llm import openai_client
 
-        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "none"
-        self._client = OpenAI(
-            api_key=key, base_url=settings.openai_base_url, timeout=settings.llm_timeout,
-            max_retries=settings.llm_retries,
-        )
+        # An embedding request is cheap to repeat, so the client's own retries stay on.
+        self._client = openai_client(settings, max_retries=settings.llm_retries)
         self._model = settings.openai_embedding_model
         self.name = f"openai:{self._model}"
         self.dim = 0  # known after the first call

@@ -59,9 +59,9 @@ class Pipeline:
             return None
         with self._lock:
             if self._llm is None:
-                from rag.llm import build_llm
+                from rag.llm import openai_client
 
-                self._llm = build_llm(self.settings)
+                self._llm = openai_client(self.settings)
             return self._llm
 
     @property
@@ -90,9 +90,16 @@ class Pipeline:
 
     def answer(self, question: str, *, k: int | None = None, filters: Filters | None = None,
                conversation: Conversation | None = None, use_llm: bool | None = None,
-               on_token: OnToken | None = None) -> Answer:
-        """Answer one question (a follow-up when ``conversation`` has turns)."""
+               on_token: OnToken | None = None,
+               on_wait: Callable[[], None] | None = None) -> Answer:
+        """Answer one question (a follow-up when ``conversation`` has turns).
+
+        ``on_wait`` is called when a request goes to the LLM (the CLI and the UI then show
+        "Waiting for the model" until the first token reaches ``on_token``).
+        """
         t0 = time.perf_counter()
+        # One budget for the whole answer: the follow-up rewrite and the answer share it.
+        deadline = time.monotonic() + self.settings.llm_budget
         question = clean_question(question)
         use_llm = self.settings.use_llm if use_llm is None else use_llm
         timings: dict = {}
@@ -106,7 +113,7 @@ class Pipeline:
         about = subject(conversation)  # None: a first turn, or a turn after an abstention
         if about is not None:
             if llm is not None:
-                standalone = self._condense_llm(question, conversation, llm)
+                standalone = self._condense_llm(question, conversation, llm, deadline, on_wait)
             if standalone == question:
                 standalone, hits, followup = self._followup_offline(
                     question, about, k, filters, timings)
@@ -121,7 +128,8 @@ class Pipeline:
 
             try:
                 result = answer_llm(question if standalone == question else standalone, hits,
-                                    self.settings, llm, on_token=on_token)
+                                    self.settings, llm, on_token=on_token, deadline=deadline,
+                                    on_wait=on_wait)
             except LLMConfigError:
                 raise
             except LLMError as exc:
@@ -187,12 +195,13 @@ class Pipeline:
                               unknown=unknown_terms(question, self.store), weights=weights,
                               followup=followup)
 
-    def _condense_llm(self, question, conversation, llm):
+    def _condense_llm(self, question, conversation, llm, deadline=None, on_wait=None):
         from rag.errors import LLMConfigError, LLMError
         from rag.llm import condense
 
         try:
-            return condense(question, conversation, self.settings, llm)
+            return condense(question, conversation, self.settings, llm, deadline=deadline,
+                            on_wait=on_wait)
         except LLMConfigError:
             raise
         except LLMError:  # the offline rewrite below takes over

@@ -133,8 +133,40 @@ class Settings(BaseSettings):
     )
     llm_temperature: float = Field(default=0.1, ge=0, le=2, description="Sampling temperature.")
     llm_max_tokens: int = Field(default=600, ge=16, le=32000, description="Answer length cap.")
-    llm_timeout: float = Field(default=30.0, gt=0, description="Seconds per LLM request.")
-    llm_retries: int = Field(default=2, ge=0, le=10, description="Retries on timeouts, 429, 5xx.")
+    llm_system_role: Literal["system", "merge"] = Field(
+        default="system",
+        description="'system': the rules go in a system message. 'merge': they open the first "
+        "user message instead, for chat templates that drop the system role (llama.cpp's "
+        "gemma format, some small local models).",
+    )
+    # Three limits, because a CPU model is slow in two different ways: it reads a 2,000-token
+    # prompt for 60-100 s before the first token, then writes a token every ~0.2 s.
+    llm_connect_timeout: float = Field(
+        default=5.0, gt=0,
+        description="Seconds to open the connection: a server that is down fails this fast.",
+    )
+    llm_read_timeout: float = Field(
+        default=60.0, gt=0,
+        description="Longest silence allowed once the model has started writing (and per "
+        "non-streamed request, such as embeddings). The wait for the first token is bounded "
+        "by llm_budget instead: a CPU model may read the prompt for minutes.",
+    )
+    llm_budget: float = Field(
+        default=300.0, gt=0,
+        description="Total seconds for one answer: rewriting a follow-up, waiting for the "
+        "first token, writing, and any retries. A CPU model needs 600-900.",
+    )
+    llm_retries: int = Field(
+        default=2, ge=0, le=10,
+        description="Retries on 429 and 5xx (with backoff). A timed-out generation is retried "
+        "only against a remote server, or when llm_retry_timeouts is true.",
+    )
+    llm_retry_timeouts: bool | None = Field(
+        default=None,
+        description="Retry a request that timed out or could not connect. Empty: only for a "
+        "remote server; a local server (localhost, private address) keeps generating an "
+        "abandoned request, so a retry would queue behind it and multiply the load.",
+    )
 
     # --- UI ----------------------------------------------------------------------------
     ui_host: str = Field(default="127.0.0.1", description="Interface the UI listens on.")

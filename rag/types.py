@@ -107,8 +107,11 @@ class Answer:
     note: str = ""  # e.g. why the LLM was not used
     removed_citations: int = 0  # [n] that pointed to no source, dropped by the check
     unsupported_sentences: tuple[str, ...] = ()
-    usage: dict = field(default_factory=dict)  # token usage from the LLM
+    # Token usage from the LLM; None when no LLM answered or the server did not report
+    # it (llama.cpp's stream ignores stream_options.include_usage).
+    usage: dict | None = None
     timings_ms: dict = field(default_factory=dict)
+    raw_reply: str = ""  # the LLM's reply before the check (eval records it)
 
 
 _MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -94,7 +95,7 @@ def test_judge_scores_and_counts_unparsable(bundled_dir, bundled_pipeline, small
             {"claim": "C", "supported": True, "cited": [1], "citation_supports": False}]}) + "\n```"
         settings = load_settings(data_dir=bundled_dir, openai_base_url=stub.url,
                                  openai_api_key="sk-test-SECRET", llm_model="stub-model",
-                                 llm_retries=0, llm_timeout=5)
+                                 llm_retries=0, llm_read_timeout=5)
         questions = harness.load_dataset(small_dataset)
         index = harness.build_gold_index(bundled_pipeline)
         records = harness.run_all(bundled_pipeline, questions, index, k=5, use_llm=False,
@@ -120,3 +121,78 @@ def test_judge_scores_and_counts_unparsable(bundled_dir, bundled_pipeline, small
     assert "faithfulness" not in summary["overall"]
     md = report.markdown(summary, {"name": "j"})
     assert "## LLM judge: stub-model" in md and "unparsable replies: 1" in md
+
+
+def test_llm_run_on_a_stratified_subset_shows_the_check(tmp_path, bundled_dir, netguard_log):
+    """`ask eval --llm --limit 10 --judge` against a local server that behaves like a small
+    model on llama.cpp: invented numbers, a bare "[1]", no usage; the judge's server fails."""
+    replies = ["GQSA combines quantization with sparsity [1][9]. It is the best method ever "
+               "published on the topic.", "[1]"]
+    asked: list[str] = []
+
+    def respond(request):
+        if request.prompt.startswith("You check answers"):
+            return Reply(status=500, message="judge backend down")
+        if "Follow-up question:" in request.prompt:
+            return "How much faster is it than the baseline?"
+        asked.append(request.prompt)
+        return Reply(text=replies[len(asked) % 2], usage=False)
+
+    runs = tmp_path / "runs"
+    with StubOpenAI() as stub:
+        stub.responder = respond
+        proc = run_ask("eval", "--llm", "--judge", "--limit", "10", "--data-dir", bundled_dir,
+                       "--runs-dir", runs, "--name", "llm",
+                       env={"OPENAI_BASE_URL": stub.url, "ABSTRACTA_LLM_RETRIES": "0"},
+                       timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = runs / "llm"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["n_questions"] == 10 and config["limit"] == 10
+    records = [json.loads(line) for line in (folder / "per_question.jsonl").open()]
+    # Stratified: every type of the dev set is there, in proportion (155 questions).
+    assert Counter(r["type"] for r in records) == {
+        "lookup": 4, "detail": 2, "unanswerable": 2, "multi": 1, "followup": 1}
+    llm = [r for r in records if r["answerer"].startswith("llm:")]
+    assert llm and all(r["raw_reply"] in replies for r in llm)
+    invented = [r for r in llm if r["raw_reply"] == replies[0]]
+    bare = [r for r in llm if r["raw_reply"] == "[1]"]
+    assert invented and bare
+    for r in invented:
+        assert r["removed_citations"] == 1 and r["supported"] and "[9]" not in r["answer"]
+        assert r["unsupported_sentences"] == ["It is the best method ever published on the "
+                                              "topic."]
+    assert all(not r["supported"] and r["metrics"]["unsupported"] == 1.0 for r in bare)
+    assert all(r["usage"] is None for r in llm)
+
+    summary = json.loads((folder / "summary.json").read_text())
+    rate = summary["overall"]["invented_number_rate"]
+    assert rate["n"] == 2 * len(invented) + len(bare)  # every [n] the model wrote
+    assert rate["value"] == pytest.approx(len(invented) / rate["n"], abs=1e-5)
+    answered = [r for r in records if not r["abstained"]]
+    assert summary["overall"]["unsupported_rate"]["value"] == pytest.approx(
+        sum(not r["supported"] for r in answered) / len(answered), abs=1e-5)
+    assert summary["usage_not_reported"] == len(llm) and "tokens_mean" not in summary["overall"]
+    judged = summary["judge"][config["judge_model"]]
+    assert judged["errors"] == sum(not r["abstained"] for r in records) > 0
+    # The terminal table says all this too.
+    for row in ("invented_number_rate", "unsupported_rate", f"judge:errors "):
+        assert row in proc.stdout, proc.stdout
+    assert f"usage not reported by the server for {len(llm)}" in proc.stdout.lower()
+    assert "HTTP 500" in json.dumps([r["judge"] for r in records])
+    assert not netguard_log.exists()
+
+
+def test_limit_and_types_select_questions(bundled_dir, small_dataset):
+    from eval import harness
+
+    questions = harness.load_dataset(small_dataset)  # 2 lookup + 1 of four other types
+    assert [q.id for q in harness.select(questions, limit=5)] == [
+        "lookup-1", "detail-1", "multi-1", "followup-1", "unanswerable-1"]
+    assert [q.type for q in harness.select(questions, types=("lookup", "multi"))] == [
+        "lookup", "lookup", "multi"]
+    assert [q.id for q in harness.select(questions, types=("lookup",), limit=1)] == ["lookup-1"]
+    proc = run_ask("eval", "--dataset", small_dataset, "--types", "lookup,nope",
+                   "--data-dir", bundled_dir)
+    assert proc.returncode == 2 and "no question of type nope" in proc.stderr
+    assert "lookup, multi" in proc.stderr

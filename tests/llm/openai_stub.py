@@ -13,12 +13,23 @@ Reusable by any test that needs an LLM (pipeline, CLI, UI, eval)::
 [DONE]``) when the request says ``"stream": true``; a usage chunk is sent when the
 request asks for it with ``stream_options.include_usage``. ``GET /v1/models`` lists
 ``MODELS``. Every request is recorded in ``requests`` (method, path, headers, json).
+
+Behaviours recorded from real local servers (llama-cpp-python's server on a CPU):
+
+- any model name is answered (a local server serves the one model it loaded);
+- ``Reply(usage=False)``: the stream carries no usage chunk, whatever the request asks;
+- ``Reply(first_token_delay=20, ping_every=15)``: headers at once, then prompt processing
+  with a ``: ping`` SSE comment every 15 s, then the tokens;
+- ``Reply(drop_after=3)``: the server accepts, streams 3 tokens and closes the connection
+  (it crashed): no finish_reason, no ``[DONE]``;
+- ``Reply(stall_after=2, stall=10)``: silence in the middle of the answer.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 from collections import deque
@@ -55,6 +66,11 @@ class Reply:
     headers: dict = field(default_factory=dict)
     message: str = ""  # the error message, for status != 200
     finish_reason: str = "stop"  # "length": the reply hit max_tokens
+    first_token_delay: float = 0.0  # after the headers: prompt processing before token 1
+    ping_every: float = 0.0  # send ": ping" comments this often while silent (0: never)
+    drop_after: int | None = None  # close the connection after this many tokens
+    stall_after: int | None = None  # go silent for ``stall`` seconds after this many tokens
+    stall: float = 0.0
 
 
 @dataclass
@@ -246,8 +262,14 @@ class _Handler(BaseHTTPRequestHandler):
 
         event([{"index": 0, "delta": {"role": "assistant", "content": ""},
                 "finish_reason": None}])
-        for piece in pieces:
-            if not self.owner._sleep(reply.chunk_delay):
+        if not self._silence(reply.first_token_delay, reply.ping_every):
+            return
+        for i, piece in enumerate(pieces):
+            if i == reply.drop_after:
+                self.connection.shutdown(socket.SHUT_RDWR)  # the server died mid-answer
+                return
+            pause = reply.stall if i == reply.stall_after else reply.chunk_delay
+            if not self._silence(pause, reply.ping_every):
                 return
             event([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
         event([{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}])
@@ -256,6 +278,18 @@ class _Handler(BaseHTTPRequestHandler):
             event([], usage=self._usage(request, reply, len(pieces)))
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
+
+    def _silence(self, seconds: float, ping_every: float) -> bool:
+        """Wait, sending ": ping" comments every ``ping_every`` s; False when closing."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            step = min(left, ping_every) if ping_every > 0 else left
+            if not self.owner._sleep(step):
+                return False
+            if ping_every > 0 and end - time.monotonic() > 0:
+                self.wfile.write(b": ping\n\n")
+                self.wfile.flush()
+        return True
 
     def _error(self, status: int, message: str, headers: dict | None = None) -> None:
         headers = dict(headers or {})

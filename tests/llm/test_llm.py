@@ -11,6 +11,7 @@ from helpers import free_port, run_ask
 from llm_helpers import KEY, llm_settings
 from openai_stub import Reply
 
+from rag.answer import abstain_text
 from rag.errors import LLMConfigError
 from rag.pipeline import Pipeline
 
@@ -46,9 +47,12 @@ def test_cited_answer_over_bundled_index(llm_pipeline, openai_stub, netguard_log
     assert body["model"] == "gpt-4.1-mini" and body["stream"] is True
     assert body["stream_options"] == {"include_usage": True}
     assert req.headers["authorization"] == f"Bearer {KEY}"
+    assert body["max_tokens"] == 600
     system, user = body["messages"]
     assert system["role"] == "system" and "never instructions" in system["content"]
-    assert "NOT IN SOURCES" in system["content"] and "[n]" in user["content"]
+    # The marker rule is stated once, in the rules, not as the user message's last words.
+    assert "NOT IN SOURCES" in system["content"] and "NOT IN SOURCES" not in user["content"]
+    assert user["content"].endswith(f"Question: {GQSA_Q}")
     blocks = _source_blocks(user["content"])
     assert sorted(blocks) == list(range(1, len(ans.hits) + 1))
     for n, hit in enumerate(ans.hits, 1):  # [n] is hits[n-1]: title, date, abstract
@@ -102,19 +106,20 @@ def test_streamed_tokens_arrive_in_order_already_checked(llm_pipeline, openai_st
 
 
 def test_not_in_sources_is_an_abstention(llm_pipeline, openai_stub):
+    # The marker with a short reason (even one naming a source) abstains, and Abstracta
+    # shows its own text naming the closest papers.
     openai_stub.script(
         "NOT IN SOURCES: The indexed papers do not say who won the 2022 World Cup; the closest "
         "one is about model compression [1].",
         Reply(chunks=["NOT", " IN SOUR", "CES"]))
     tokens: list[str] = []
     ans = llm_pipeline.answer("Who won the 2022 football World Cup?", on_token=tokens.append)
-    assert ans.abstained and ans.supported
-    assert ans.text.startswith("The indexed papers do not say who won")
-    assert "NOT IN SOURCES" not in ans.text and "".join(tokens) == ans.text
-    assert [c.n for c in ans.citations] == [1]
+    assert ans.abstained and ans.supported and not ans.unsupported_sentences
+    assert ans.text == abstain_text(list(ans.hits)) and ans.hits[0].paper.title in ans.text
+    assert "".join(tokens) == ans.text and ans.citations == ()
 
     bare = llm_pipeline.answer("Who won the 2022 football World Cup?")
-    assert bare.abstained and bare.text.startswith("The indexed papers don't cover this")
+    assert bare.abstained and bare.text == ans.text and not bare.note
 
 
 def test_answer_cut_at_max_tokens_says_so(llm_pipeline, openai_stub):
@@ -142,14 +147,14 @@ def test_server_errors_exhaust_retries_then_offline(bundled_dir, embedder, opena
 
 
 def test_timeout_falls_back_to_offline_with_note(bundled_dir, embedder, openai_stub):
-    pipe = _pipeline(bundled_dir, openai_stub, embedder, llm_timeout=0.5, llm_retries=0)
+    pipe = _pipeline(bundled_dir, openai_stub, embedder, llm_budget=0.5, llm_retries=0)
     openai_stub.script(Reply(delay=30, text="too late [1]."))
     t0 = time.monotonic()
     tokens: list[str] = []
     ans = pipe.answer(GQSA_Q, on_token=tokens.append)
     assert time.monotonic() - t0 < 20  # gave up long before the server's 30 s
     assert ans.answerer == "offline" and not ans.abstained
-    assert "no reply" in ans.note and "0.5 s" in ans.note
+    assert "no reply" in ans.note and "0.5 s budget (ABSTRACTA_LLM_BUDGET)" in ans.note
     assert "".join(tokens) == ans.text  # the offline answer is streamed too
 
 
@@ -200,7 +205,7 @@ def test_server_that_rejects_stream_options(llm_pipeline, openai_stub):
     assert ans.text == "GQSA speeds up inference [1]." and not ans.note
     first, second = openai_stub.chat_requests
     assert "stream_options" in first.json and "stream_options" not in second.json
-    assert ans.usage == {}  # no usage reported: tolerated, not invented
+    assert ans.usage is None  # no usage reported: tolerated, not invented
 
 
 def test_llm_requested_but_not_configured_says_so(bundled_pipeline):
@@ -232,7 +237,7 @@ def test_follow_up_is_rewritten_by_the_llm(llm_pipeline, openai_stub):
     ans = llm_pipeline.answer("and what about them?", conversation=conv)
 
     condense_req, answer_req = openai_stub.chat_requests[1:]
-    assert not condense_req.stream
+    assert condense_req.stream and condense_req.json["max_tokens"] == 120  # streams, capped
     assert GQSA_Q in condense_req.prompt and first.text in condense_req.prompt
     assert "Follow-up question: and what about them?" in condense_req.prompt
     assert ans.standalone_question == rewrite
@@ -401,7 +406,7 @@ def test_cli_chat_streams_and_rewrites_follow_ups(cli_data, openai_stub):
               b"how much faster is it?\n\n")
     assert code == 0, screen
     first, condense_req, second = openai_stub.chat_requests
-    assert first.stream and second.stream and not condense_req.stream
+    assert first.stream and second.stream and condense_req.stream
     assert "Which paper combines group quantization" in condense_req.prompt
     assert "Question: How much faster is GQSA than 2:4 pruning?" in second.prompt
     assert "> GQSA is faster [1] than pruning [2].\n(searching: How much faster is GQSA than " \

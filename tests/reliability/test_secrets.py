@@ -22,7 +22,7 @@ SECRETS = (KEY, UI_PASSWORD, "RECOGNIZABLE")
 
 def secret_env(base_url: str | None = None, **extra: str) -> dict:
     env = {"OPENAI_API_KEY": KEY, "ABSTRACTA_UI_AUTH": f"user:{UI_PASSWORD}",
-           "ABSTRACTA_LLM_RETRIES": "0", "ABSTRACTA_LLM_TIMEOUT": "10"}
+           "ABSTRACTA_LLM_RETRIES": "0", "ABSTRACTA_LLM_READ_TIMEOUT": "10"}
     if base_url:
         env["OPENAI_BASE_URL"] = base_url
     env.update(extra)
@@ -111,3 +111,31 @@ def test_eval_run_folder_holds_no_secret(bundled_dir, stubs, tmp_path):
     assert len(stubs["ok"].chat_requests) >= 3  # the LLM (and so the key) was really used
     for path in files:
         assert_no_secret(path.read_bytes().decode("utf-8", errors="replace"), str(path))
+
+
+def test_judge_never_writes_the_key(bundled_dir, stubs, tmp_path):
+    """`ask eval --judge` against servers that echo the key: in a 500 body (each judged
+    answer is an error, recorded in the run folder) and in a 401 body (the run stops)."""
+    dev = (ROOT / "eval" / "datasets" / "dev.jsonl").read_text(encoding="utf-8").splitlines()
+    dataset = tmp_path / "tiny.jsonl"
+    dataset.write_text("\n".join(dev[:3]) + "\n", encoding="utf-8")
+    runs = tmp_path / "runs"
+    base = ("eval", "--offline", "--judge", "--dataset", str(dataset), "--runs-dir", str(runs),
+            "--data-dir", str(bundled_dir))
+    procs = run_many({
+        "500": ((*base, "--name", "echo500"), secret_env(stubs["500"].url)),
+        "401": ((*base, "--name", "echo401"), secret_env(stubs["401"].url)),
+    })
+    for name, proc in procs.items():
+        assert "Traceback" not in proc.stderr, (name, proc.stderr[-3000:])
+        assert_no_secret(proc.stdout + proc.stderr, f"ask eval --judge ({name}) output")
+    assert procs["500"].returncode == 0, procs["500"].stderr[-2000:]
+    records = [json.loads(line) for line in (runs / "echo500" / "per_question.jsonl").open()]
+    errors = [r["judge"]["error"] for r in records if r["judge"]["status"] == "error"]
+    assert errors and all("HTTP 500" in e for e in errors), errors
+    assert len(stubs["500"].chat_requests) == len(errors)  # the judge really asked
+    for path in (runs / "echo500").rglob("*"):
+        if path.is_file():
+            assert_no_secret(path.read_bytes().decode("utf-8", errors="replace"), str(path))
+    assert procs["401"].returncode == 2 and "judge model" in procs["401"].stderr
+    assert "OPENAI_API_KEY" in procs["401"].stderr and stubs["401"].chat_requests
