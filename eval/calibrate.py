@@ -4,16 +4,22 @@
     ABSTRACTA_EMBEDDER=wordllama python -m eval.calibrate --data-dir /tmp/wl
     python -m eval.calibrate --dry-run             # print, write nothing
 
-For every question (lookups, details, multi-paper, unanswerable, and each turn of a
-follow-up that has its own gold list), the retriever's candidates are collected as
+For every question (lookups, details, multi-paper, unanswerable, and the first turn
+of each follow-up, which stands alone), the retriever's candidates are collected as
 the search makes them (``rag.retrieve.candidates``) and the first ``rerank_depth``
-papers are described by :func:`rag.retrieve.features`. A logistic regression
-(L2-regularized, fitted by Newton's method on standardized features) learns
-P(paper is gold | features). The abstention cut is then chosen on the same tune
-questions: the highest cut at which at most ``--max-false-abstention`` of the
-answerable questions have no shown paper above it. The intercept is shifted so that
-this cut is relevance 0.5, the ``abstain_threshold`` default: a paper at 0.5 or more
-is one the answerer may answer from.
+papers are described by :func:`rag.retrieve.features`. Two logistic regressions
+(L2-regularized, Newton's method on standardized features) are fitted:
+
+1. the paper model, P(paper is gold | paper features), over every candidate row: its
+   score z orders the papers shown;
+2. the question model, P(question is answerable | z of the first paper shown, the
+   question-level features: the IDF share of its terms no chunk has, whether one of
+   them is written like a name), over the questions.
+
+The abstention cut is then chosen on the same tune questions: the highest cut at
+which at most ``--max-false-abstention`` of the answerable questions fall under it.
+The question model's intercept is shifted so that this cut is relevance 0.5, the
+``abstain_threshold`` default.
 
 Writes ``rag/calibration/<embedder>.json``, read by :func:`rag.retrieve.load_calibration`.
 Fit on ``tune`` only; measure on ``test`` with ``ask eval --dataset eval/datasets/test.jsonl``.
@@ -32,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_TUNE = Path(__file__).parent / "datasets" / "tune.jsonl"
-MAX_FALSE_ABSTENTION = 0.03
+MAX_FALSE_ABSTENTION = 0.025
 L2 = 1.0
 CUT = 0.5  # the relevance the fitted cut is mapped to (Settings.abstain_threshold)
 
@@ -116,13 +122,12 @@ def order(row, z) -> list[int]:
     return sorted(range(len(z)), key=lambda i: (not row["title_match"][i], -z[i], i))
 
 
-def evaluate(rows, names, coef, intercept, top_k: int) -> dict:
-    """hit@1, MRR@10 and recall@10 over the answerable rows, and each row's best z."""
-    hit1, mrr, rec, best = [], [], [], []
+def evaluate(rows, names, coef, intercept) -> dict:
+    """hit@1, MRR@10 and recall@10 over the answerable rows."""
+    hit1, mrr, rec = [], [], []
     for row in rows:
         z = scores_of(row, names, coef, intercept)
         ranked = order(row, z)
-        best.append(max((z[i] for i in ranked[:top_k]), default=-60.0))
         if not row["answerable"]:
             continue
         gold = [row["gold"][i] for i in ranked]
@@ -131,20 +136,33 @@ def evaluate(rows, names, coef, intercept, top_k: int) -> dict:
         mrr.append(0.0 if first is None else 1.0 / (first + 1))
         rec.append(sum(gold[:10]) / max(row["n_gold"], 1))
     return {"hit@1": float(np.mean(hit1)), "mrr@10": float(np.mean(mrr)),
-            "recall@10": float(np.mean(rec)), "best_z": best}
+            "recall@10": float(np.mean(rec))}
 
 
-def choose_cut(rows, best_z, max_false: float) -> dict:
-    """The highest z cut with false abstention <= max_false on the answerable rows."""
-    ans = sorted(z for r, z in zip(rows, best_z) if r["answerable"])
-    una = [z for r, z in zip(rows, best_z) if not r["answerable"]]
+def question_matrix(rows, names, coef, intercept, q_names) -> tuple[np.ndarray, np.ndarray]:
+    """One row per question: z of its first shown paper and the question features."""
+    F, y = [], []
+    for row in rows:
+        z = scores_of(row, names, coef, intercept)
+        ranked = order(row, z)
+        if not ranked:
+            continue
+        top = row["features"][ranked[0]]
+        F.append([z[ranked[0]] if n == "z" else top[n] for n in q_names])
+        y.append(1.0 if row["answerable"] else 0.0)
+    return np.array(F, dtype=float), np.array(y, dtype=float)
+
+
+def choose_cut(scores: np.ndarray, answerable: np.ndarray, max_false: float) -> dict:
+    """The highest cut with false abstention <= max_false on the answerable questions."""
+    ans = np.sort(scores[answerable == 1])
+    una = scores[answerable == 0]
     allowed = int(math.floor(max_false * len(ans)))
-    # Abstain when best z < cut: the cut may sit just above the `allowed` lowest scores.
-    cut = ans[allowed] - 1e-6 if ans else 0.0
-    false = sum(z < cut for z in ans) / len(ans) if ans else 0.0
-    correct = sum(z < cut for z in una) / len(una) if una else None
-    return {"z_cut": cut, "false_abstention": false, "correct_abstention": correct,
-            "answerable": len(ans), "unanswerable": len(una)}
+    # Abstain when the score < cut: the cut sits just above the `allowed` lowest scores.
+    cut = float(ans[allowed]) - 1e-6 if len(ans) else 0.0
+    return {"cut": cut, "false_abstention": float(np.mean(ans < cut)) if len(ans) else 0.0,
+            "correct_abstention": float(np.mean(una < cut)) if len(una) else None,
+            "answerable": int(len(ans)), "unanswerable": int(len(una))}
 
 
 # --- the run ----------------------------------------------------------------------------
@@ -164,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from rag.pipeline import Pipeline
-    from rag.retrieve import CALIBRATION_DIR, FEATURES
+    from rag.retrieve import CALIBRATION_DIR, PAPER_FEATURES, QUESTION_FEATURES
     from rag.settings import load_settings
 
     from eval.harness import load_dataset
@@ -186,19 +204,25 @@ def main(argv: list[str] | None = None) -> int:
     items = examples(questions)
     t0 = time.perf_counter()
     rows = collect(pipeline, items, settings)
-    names = list(FEATURES)
+    names, q_names = list(PAPER_FEATURES), ["z", *QUESTION_FEATURES]
     X, y = matrix(rows, names)
     coef, intercept = fit_logistic(X, y)
-    result = evaluate(rows, names, coef, intercept, settings.top_k)
-    cut = choose_cut(rows, result["best_z"], args.max_false_abstention)
-    # Shift so that the chosen cut is relevance CUT: z' = z - z_cut + logit(CUT).
-    shift = -cut["z_cut"] + math.log(CUT / (1 - CUT))
+    result = evaluate(rows, names, coef, intercept)
+    F, answerable = question_matrix(rows, names, coef, intercept, q_names)
+    q_coef, q_intercept = fit_logistic(F, answerable)
+    cut = choose_cut(F @ q_coef + q_intercept, answerable, args.max_false_abstention)
+    # Shift so that the chosen cut is relevance CUT: z' = z - cut + logit(CUT).
+    q_intercept += -cut["cut"] + math.log(CUT / (1 - CUT))
     print(f"{len(items)} questions ({cut['answerable']} answerable), {len(y)} candidate rows, "
           f"{int(y.sum())} gold; {time.perf_counter() - t0:.1f} s")
+    print("paper model:")
     for n, c in zip(names, coef):
         print(f"  {n:15s} {c:+8.3f}")
-    print(f"  {'intercept':15s} {intercept + shift:+8.3f}  (fitted {intercept:+.3f}, "
-          f"shifted so the cut is {CUT})")
+    print(f"  {'intercept':15s} {intercept:+8.3f}")
+    print("question model:")
+    for n, c in zip(q_names, q_coef):
+        print(f"  {n:15s} {c:+8.3f}")
+    print(f"  {'intercept':15s} {q_intercept:+8.3f}  (shifted so the cut is {CUT})")
     print(f"tune: hit@1 {result['hit@1']:.3f}  mrr@10 {result['mrr@10']:.3f}  "
           f"recall@10 {result['recall@10']:.3f}  false abstention {cut['false_abstention']:.3f}  "
           f"abstention on unanswerable {cut['correct_abstention']}")
@@ -212,16 +236,15 @@ def main(argv: list[str] | None = None) -> int:
         "fitted_on": {"dataset": args.dataset.name,
                       "sha256": hashlib.sha256(args.dataset.read_bytes()).hexdigest(),
                       "questions": len(items), "rows": int(len(y)),
-                      "date": time.strftime("%Y-%m-%d")},
-        "relevance": {
-            "features": names,
-            "coef": {n: round(float(c), 5) for n, c in zip(names, coef)},
-            "intercept": round(intercept + shift, 5),
-            "cut": CUT,
-            "note": "relevance = 1/(1+exp(-(intercept + sum coef*feature))); the intercept is "
-                    f"shifted so that {CUT} is the cut that keeps false abstention on the tune "
-                    f"split at or under {args.max_false_abstention}",
-        },
+                      "date": time.strftime("%Y-%m-%d"), "script": "eval/calibrate.py"},
+        "paper_model": {"coef": {n: round(float(c), 5) for n, c in zip(names, coef)},
+                        "intercept": round(intercept, 5)},
+        "question_model": {"coef": {n: round(float(c), 5) for n, c in zip(q_names, q_coef)},
+                           "intercept": round(q_intercept, 5)},
+        "note": "z = paper intercept + sum(coef * paper feature) orders the papers; relevance "
+                "= 1/(1+exp(-(question intercept + coef_z * z + sum(coef * question "
+                f"feature)))); {CUT} is the cut that keeps false abstention on the tune split at "
+                f"or under {args.max_false_abstention}",
         "tune": {"hit@1": round(result["hit@1"], 4), "mrr@10": round(result["mrr@10"], 4),
                  "recall@10": round(result["recall@10"], 4),
                  "false_abstention": round(cut["false_abstention"], 4),
@@ -248,7 +271,7 @@ def grid(pipeline, items, settings, names, coef, intercept) -> None:
             for depth in (10, 20, 40):
                 s = settings.model_copy(update={"candidates": cand, "lexical_weight": lw,
                                                 "rerank_depth": depth})
-                r = evaluate(collect(pipeline, items, s), names, coef, intercept, s.top_k)
+                r = evaluate(collect(pipeline, items, s), names, coef, intercept)
                 print(f"{cand:10d}  {lw:14.2f}  {depth:12d}   {r['hit@1']:.3f}   "
                       f"{r['mrr@10']:.3f}   {r['recall@10']:.3f}")
 

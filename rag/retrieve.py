@@ -41,7 +41,7 @@ from rag.errors import QuestionError
 from rag.identity import normalize_title
 from rag.settings import Settings
 from rag.store import Store
-from rag.text import stem, terms, words
+from rag.text import WORD, stem, terms, words
 from rag.types import Hit, StoredPaper
 
 MAX_QUESTION_CHARS = 2000  # a longer question is a pasted document; its head suffices
@@ -256,29 +256,57 @@ def fused_order(fused: dict[str, float], rankings: list[list[str]]) -> list[str]
 
 # --- relevance --------------------------------------------------------------------------
 
-FEATURES = ("cosine", "coverage", "title_coverage", "bm25", "rr_dense", "rr_lexical",
-            "missing_max_idf", "unknown_share")
+# Paper-level evidence (stage 1: how well this paper matches the question) and
+# question-level evidence (stage 2: whether the question asks for something the index
+# has at all). See :func:`features`.
+PAPER_FEATURES = ("cosine", "coverage", "title_coverage", "bm25", "rr_dense", "rr_lexical",
+                  "missing_max_idf")
+QUESTION_FEATURES = ("unknown_share", "unknown_name")
+FEATURES = PAPER_FEATURES + QUESTION_FEATURES
 
 # Used when rag/calibration/<embedder>.json is missing: the earlier hand fit, on cosine
-# and coverage only. Worked example: cosine 0.62, coverage 0.8 -> z = 11.07*0.62 +
-# 5.79*0.8 - 6.88 = 4.61 -> relevance 0.99; cosine 0.40, coverage 0.30 -> z = -0.71 -> 0.33.
+# and coverage only, with no second stage. Worked example: cosine 0.62, coverage 0.8 ->
+# z = 11.07*0.62 + 5.79*0.8 - 6.88 = 4.61 -> relevance 0.99; cosine 0.40, coverage 0.30
+# -> z = -0.71 -> 0.33.
 DEFAULT_MODEL = {"coef": {"cosine": 11.07, "coverage": 5.79}, "intercept": -6.88}
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """The fitted constants of one embedder (see eval/calibrate.py)."""
+    """The fitted constants of one embedder (see eval/calibrate.py).
+
+    Two logistic stages. Stage 1 scores how well a paper matches the question:
+    ``z = intercept + sum(coef[f] * paper feature f)``; it orders the papers shown.
+    Stage 2 turns z into the relevance used for abstention, with the question-level
+    evidence: ``relevance = 1 / (1 + e^-(q_intercept + q_coef["z"] * z + sum(q_coef[f] *
+    question feature f)))``. Worked example (made-up constants): z = 2.0, q_coef z 1.2,
+    unknown_share 0.3 at q_coef -4.0, unknown_name 1 at q_coef -1.5, q_intercept 0.5 ->
+    0.5 + 2.4 - 1.2 - 1.5 = 0.2 -> relevance 0.55. The fitted intercept is shifted so
+    that relevance 0.5 is the abstention cut chosen on the tune split.
+    """
 
     embedder: str
     coef: dict[str, float]
     intercept: float
     fitted: bool  # False: the defaults above, no calibration file
+    q_coef: dict[str, float] = field(default_factory=lambda: {"z": 1.0})
+    q_intercept: float = 0.0
     source: str = ""
 
+    def match(self, features: dict[str, float]) -> float:
+        """Stage 1: the paper's match score z (orders papers within a question)."""
+        return self.intercept + sum(c * features.get(n, 0.0) for n, c in self.coef.items())
+
     def relevance(self, features: dict[str, float]) -> float:
-        """Logistic model: 1 / (1 + e^-z), z = intercept + sum of coef * feature."""
-        z = self.intercept + sum(c * features.get(name, 0.0) for name, c in self.coef.items())
-        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+        """Stage 2: the relevance (0..1) of the paper to the question."""
+        z = self.q_intercept + sum(
+            c * (self.match(features) if n == "z" else features.get(n, 0.0))
+            for n, c in self.q_coef.items())
+        return _sigmoid(z)
 
 
 @lru_cache(maxsize=8)
@@ -287,11 +315,15 @@ def load_calibration(embedder: str) -> Calibration:
     path = CALIBRATION_DIR / f"{embedder}.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        model = data["relevance"]
-        coef = {str(k): float(v) for k, v in model["coef"].items() if k in FEATURES}
         if data.get("embedder") != embedder:
             raise ValueError("calibration for another embedder")
-        return Calibration(embedder, coef, float(model["intercept"]), True, str(path))
+        paper, question = data["paper_model"], data["question_model"]
+        return Calibration(
+            embedder, {str(k): float(v) for k, v in paper["coef"].items() if k in FEATURES},
+            float(paper["intercept"]), True,
+            {str(k): float(v) for k, v in question["coef"].items()
+             if k in QUESTION_FEATURES or k == "z"},
+            float(question["intercept"]), str(path))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return Calibration(embedder, dict(DEFAULT_MODEL["coef"]), DEFAULT_MODEL["intercept"],
                            False)
@@ -304,17 +336,27 @@ class TermStats:
     weights: dict[str, float]  # term -> IDF; a term no chunk has gets the largest IDF
     unknown: frozenset[str]  # terms no chunk contains (df = 0)
     max_idf: float  # the IDF of a term with df = 0 in this index
+    unknown_name: bool = False  # an unknown word is written like a name: AWQ, RoCE, BitNet
 
 
-def term_stats(query_terms, lex) -> TermStats:
+# A word written like a name or an acronym: two capitals (AWQ, RoCE, BitNet), or letters
+# and digits mixed (GPT4o, 24B). Ordinary capitalized words ("Berlin", "Which") are not.
+_NAME_LIKE = re.compile(r"^(?:\w*[A-Z]\w*[A-Z]\w*|(?=\w*[A-Za-z])(?=\w*\d)\w+)$")
+
+
+def term_stats(query_terms, lex, question: str = "") -> TermStats:
     """Each distinct query term's IDF in the index. A term no chunk contains (df = 0)
     gets the largest IDF there is: a question that hinges on a word no paper uses
-    should not be covered by the papers' other words."""
+    should not be covered by the papers' other words. ``question`` (as written) tells
+    whether an unknown word is written like a name."""
     if lex is None:
         return TermStats({t: 1.0 for t in query_terms}, frozenset(), 1.0)
     weights = {t: lex.idf(t) for t in dict.fromkeys(query_terms)}
     unknown = frozenset(t for t in weights if lex.doc_freq(t) == 0)
-    return TermStats(weights, unknown, float(lex.idf("\x00")))  # "\x00" is never a term
+    named = any(_NAME_LIKE.match(w) and stem(w.lower()) in unknown
+                for w in WORD.findall(question))
+    return TermStats(weights, unknown, float(lex.idf("\x00")),  # "\x00" is never a term
+                     named)
 
 
 def coverage(weights: dict[str, float], present: set[str]) -> float:
@@ -350,6 +392,7 @@ def features(*, cosine: float, stats: TermStats, paper: StoredPaper, bm25: float
         "missing_max_idf": max((w for t, w in weights.items() if t not in present),
                                default=0.0) / stats.max_idf,
         "unknown_share": sum(weights[t] for t in stats.unknown) / total,
+        "unknown_name": 1.0 if stats.unknown_name else 0.0,
     }
 
 
@@ -445,7 +488,7 @@ def search(
     scored = {s.hit.paper.paper_id: s for s in score_papers(query, head, rankings, settings, store)}
     head = [p for p in head if p in scored]  # a paper deleted since the search is left out
     lead = sorted(head[:settings.rerank_depth], key=lambda p: (
-        not scored[p].title_match, -scored[p].hit.relevance, head.index(p)))
+        not scored[p].title_match, -scored[p].match, head.index(p)))
     ranked = lead + head[settings.rerank_depth:]
     hits = [replace(scored[p].hit, rank=i, score=round(fused[p], 6))
             for i, p in enumerate(ranked[:k], start=1)]
@@ -460,6 +503,7 @@ class Scored:
     hit: Hit
     title_match: bool  # its whole title is in the question
     features: dict
+    match: float = 0.0  # the stage-1 score that orders the papers (see Calibration)
 
 
 def score_papers(query: Query, pids: list[str], rankings: list[Ranking], settings: Settings,
@@ -475,7 +519,7 @@ def score_papers(query: Query, pids: list[str], rankings: list[Ranking], setting
     if missing and query.vector is not None:  # a lexical-only paper needs a cosine too
         cosines.update(_paper_cosines(store, query.vector, missing))
     d_rank, l_rank = dense.ranks(), lexical.ranks()
-    stats = term_stats(query.terms, store.lexical())
+    stats = term_stats(query.terms, store.lexical(), query.text)
     calibration = load_calibration(settings.embedder)
     q_norm = normalize_title(query.text)
     out = []
@@ -492,7 +536,8 @@ def score_papers(query: Query, pids: list[str], rankings: list[Ranking], setting
                   relevance=round(relevance(feats, calibration), 4),
                   chunk_texts=tuple(dense.texts.get(pid, ())[:3]), dense=round(cos, 4),
                   lexical=round(lex_score, 4) if lex_score is not None else None)
-        out.append(Scored(hit, title_in_question(paper.title, q_norm), feats))
+        out.append(Scored(hit, title_in_question(paper.title, q_norm), feats,
+                          calibration.match(feats)))
     return out
 
 

@@ -106,9 +106,11 @@ class Settings(BaseSettings):
         default=1.0, ge=0, description="Weight of the lexical (BM25) ranking in the fusion."
     )
     abstain_threshold: float = Field(
-        default=0.47, ge=0, le=1,
-        description="Relevance (0..1) under which the best paper is judged not to answer the "
-        "question, and the answerer says the indexed papers do not cover it.",
+        default=0.5, ge=0, le=1,
+        description="Relevance (0..1) under which no shown paper is judged to answer the "
+        "question, and the answerer says the indexed papers do not cover it. The relevance "
+        "model (rag/calibration/<embedder>.json, fitted by eval/calibrate.py on the tune "
+        "split) puts its fitted cut at 0.5.",
     )
 
     # --- answering ---------------------------------------------------------------------
