@@ -23,6 +23,9 @@ memory-mapped by every query process. A test checks the scores against bm25s.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +35,12 @@ from rag.text import stem, words
 
 FORMAT = 4  # bump when the saved layout or the tokens change: older caches are rebuilt
 K1, B = 1.2, 0.75
+BUILD_BUDGET = 256 * 2**20  # bytes the build may hold at once (see Builder)
+# Working bytes per token while a segment is counted (the int32 id, its int64 key and
+# the key sort), and per posting while the segments are merged (gathered word, row, tf,
+# the sort order, the float64 score terms): the budget divided by these sizes a segment.
+SEGMENT_BYTES_PER_TOKEN = 32
+MERGE_BYTES_PER_POSTING = 64
 
 
 def idf(n_docs: int, df):
@@ -77,14 +86,33 @@ class Builder:
     Term ids, not strings: at 100k chunks the strings alone took 2 GB. The tokens are
     exactly :func:`rag.text.terms` of each text; each distinct surface word is stemmed
     once (``surface`` maps it to its term's id), not once per occurrence.
+
+    Memory is set by ``budget`` (bytes), not by the corpus. When the chunks collected
+    since the last segment would need more than the budget to count, they are counted
+    into a segment: (word, row, tf) postings sorted by word, then row, written as .npy
+    files to a temporary folder under ``workdir`` (the system's temp folder if that
+    cannot be written; memory if no folder can). :meth:`build` merges the segments one
+    word range at a time. Rows grow from segment to segment, so a range's postings,
+    gathered segment by segment and stably sorted by word, are in the (word, row) order
+    of a one-shot build; N, df and avgdl are known by then, so each range's scores are
+    final when written. The scores equal a one-shot build's exactly (a test checks).
+    The vocabulary dict is the one structure that grows with the corpus: it is the
+    index's own size.
     """
 
-    def __init__(self):
+    def __init__(self, budget: int = BUILD_BUDGET, workdir: Path | None = None):
         self.vocab: dict[str, int] = {}
         self.surface: dict[str, int] = {}
-        self.tokens: list[np.ndarray] = []
+        self.tokens: list[np.ndarray] = []  # the current segment's chunks, their ids below
         self.chunk_ids: list[str] = []
         self.paper_ids: list[str] = []
+        self.budget, self.workdir = budget, workdir
+        self.rows = 0  # chunks in the segments so far
+        self.segments: list[dict] = []  # name -> _Spilled .npy file (or the array itself)
+        self._pending = 0  # tokens in the current segment
+        self._lengths: list[np.ndarray] = []  # tokens per chunk, one array per segment
+        self._df = np.zeros(0, dtype=np.int64)  # chunks per word, over the segments
+        self._spill: Path | None | bool = False  # False: no folder made yet; None: none can be
 
     def add(self, chunk_ids: list[str], paper_ids: list[str], texts: list[str]) -> None:
         vocab, surface = self.vocab, self.surface
@@ -98,35 +126,204 @@ class Builder:
             self.tokens.append(np.array(ids, dtype=np.int32))
         self.chunk_ids += chunk_ids
         self.paper_ids += paper_ids
+        self._pending += sum(len(t) for t in self.tokens[len(self.tokens) - len(texts):])
+        # ~200 bytes per chunk on top of its tokens: the array object and the two ids.
+        if self._pending * SEGMENT_BYTES_PER_TOKEN + len(self.tokens) * 200 >= self.budget:
+            self._flush()
 
-    def build(self, generation: str) -> Lexical | None:
-        n_docs = len(self.tokens)
-        if not n_docs:
-            return None
-        lengths = np.array([len(t) for t in self.tokens], dtype=np.int64)
-        tok = np.concatenate(self.tokens) if lengths.sum() else np.zeros(0, dtype=np.int32)
-        doc = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
-        # One key per (word, chunk) pair; sorting the keys groups them by word, then
-        # chunk: exactly the CSC order. The counts are the term frequencies.
-        keys, tf = np.unique(tok.astype(np.int64) * n_docs + doc, return_counts=True)
-        col, row = keys // n_docs, keys % n_docs
-        df = np.bincount(col, minlength=len(self.vocab))
-        avgdl = max(float(lengths.mean()), 1e-9)
-        norm = K1 * (1 - B + B * lengths[row] / avgdl)
-        data = (idf(n_docs, df)[col] * tf / (tf + norm)).astype(np.float32)
-        indptr = np.concatenate([[0], np.cumsum(df)]).astype(np.int64)
-        return Lexical(dict(self.vocab), data, row.astype(np.int32), indptr,
-                       np.array(self.chunk_ids), np.array(self.paper_ids), generation)
+    def _flush(self) -> None:
+        """Count the current chunks into one segment of sorted postings and spill it."""
+        n = len(self.tokens)
+        if not n:
+            return
+        lengths = np.fromiter(map(len, self.tokens), dtype=np.int32, count=n)
+        # One key per token, word * n + chunk; sorting groups the keys by word, then
+        # chunk (the CSC order), and each run of equal keys is one posting, its length
+        # the term frequency. Built in place: the int64 keys are the peak.
+        key = np.concatenate(self.tokens).astype(np.int64)
+        self.tokens = []
+        key *= n
+        key += np.repeat(np.arange(n, dtype=np.int32), lengths)
+        key.sort()
+        starts = np.flatnonzero(np.concatenate(([key.size > 0], key[1:] != key[:-1])))
+        tfs = np.diff(starts, append=key.size).astype(np.int32)
+        key = key[starts]
+        cols = (key // n).astype(np.int32)
+        rows = (key % n + self.rows).astype(np.int32)
+        del key, starts
+        df = np.zeros(len(self.vocab), dtype=np.int64)
+        df[:len(self._df)] = self._df
+        self._df = df + np.bincount(cols, minlength=len(self.vocab))
+        self.segments.append(self._store({
+            "cols": cols, "rows": rows, "tfs": tfs,
+            "chunk_ids": np.array(self.chunk_ids), "paper_ids": np.array(self.paper_ids)}))
+        self._lengths.append(lengths)
+        self.rows += n
+        self.chunk_ids, self.paper_ids, self._pending = [], [], 0
 
+    def _store(self, arrays: dict[str, np.ndarray]) -> dict:
+        """A segment's arrays as .npy files in the spill folder (in memory if none)."""
+        folder = self._spill_folder()
+        if folder is not None:
+            try:
+                return {name: _Spilled.write(folder / f"{len(self.segments):06d}-{name}.npy", a)
+                        for name, a in arrays.items()}
+            except OSError:
+                pass  # a full disk: this segment stays in memory
+        return arrays
+
+    def _spill_folder(self) -> Path | None:
+        if self._spill is False:
+            self._spill = None
+            for parent in (self.workdir, None):  # None: the system's temp folder
+                try:
+                    if parent is not None:
+                        parent.mkdir(parents=True, exist_ok=True)
+                    self._spill = Path(tempfile.mkdtemp(prefix="lexical-build-", dir=parent))
+                    # Removed with the builder even if build() is never reached.
+                    weakref.finalize(self, shutil.rmtree, self._spill, True)
+                    break
+                except OSError:
+                    continue
+        return self._spill
+
+    def close(self) -> None:
+        """Remove the spilled segments (build() does, when it is done)."""
+        if self._spill:
+            shutil.rmtree(self._spill, ignore_errors=True)
+        self.segments, self._spill = [], False
+
+    def build(self, generation: str, folder: Path | None = None) -> Lexical | None:
+        """The index, written into ``folder`` (as :func:`save` would) and memory-mapped
+        from there, or in memory when ``folder`` is None or cannot be written. None when
+        no chunk was added. The builder is spent afterwards."""
+        try:
+            self._flush()
+            if not self.rows:
+                return None
+            lengths = np.concatenate(self._lengths)
+            avgdl = max(int(lengths.sum(dtype=np.int64)) / self.rows, 1e-9)
+            df = np.zeros(len(self.vocab), dtype=np.int64)
+            df[:len(self._df)] = self._df
+            indptr = np.concatenate([[0], np.cumsum(df)]).astype(np.int64)
+            weights = idf(self.rows, df)
+            if folder is not None:
+                try:
+                    self._write(folder, generation, indptr,
+                                self._postings(indptr, weights, lengths, avgdl))
+                    lex = load(folder, generation)
+                    if lex is not None:
+                        return lex
+                except OSError:
+                    pass  # a read-only or full disk: build it in memory instead
+                shutil.rmtree(folder, ignore_errors=True)
+            data, rows = [np.zeros(0, np.float32)], [np.zeros(0, np.int32)]
+            for d, r in self._postings(indptr, weights, lengths, avgdl):
+                data.append(d)
+                rows.append(r)
+            return Lexical(dict(self.vocab), np.concatenate(data), np.concatenate(rows), indptr,
+                           self._ids("chunk_ids"), self._ids("paper_ids"), generation)
+        finally:
+            self.close()
+
+    def _postings(self, indptr, weights, lengths, avgdl):
+        """(scores, rows) of one word range after another, in CSC order.
+
+        A range holds about budget / MERGE_BYTES_PER_POSTING postings (one word at
+        least). Its slice of each segment is read from the spill file (plain reads, not
+        a long-lived map, so only the range is ever resident).
+        """
+        step = max(1, self.budget // MERGE_BYTES_PER_POSTING)
+        n_words, bounds = len(indptr) - 1, [0]
+        while bounds[-1] < n_words:
+            w0 = bounds[-1]
+            w1 = int(np.searchsorted(indptr, indptr[w0] + step, side="right")) - 1
+            bounds.append(min(max(w1, w0 + 1), n_words))
+        # Where each range starts and ends in each segment (its postings are sorted by word).
+        cuts = [np.searchsorted(_array(seg["cols"], mmap=True), bounds) for seg in self.segments]
+        for k in range(len(bounds) - 1):
+            parts = [[_array(seg[name], lo=c[k], hi=c[k + 1]) for name in ("cols", "rows", "tfs")]
+                     for seg, c in zip(self.segments, cuts) if c[k + 1] > c[k]]
+            if not parts:
+                continue
+            col, row, tf = (np.concatenate([p[n] for p in parts]) for n in range(3))
+            del parts
+            if len(self.segments) > 1:
+                order = np.argsort(col, kind="stable")  # segments are in row order
+                col, row, tf = col[order], row[order], tf[order]
+            norm = K1 * (1 - B + B * lengths[row] / avgdl)
+            yield (weights[col] * tf / (tf + norm)).astype(np.float32), row
+
+    def _write(self, folder: Path, generation: str, indptr: np.ndarray, postings) -> None:
+        """Stream the index into ``folder``: plain writes, so nothing of it stays resident."""
+        folder.mkdir(parents=True, exist_ok=True)
+        nnz = int(indptr[-1])
+        with _npy(folder / "data.npy", np.float32, nnz) as data, \
+                _npy(folder / "indices.npy", np.int32, nnz) as rows:
+            for d, r in postings:
+                data.write(d.data)
+                rows.write(r.data)
+        np.save(folder / "indptr.npy", indptr, allow_pickle=False)
+        for name in ("chunk_ids", "paper_ids"):
+            dtype = np.result_type(*(seg[name].dtype for seg in self.segments))
+            with _npy(folder / f"{name}.npy", dtype, self.rows) as fh:
+                for seg in self.segments:
+                    fh.write(np.ascontiguousarray(_array(seg[name]), dtype).data)
+        _write_meta(folder, self.vocab, generation, self.rows)
+
+    def _ids(self, name: str) -> np.ndarray:
+        return np.concatenate([_array(seg[name]) for seg in self.segments])
+
+
+@dataclass(frozen=True)
+class _Spilled:
+    """One array of a segment, spilled to a .npy file: where its values start."""
+
+    path: Path
+    dtype: np.dtype
+    offset: int  # bytes of .npy header before the values
+    length: int
+
+    @classmethod
+    def write(cls, path: Path, array: np.ndarray) -> _Spilled:
+        with _npy(path, array.dtype, len(array)) as fh:
+            offset = fh.tell()
+            fh.write(np.ascontiguousarray(array).data)
+        return cls(path, array.dtype, offset, len(array))
+
+
+def _array(value, lo: int = 0, hi: int | None = None, mmap: bool = False) -> np.ndarray:
+    """Values lo:hi of a segment's array: read from its spill file (or mapped, for a
+    search that touches a few pages), or sliced from the array kept in memory."""
+    if not isinstance(value, _Spilled):
+        return value[lo:hi]
+    hi = value.length if hi is None else int(hi)
+    if mmap and value.length:  # (an empty file cannot be mapped)
+        return np.memmap(value.path, value.dtype, "r", value.offset, (value.length,))[lo:hi]
+    return np.fromfile(value.path, value.dtype, hi - int(lo),
+                       offset=value.offset + int(lo) * value.dtype.itemsize)
+
+
+def _npy(path: Path, dtype, length: int):
+    """A file holding a 1-D .npy header; the caller writes the ``length`` values after it."""
+    fh = open(path, "wb")
+    np.lib.format.write_array_header_1_0(fh, {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+        "shape": (length,)})
+    return fh
+
+
+def _write_meta(folder: Path, vocab: dict, generation: str, chunks: int) -> None:
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "manifest.json").write_text(json.dumps(
+        {"generation": generation, "format": FORMAT, "chunks": chunks}))
 
 def save(lex: Lexical, folder: Path) -> None:
     """Write the index to ``folder`` (plain .npy arrays and JSON, nothing pickled)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("data", "indices", "indptr", "chunk_ids", "paper_ids"):
         np.save(folder / f"{name}.npy", getattr(lex, name), allow_pickle=False)
-    (folder / "vocab.json").write_text(json.dumps(lex.vocab))
-    (folder / "manifest.json").write_text(json.dumps(
-        {"generation": lex.generation, "format": FORMAT, "chunks": len(lex.chunk_ids)}))
+    _write_meta(folder, lex.vocab, lex.generation, len(lex.chunk_ids))
 
 
 def load(folder: Path, generation: str) -> Lexical | None:

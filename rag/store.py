@@ -320,7 +320,7 @@ class Store:
         return self._lexical
 
     def _build_lexical(self, folder: Path, gen: str) -> Lexical | None:
-        builder = lexical.Builder()
+        builder = lexical.Builder(workdir=folder.parent)  # its segments spill next to the cache
         offset = 0
         while True:
             res = self._call(self.chunks.get, "read", limit=PAGE, offset=offset,
@@ -330,17 +330,17 @@ class Store:
             if len(res["ids"]) < PAGE:
                 break
             offset += PAGE
-        lex = builder.build(gen)
-        if lex is None:
-            return None
-        try:  # the cache is an optimisation: a read-only data dir still answers
-            tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}-{threading.get_ident()}")
-            shutil.rmtree(tmp, ignore_errors=True)
-            lexical.save(lex, tmp)
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)
+        tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}-{threading.get_ident()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        # Written straight into tmp; in memory when it cannot be (the cache is an
+        # optimisation: a read-only data dir still answers).
+        lex = builder.build(gen, tmp)
+        try:
+            if lex is not None and tmp.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                os.replace(tmp, folder)  # the arrays stay mapped across the rename
         except OSError:
-            pass
+            shutil.rmtree(tmp, ignore_errors=True)
         return lex
 
 
