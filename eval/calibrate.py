@@ -63,14 +63,15 @@ def examples(questions) -> list[tuple[str, str, tuple[str, ...]]]:
 def collect(pipeline, items, settings) -> list[dict]:
     """Per question: the candidate papers' features, gold flags and title matches."""
     from rag.identity import normalize_title
-    from rag.retrieve import candidates, score_papers
+    from rag.retrieve import candidates, rerank_pool, score_papers
 
     rows = []
     store, embedder = pipeline.store, pipeline.embedder
     for qid, text, gold_titles in items:
         gold = {normalize_title(t) for t in gold_titles}
         query, rankings, _, order = candidates(text, settings, store, embedder)
-        scored = score_papers(query, order[:settings.rerank_depth], rankings, settings, store)
+        pool = rerank_pool(order, rankings, settings.rerank_depth)
+        scored = score_papers(query, pool, rankings, settings, store)
         rows.append({
             "id": qid, "answerable": bool(gold), "n_gold": len(gold),
             "papers": [s.hit.paper.paper_id for s in scored],

@@ -152,3 +152,64 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 def mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+# --- the issue-11 bars: metrics by subtype ---------------------------------------------
+BARS = {  # metric -> (bar, "min" or "max")
+    "lookup_para_hit@1": (0.85, "min"), "lookup_para_hit@5": (0.95, "min"),
+    "lookup_kw_hit@1": (0.98, "min"), "multi_recall@10": (0.95, "min"),
+    "false_abstention": (0.04, "max"), "unanswerable_abstention": (0.60, "min"),
+    "followup_switch_new_topic": (0.90, "min"), "followup_key_facts": (0.80, "min"),
+    "invented_citation_rate": (0.0, "max"),
+}
+
+
+def switch_answered_from_new_topic(record: dict) -> float | None:
+    """1 when a follow-up's answer comes from the last turn's gold paper: its first
+    citation, or its first retrieved paper when it cites none (an abstention scores 0)."""
+    if record.get("abstained"):
+        return 0.0
+    first = (record.get("cited") or record.get("retrieved") or [None])[0]
+    return None if first is None else (1.0 if first.get("gold") else 0.0)
+
+
+def bar_metrics(records: Sequence[dict], info: dict[str, dict] | None = None) -> dict:
+    """{metric: {"value", "n"}} for the bars, from per-question records.
+
+    A record's ``subtype`` and ``switch`` come from the record itself or from ``info``
+    (question id -> {"subtype", "switch"}, e.g. read from the dataset).
+    """
+    info = info or {}
+    groups: dict[str, list[float]] = {name: [] for name in BARS}
+
+    def add(name: str, value) -> None:
+        if value is not None:
+            groups[name].append(float(value))
+
+    for r in records:
+        extra = info.get(r["id"], {})
+        subtype = r.get("subtype") or extra.get("subtype") or ""
+        switch = r.get("switch", extra.get("switch", False))
+        m = r["metrics"]
+        if r["type"] == "lookup" and subtype in ("para", "kw"):
+            add(f"lookup_{subtype}_hit@1", m.get("hit@1"))
+            if subtype == "para":
+                add("lookup_para_hit@5", m.get("hit@5"))
+        if r["type"] == "multi":
+            add("multi_recall@10", m.get("recall@10"))
+        add("false_abstention", m.get("false_abstention"))
+        if r["type"] == "unanswerable":
+            add("unanswerable_abstention", m.get("correct_abstention"))
+        if r["type"] == "followup":
+            if switch:
+                add("followup_switch_new_topic", switch_answered_from_new_topic(r))
+            add("followup_key_facts", m.get("key_facts"))
+        add("invented_citation_rate", m.get("invented_citation_rate"))
+    return {name: {"value": mean(vals), "n": len(vals)} for name, vals in groups.items()}
+
+
+def meets_bar(name: str, value: float | None) -> bool | None:
+    if value is None:
+        return None
+    bar, kind = BARS[name]
+    return value >= bar if kind == "min" else value <= bar
