@@ -1,8 +1,10 @@
 """Paper identity: one id per paper, computed once and used everywhere.
 
-The id is the arXiv id when a record has one (``2406.01234``, version dropped),
-otherwise ``t:`` + a hash of the normalized title. Normalizing makes spellings of
-one title meet::
+The id is the arXiv id when a record has one (``2406.01234``, version dropped);
+else the file's own id for the record, namespaced by the source format
+(``csv:W2741809807``, ``jsonl:doc-17``: an id column is never ignored); otherwise
+``t:`` + a hash of the normalized title. Normalizing makes spellings of one title
+meet::
 
     "M$^3$ViT: Mixture-of-Experts..."  ->  "m3vit mixture of experts ..."
     "M^3ViT: Mixture-of-Experts..."    ->  "m3vit mixture of experts ..."
@@ -60,6 +62,23 @@ def title_key(title: str) -> str:
     return hashlib.sha1(normalize_title(title).encode()).hexdigest()[:16]
 
 
-def paper_id(title: str, arxiv_id: str | None = None) -> str:
-    """The paper's id: its arXiv id, else ``t:`` + the title key."""
-    return normalize_arxiv_id(arxiv_id) or f"t:{title_key(title)}"
+def record_id(fmt: str, raw) -> str | None:
+    """A file's own id for a record that is not an arXiv id, namespaced by the source
+    format: ``record_id("csv", " W27 ")`` -> ``"csv:W27"``. None for an empty id."""
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        return None
+    text = " ".join(str(raw).split())
+    return f"{fmt}:{text[:200]}" if text else None
+
+
+def abstract_key(abstract: str) -> str:
+    """A short key of the abstract, normalized like a title (whitespace, case, TeX,
+    punctuation): two listings of one paper meet, two papers that share a title
+    ("Summary", "Erratum") do not."""
+    return hashlib.sha1(normalize_title(abstract).encode()).hexdigest()[:16]
+
+
+def paper_id(title: str, arxiv_id: str | None = None, record: str | None = None) -> str:
+    """The paper's id: its arXiv id, else its namespaced record id, else ``t:`` + the
+    title key."""
+    return normalize_arxiv_id(arxiv_id) or record or f"t:{title_key(title)}"

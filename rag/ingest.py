@@ -33,7 +33,7 @@ import numpy as np
 
 from rag.embed import Embedder, load_tokenizer
 from rag.errors import AbstractaError, SourceError
-from rag.identity import normalize_title, paper_id, title_key
+from rag.identity import abstract_key, normalize_title, paper_id, title_key
 from rag.settings import Settings
 from rag.sources import expand_paths, load_path
 from rag.store import Store, chunk_metadata, metadata_for_paper, split_list
@@ -61,6 +61,9 @@ class IngestReport:
     chunks: int = 0
     skipped: list[str] = field(default_factory=list)  # "file:line: reason"
     failed_files: list[str] = field(default_factory=list)  # one-line errors for whole files
+    merges: list[str] = field(default_factory=list)  # "file:line into file:line: title"
+    capped: list[str] = field(default_factory=list)  # "title (N chunks)", cut to the cap
+    max_chunks: int = 0  # the cap (Settings.max_chunks_per_paper) when papers were cut
 
     def summary(self) -> str:
         parts = [f"{self.added} added", f"{self.updated} updated", f"{self.unchanged} unchanged",
@@ -69,7 +72,21 @@ class IngestReport:
                 f"{'s' if self.files != 1 else ''}; {self.chunks} chunks written)")
         if self.failed_files:
             text += f"; {len(self.failed_files)} file(s) not ingested"
+        if self.merges:
+            text += (f"; {len(self.merges)} record{'s' if len(self.merges) != 1 else ''} merged "
+                     f"as the same paper as an earlier record: {_some(self.merges)}")
+        if self.capped:
+            text += (f"; {len(self.capped)} paper{'s' if len(self.capped) != 1 else ''} cut to "
+                     f"the first {self.max_chunks} chunks: {_some(self.capped)}")
         return text
+
+
+def _some(items: list[str], n: int = 3) -> str:
+    """The first ``n`` items, display-safe, and how many more there are."""
+    from rag.text import display_safe
+
+    shown = "; ".join(display_safe(i, newlines=False) for i in items[:n])
+    return shown + (f"; and {len(items) - n} more" if len(items) > n else "")
 
 
 # --- merging and identity -------------------------------------------------------------
@@ -78,35 +95,87 @@ def content_hash(title: str, abstract: str) -> str:
     return hashlib.sha1(f"{title}\n{abstract}".encode()).hexdigest()
 
 
-def _merge(papers: list[Paper], known_ids: dict[str, str]) -> dict[str, StoredPaper]:
-    """Group records into one StoredPaper per id; later abstracts replace earlier ones.
+@dataclass
+class _Group:
+    """The records that are one paper, while merging."""
 
-    A title already in the index keeps its indexed id, whichever format brings it
-    again; otherwise a title's records share the first arXiv id any of them has
-    (a listing page and an arXiv snapshot of one paper are one paper), else its
-    title id. Two records with the same title but different arXiv ids stay apart.
+    pid: str
+    title_key: str
+    abstract_keys: set[str]
+    sources: set[str]
+    known: bool = False  # already in the index
+    wheres: list[str] = field(default_factory=list)  # "file:line" of each record merged in
+
+
+def _merge(papers: list[Paper], known: dict[str, list[StoredPaper]],
+           report: IngestReport | None = None) -> dict[str, StoredPaper]:
+    """Group records into one StoredPaper per paper id; later abstracts replace earlier ones.
+
+    Records are one paper when they share an arXiv id or a file's own id (``csv:17``),
+    or when they share a title *and* an abstract (normalized: whitespace, case, TeX),
+    so a listing page and an arXiv snapshot of one paper meet. A record without an id
+    whose title is taken by another paper with a different abstract is another paper
+    ("Summary", "Erratum"): it gets ``t:<title key>-<abstract key>``. The exception is
+    an edit: a record from the same file as an indexed paper of that title replaces its
+    abstract. ``known``: title key -> the indexed papers with that title. Every record
+    merged into another is listed in ``report.merges``.
     """
-    group_id: dict[str, str] = {}
-    for p in papers:
-        key = title_key(p.title)
-        arxiv = paper_id(p.title, p.arxiv_id) if p.arxiv_id else None
-        if key not in group_id or (group_id[key].startswith("t:") and arxiv and
-                                   not arxiv.startswith("t:") and key not in known_ids):
-            group_id[key] = known_ids.get(key) or arxiv or paper_id(p.title)
+    groups: dict[str, _Group] = {}
+    by_title: dict[str, list[_Group]] = {}
+
+    def add_group(pid, key, akey, sources, known_=False) -> _Group:
+        group = _Group(pid, key, {akey}, set(sources), known_)
+        groups[pid] = group
+        by_title.setdefault(key, []).append(group)
+        return group
+
+    for key, stored in known.items():
+        for sp in stored:
+            add_group(sp.paper_id, key, abstract_key(sp.abstract), sp.sources, True)
+
+    def own_id(p: Paper) -> str | None:
+        pid = paper_id(p.title, p.arxiv_id, p.record_id)
+        return None if pid.startswith("t:") else pid
+
+    assigned: list[tuple[Paper, _Group]] = []
+    # Records with an id first: a title-only record then joins the paper it matches.
+    for p in sorted(papers, key=lambda p: own_id(p) is None):
+        key, akey = title_key(p.title), abstract_key(p.abstract)
+        sources = {lst.source for lst in p.listings if lst.source}
+        same_title = by_title.get(key, [])
+        match = next((g for g in same_title if akey in g.abstract_keys), None)
+        own = own_id(p)
+        if own is not None:
+            group = groups.get(own)
+            if group is None and match is not None and match.known and match.pid.startswith("t:"):
+                group = match  # indexed by its title before: it keeps that id
+            if group is None:
+                group = add_group(own, key, akey, sources)
+        elif match is not None:
+            group = match
+        else:
+            edited = next((g for g in same_title if g.known and g.sources & sources), None)
+            if edited is not None:
+                group = edited  # the same file brings a new abstract for the paper
+            else:
+                plain = f"t:{key}"
+                pid = plain if plain not in groups else f"{plain}-{akey[:8]}"
+                group = add_group(pid, key, akey, sources)
+        group.abstract_keys.add(akey)
+        group.sources |= sources
+        assigned.append((p, group))
+
     merged: dict[str, StoredPaper] = {}
-    for p in papers:
-        key = title_key(p.title)
-        pid = group_id[key]
-        own = paper_id(p.title, p.arxiv_id)
-        if not own.startswith("t:") and not pid.startswith("t:") and own != pid \
-                and key not in known_ids:
-            pid = own  # same title, another arXiv id: another paper
+    first_where: dict[str, str] = {}
+    for p, group in assigned:
+        pid = group.pid
         dates = tuple(lst.date for lst in p.listings if lst.date)
         sources = tuple(lst.source for lst in p.listings if lst.source)
         old = merged.get(pid)
         if old is None:
             merged[pid] = StoredPaper(pid, p.title, p.abstract, tuple(sorted(set(dates))),
                                       tuple(sorted(set(sources))), p.authors, p.url)
+            first_where[pid] = p.where
         else:
             merged[pid] = StoredPaper(
                 pid, old.title, p.abstract,
@@ -114,10 +183,26 @@ def _merge(papers: list[Paper], known_ids: dict[str, str]) -> dict[str, StoredPa
                 tuple(sorted(set(old.sources) | set(sources))),
                 p.authors or old.authors, p.url or old.url,
             )
+            if report is not None:
+                report.merges.append(f"{p.where or p.title} into {first_where[pid] or pid}: "
+                                     f"{p.title}")
     return merged
 
 
 # --- chunking ---------------------------------------------------------------------------
+
+def _note_capped(papers: list[StoredPaper], settings: Settings, report: IngestReport) -> None:
+    """List in the report the papers whose abstracts hold more chunks than the cap."""
+    cap = settings.max_chunks_per_paper
+    long = [p for p in papers if len(p.abstract) > cap * (settings.chunk_size -
+                                                          settings.chunk_overlap)]
+    if not long:
+        return
+    cut = make_chunker(settings).cut  # type: ignore[attr-defined]
+    report.capped += [f"{p.title} ({len(p.abstract):,} characters)" for p in long if cut(p)]
+    report.max_chunks = cap
+
+
 
 def make_chunker(settings: Settings) -> Callable[[StoredPaper], list[Chunk]]:
     """Split abstracts with llama-index's SentenceSplitter, counting model tokens.
@@ -128,6 +213,12 @@ def make_chunker(settings: Settings) -> Callable[[StoredPaper], list[Chunk]]:
     previous one, so a fact straddling a cut is whole in at least one chunk. The
     title goes in front of every span: a chunk that never names its subject would
     embed poorly.
+
+    At most ``max_chunks_per_paper`` chunks per paper, from the start of the abstract:
+    one 2 MB "abstract" would otherwise be thousands of chunks and fill the dense top
+    candidates of every related question. Only a prefix that can hold that many chunks
+    is split (``cap * chunk_size * 10`` characters: a token is rarely 10 characters),
+    so a huge abstract costs no more than a long one.
     """
     from llama_index.core.node_parser import SentenceSplitter
 
@@ -141,11 +232,26 @@ def make_chunker(settings: Settings) -> Callable[[StoredPaper], list[Chunk]]:
         chunking_tokenizer_fn=_sentences_for_splitter,
     )
 
-    def chunk(paper: StoredPaper) -> list[Chunk]:
-        spans = splitter.split_text(paper.abstract) or [paper.abstract]
-        return [Chunk(f"{paper.paper_id}#{i}", paper.paper_id, i, f"{paper.title}\n{span}")
-                for i, span in enumerate(spans)]
+    cap = settings.max_chunks_per_paper
+    prefix = cap * settings.chunk_size * 10
 
+    def chunk(paper: StoredPaper) -> list[Chunk]:
+        spans = splitter.split_text(paper.abstract[:prefix]) or [paper.abstract[:prefix]]
+        if len(paper.abstract) > prefix and len(spans) < cap:  # very long tokens: split all
+            spans = splitter.split_text(paper.abstract)
+        return [Chunk(f"{paper.paper_id}#{i}", paper.paper_id, i, f"{paper.title}\n{span}")
+                for i, span in enumerate(spans[:cap])]
+
+    def cut(paper: StoredPaper) -> bool:
+        """Whether the abstract holds more than ``cap`` chunks (so some were left out)."""
+        if len(paper.abstract) <= cap * (settings.chunk_size - settings.chunk_overlap):
+            return False  # too short for that many chunks: no need to split it
+        spans = splitter.split_text(paper.abstract[:prefix])
+        if len(paper.abstract) > prefix and len(spans) < cap:
+            spans = splitter.split_text(paper.abstract)
+        return len(spans) > cap or (len(paper.abstract) > prefix and len(spans) == cap)
+
+    chunk.cut = cut  # type: ignore[attr-defined]
     return chunk
 
 
@@ -198,7 +304,10 @@ def ingest_papers(
     report = report or IngestReport(records=len(papers))
     store.check_model(embedder.name, embedder.dim)
     keys = sorted({title_key(p.title) for p in papers})
-    merged = _merge(papers, store.ids_by_title_key(keys))
+    known_ids = store.ids_by_title_key(keys)
+    stored = store.get_papers(sorted({pid for ids in known_ids.values() for pid in ids}))
+    merged = _merge(papers, {key: [stored[pid] for pid in ids if pid in stored]
+                             for key, ids in known_ids.items()}, report)
     existing = store.paper_meta(list(merged))
 
     to_embed: list[tuple[StoredPaper, str]] = []
@@ -231,6 +340,7 @@ def ingest_papers(
 
     if meta_ids:
         store.update_paper_meta(meta_ids, meta_updates)
+    _note_capped([p for p, _ in to_embed], settings, report)
     if to_embed:
         report.chunks = _embed_and_write(to_embed, settings, store, embedder, progress)
     return report

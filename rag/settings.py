@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(
         default=24, ge=0, le=200, description="Tokens shared by consecutive chunks of one abstract."
     )
+    max_chunks_per_paper: int = Field(
+        default=64, ge=1, le=100000,
+        description="Chunks kept per paper, from the start of its abstract (an abstract of "
+        "megabytes must not fill the dense candidates of every question); the ingest summary "
+        "names the papers that were cut.",
+    )
     embed_batch: int = Field(
         default=4, ge=1, le=2048,
         description="Texts per MiniLM call (4 measured fastest on 2 cores: length-sorted "

@@ -188,15 +188,17 @@ class Store:
             out.update((m["paper_id"], m) for m in res["metadatas"])
         return out
 
-    def ids_by_title_key(self, keys: list[str]) -> dict[str, str]:
-        """title key -> paper id, for papers already indexed under another id."""
-        out: dict[str, str] = {}
+    def ids_by_title_key(self, keys: list[str]) -> dict[str, list[str]]:
+        """title key -> the ids of the indexed papers with that title (several papers
+        may share one: "Summary", "Erratum"), sorted."""
+        out: dict[str, set[str]] = {}
         for start in range(0, len(keys), 500):
             part = keys[start:start + 500]
             res = self._call(self.chunks.get, "read", where={"title_key": {"$in": part}},
                              include=["metadatas"])
-            out.update({m["title_key"]: m["paper_id"] for m in res["metadatas"]})
-        return out
+            for m in res["metadatas"]:
+                out.setdefault(m["title_key"], set()).add(m["paper_id"])
+        return {key: sorted(ids) for key, ids in out.items()}
 
     def iter_papers(self):
         """Every paper record (paged), for the library view and filters."""

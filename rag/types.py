@@ -27,6 +27,7 @@ class Paper:
     abstract: str
     listings: tuple[Listing, ...] = ()
     arxiv_id: str | None = None
+    record_id: str | None = None  # the file's own non-arXiv id, namespaced: "csv:W27"
     authors: str = ""
     url: str = ""
     categories: str = ""
@@ -55,7 +56,9 @@ class StoredPaper:
         """Where to look the paper up: its own URL, its arXiv page, or an arXiv title search."""
         if self.url:
             return self.url
-        if not self.paper_id.startswith("t:"):
+        from rag.identity import normalize_arxiv_id
+
+        if normalize_arxiv_id(self.paper_id):
             return f"https://arxiv.org/abs/{self.paper_id}"
         from urllib.parse import quote_plus
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 
+from rag.identity import normalize_arxiv_id, record_id
 from rag.types import Listing, Paper
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
@@ -39,12 +40,15 @@ def _record(obj, source: str, line: int, result) -> None:
     if isinstance(authors, list):
         authors = ", ".join(str(a) for a in authors)
     raw_id = obj.get("id")
+    arxiv_id = normalize_arxiv_id(raw_id) if isinstance(raw_id, str) else None
     result.papers.append(Paper(
         title=title,
         abstract=abstract,
         listings=(Listing(date, source),),
-        # A numeric id lost its trailing zeros in JSON (1706.03760 -> 1706.0376): use the title.
-        arxiv_id=raw_id if isinstance(raw_id, str) and raw_id.strip() else None,
+        # A numeric id lost its trailing zeros in JSON (1706.03760 -> 1706.0376): use the
+        # title. Any other id (a string or an integer) is the file's own: "jsonl:<id>".
+        arxiv_id=arxiv_id,
+        record_id=None if arxiv_id else record_id("jsonl", raw_id),
         authors=_text(authors),
         categories=_text(obj.get("categories")),
         url=_text(obj.get("url")),

@@ -1,7 +1,8 @@
 """CSV (or TSV) exports with ``title`` and ``abstract`` columns.
 
-Optional columns: ``id`` (an arXiv id), ``date``, ``authors``, ``url``. Column
-names are matched case-insensitively; other columns are ignored.
+Optional columns: ``id`` (an arXiv id, or any id of the file's own: it becomes the
+paper id as ``csv:<id>``), ``date``, ``authors``, ``url``. Column names are matched
+case-insensitively; other columns are ignored.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import csv
 import io
 import re
 
-from rag.identity import normalize_arxiv_id
+from rag.identity import normalize_arxiv_id, record_id
 from rag.sources.listing import parse_listing_date
 from rag.types import Listing, Paper
 
@@ -92,6 +93,7 @@ def load(text: str, source: str):
             abstract=abstract,
             listings=(Listing(_date(cell(row, "date")), source),),
             arxiv_id=normalize_arxiv_id(raw_id),
+            record_id=None if normalize_arxiv_id(raw_id) else record_id("csv", raw_id),
             authors=cell(row, "authors"),
             url=cell(row, "url"),
             where=f"{source}:{line}",
