@@ -366,6 +366,34 @@ def test_cli_streams_to_a_terminal(cli_data, openai_stub):
     assert "SECRET123" not in screen
 
 
+@pytest.mark.slow
+def test_cli_waits_for_the_model_on_a_terminal(cli_data, openai_stub):
+    """A CPU model reads the prompt for a minute: the terminal says so until the first token."""
+    openai_stub.script(Reply(text="GQSA combines quantization and sparsity [1].",
+                             first_token_delay=3.5, ping_every=1.0, usage=False))
+    code, screen = _run_in_terminal(["-v", "--data-dir", cli_data, GQSA_Q],
+                                    {"OPENAI_BASE_URL": openai_stub.url, "OPENAI_API_KEY": KEY})
+    assert code == 0, screen
+    assert "\rWaiting for the model (1 s)…" in screen and "Waiting for the model (3 s)…" in screen
+    cleared = screen.index("\x1b[K")  # the line is cleared before the answer streams
+    assert cleared < screen.index("GQSA combines quantization and sparsity [1].")
+    assert screen.count("GQSA combines quantization and sparsity [1].") == 1
+    assert "usage not reported by this server" in screen
+
+
+@pytest.mark.slow
+def test_cli_usage_not_reported_is_null(run_ask_env, cli_data, openai_stub):
+    openai_stub.script(Reply(text="GQSA combines quantization and sparsity [1].", usage=False,
+                             first_token_delay=1.5),
+                       Reply(text="GQSA combines quantization and sparsity [1].", usage=False))
+    proc = run_ask_env("--json", "--data-dir", cli_data, GQSA_Q, stub=openai_stub)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["usage"] is None  # null, not {}
+    assert "Waiting for the model" not in proc.stderr  # not a terminal: no progress line
+    proc = run_ask_env("-v", "--data-dir", cli_data, GQSA_Q, stub=openai_stub)
+    assert "; usage not reported by this server" in proc.stderr
+
+
 def _run_in_terminal(args: list[str], env: dict, stdin: bytes | None = None) -> tuple[int, str]:
     """Run `ask` with a pseudo-terminal as stdout (and stdin when given): (exit code, screen)."""
     import os

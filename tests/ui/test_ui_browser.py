@@ -168,3 +168,29 @@ def _ask_done(page):
                    return m && m.querySelector('.answer-foot') && !m.querySelector('.cursor'); }""",
         timeout=60_000)
     return page.locator("#chat .bot").last
+
+
+def test_waiting_for_the_model_shows_in_the_answer_bubble(bundled_dir, embedder, launch_app,
+                                                          page):
+    """A CPU model reads the prompt for a minute before its first token: the bubble counts
+    the seconds instead of saying "Searching the papers…" all along."""
+    from llm.llm_helpers import llm_settings
+    from llm.openai_stub import Reply, StubOpenAI
+    from rag.pipeline import Pipeline
+
+    with StubOpenAI() as stub:
+        settings = llm_settings(bundled_dir, stub)
+        url = launch_app(settings, Pipeline(settings, embedder=embedder))
+        stub.script(Reply(text="GQSA couples group quantization with sparsity [1].",
+                          first_token_delay=4.0, ping_every=1.0))
+        page.goto(url)
+        page.wait_for_selector("#chat", timeout=30_000)
+        page.fill("#question textarea", "Which paper combines group quantization with sparsity?")
+        page.click("#ask")
+        page.wait_for_function(
+            """() => { const m = [...document.querySelectorAll('#chat .bot')].pop();
+                       return m && /Waiting for the model \\([2-9] s\\)…/.test(m.innerText); }""",
+            timeout=30_000)
+        answer = _ask_done(page)
+        assert "GQSA couples" in answer.inner_text() and "Waiting" not in answer.inner_text()
+    assert page.outside_requests == []
