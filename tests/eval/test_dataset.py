@@ -95,3 +95,41 @@ def test_dev_set_ships_with_its_corpus(bundled_pipeline):
         if q.type == "unanswerable" and q.gold_titles:
             problems.append(f"{q.id}: unanswerable with gold titles")
     assert problems == []
+
+
+def test_parses_subtype_switch_turn_gold_and_missing(tmp_path):
+    rows = [
+        {"id": "f1", "type": "followup", "question": "And OmniACT?", "turns": ["A?", "And OmniACT?"],
+         "gold_titles": ["B"], "answer": [], "turn_gold_titles": [["A"], ["B"]], "switch": True},
+        {"id": "l1", "type": "lookup", "subtype": "para", "question": "q", "gold_titles": ["T"]},
+        {"id": "u1", "type": "unanswerable", "question": "PipeDream?", "gold_titles": [],
+         "missing": ["PipeDream", "weight stashing"]},
+    ]
+    f1, l1, u1 = load_dataset(write_jsonl(tmp_path / "set.jsonl", rows))
+    assert f1.switch and f1.turn_gold_titles == (("A",), ("B",)) and f1.last_gold_titles == ("B",)
+    assert l1.subtype == "para" and not l1.switch and l1.last_gold_titles == ("T",)
+    assert u1.missing == ("PipeDream", "weight stashing") and not u1.answerable
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"subtype": 3}, "'subtype' must be a string"),
+    ({"switch": "yes"}, "'switch' must be true or false"),
+    ({"turn_gold_titles": ["A"]}, "'turn_gold_titles' must be a list of lists"),
+    ({"turn_gold_titles": [["A"]]}, "one list per turn (2), not 1"),
+    ({"missing": "PipeDream"}, "'missing' must be a list"),
+])
+def test_bad_new_fields_are_named(tmp_path, extra, message):
+    row = {"id": "f1", "type": "followup", "question": "q2", "turns": ["q1", "q2"],
+           "gold_titles": ["A"], **extra}
+    with pytest.raises(DatasetError) as err:
+        load_dataset(write_jsonl(tmp_path / "set.jsonl", [row]))
+    assert message in str(err.value) and str(err.value).startswith("set.jsonl:1: ")
+
+
+@pytest.mark.parametrize("name", ["tune.jsonl", "test.jsonl"])
+def test_the_tune_and_test_splits_parse(name):
+    questions = load_dataset(DEFAULT_DATASET.parent / name)
+    assert {q.type for q in questions} >= {"lookup", "detail", "multi", "followup",
+                                           "unanswerable"}
+    assert {q.subtype for q in questions if q.type == "lookup"} == {"para", "kw"}
+    assert any(q.switch for q in questions)

@@ -117,3 +117,43 @@ def test_compare_flags_a_real_drop_and_not_noise():
     assert result["flips"]["hit_to_miss"] == [str(i) for i in range(20)]
     same = report.compare(old, old)
     assert next(r for r in same["metrics"] if r["metric"] == "hit@5")["p_value"] == 1.0
+
+
+def _record(qid, qtype, metrics, cited=(), retrieved=(), abstained=False, **extra):
+    return {"id": qid, "type": qtype, "metrics": metrics, "abstained": abstained,
+            "cited": [{"gold": g} for g in cited], "retrieved": [{"gold": g} for g in retrieved],
+            **extra}
+
+
+def test_bar_metrics_by_subtype_and_followup_switch():
+    records = [
+        _record("p1", "lookup", {"hit@1": 1.0, "hit@5": 1.0, "false_abstention": 0.0}),
+        _record("p2", "lookup", {"hit@1": 0.0, "hit@5": 1.0, "false_abstention": 1.0},
+                abstained=True),
+        _record("k1", "lookup", {"hit@1": 1.0, "hit@5": 1.0, "false_abstention": 0.0},
+                subtype="kw"),
+        _record("m1", "multi", {"recall@10": 0.5, "false_abstention": 0.0}),
+        _record("u1", "unanswerable", {"correct_abstention": 1.0}, abstained=True),
+        _record("u2", "unanswerable", {"correct_abstention": 0.0, "invented_citation_rate": 0.0},
+                cited=[False]),
+        # Switch follow-ups: the first citation decides; without citations the first hit;
+        # an abstention is not an answer from the new topic.
+        _record("f1", "followup", {"key_facts": 1.0}, cited=[True, False], switch=True),
+        _record("f2", "followup", {"key_facts": 0.0}, cited=[], retrieved=[False, True],
+                switch=True),
+        _record("f3", "followup", {"key_facts": 0.0}, abstained=True, switch=True),
+        _record("f4", "followup", {"key_facts": 1.0}, cited=[False]),  # no switch
+    ]
+    info = {"p1": {"subtype": "para"}, "p2": {"subtype": "para"}}
+    bars = M.bar_metrics(records, info)
+    assert bars["lookup_para_hit@1"] == {"value": 0.5, "n": 2}
+    assert bars["lookup_para_hit@5"] == {"value": 1.0, "n": 2}
+    assert bars["lookup_kw_hit@1"] == {"value": 1.0, "n": 1}
+    assert bars["multi_recall@10"] == {"value": 0.5, "n": 1}
+    assert bars["false_abstention"] == {"value": 0.25, "n": 4}
+    assert bars["unanswerable_abstention"] == {"value": 0.5, "n": 2}
+    assert bars["followup_switch_new_topic"]["value"] == pytest.approx(1 / 3)
+    assert bars["followup_key_facts"] == {"value": 0.5, "n": 4}
+    assert bars["invented_citation_rate"] == {"value": 0.0, "n": 1}
+    assert M.meets_bar("lookup_para_hit@1", 0.85) and not M.meets_bar("false_abstention", 0.05)
+    assert M.meets_bar("multi_recall@10", None) is None

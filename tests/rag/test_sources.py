@@ -62,7 +62,7 @@ def test_arxiv_jsonl_fields_are_read_and_folded(tmp_path):
     assert result.format == "arxiv-jsonl"
     first, second = result.papers
     assert first.title == "Widget Caching" and first.abstract == ABSTRACT
-    assert first.arxiv_id == "2406.01234v2" and first.authors == "A. One, B. Two"
+    assert first.arxiv_id == "2406.01234" and first.authors == "A. One, B. Two"
     assert first.categories == "cs.LG cs.AI"
     assert first.listings[0].date == "2024-06-03" and first.listings[0].source == "snap.jsonl"
     assert second.where == "snap.jsonl:3" and second.listings[0].date == ""
@@ -180,3 +180,24 @@ def test_folder_expansion_skips_hidden_and_unknown_suffixes(tmp_path):
     write(tmp_path / "d" / ".hidden" / "c.txt", "x")
     write(tmp_path / "d" / "img.png", b"x")
     assert [p.name for p in expand_paths([tmp_path / "d"])] == ["a.txt", "b.csv"]
+
+
+# --- ids that are not arXiv ids -------------------------------------------------------------
+
+def test_a_csv_id_that_is_not_an_arxiv_id_is_kept_as_the_record_id(tmp_path):
+    text = (f"id,title,abstract\nW2741809807,Summary,{ABSTRACT}\n2406.01234v2,Other,{ABSTRACT}\n"
+            f",Third,{ABSTRACT}\n")
+    a, b, c = load_path(write(tmp_path / "export.csv", text)).papers
+    assert (a.arxiv_id, a.record_id) == (None, "csv:W2741809807")
+    assert (b.arxiv_id, b.record_id) == ("2406.01234", None)
+    assert (c.arxiv_id, c.record_id) == (None, None)
+
+
+def test_a_jsonl_id_that_is_not_an_arxiv_id_is_kept_as_the_record_id(tmp_path):
+    rows = [{"id": "doc-17", "title": "A", "abstract": ABSTRACT},
+            {"id": 17, "title": "B", "abstract": ABSTRACT},
+            {"id": "arXiv:2406.01234v3", "title": "C", "abstract": ABSTRACT},
+            {"id": 1706.03760, "title": "D", "abstract": ABSTRACT}]
+    papers = load_path(write(tmp_path / "s.jsonl", "\n".join(map(json.dumps, rows)))).papers
+    assert [(p.arxiv_id, p.record_id) for p in papers] == [
+        (None, "jsonl:doc-17"), (None, "jsonl:17"), ("2406.01234", None), (None, None)]
