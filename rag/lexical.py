@@ -35,10 +35,11 @@ from rag.text import stem, words
 
 FORMAT = 4  # bump when the saved layout or the tokens change: older caches are rebuilt
 K1, B = 1.2, 0.75
-BUILD_BUDGET = 256 * 2**20  # bytes the build may hold at once (see Builder)
-# Working bytes per token while a segment is counted (the int32 id, its int64 key and
-# the key sort), and per posting while the segments are merged (gathered word, row, tf,
-# the sort order, the float64 score terms): the budget divided by these sizes a segment.
+BUILD_BUDGET = 128 * 2**20  # bytes the build may hold at once, roughly (see Builder)
+# Working bytes per token while a segment is counted (its int32 id, then its int64 key
+# beside the postings' keys), and per posting while the segments are merged (gathered
+# word, row, tf, the sort order, the float64 score terms): the budget divided by these
+# sizes a segment and a merge step. Measured: benchmarks/memory.py.
 SEGMENT_BYTES_PER_TOKEN = 32
 MERGE_BYTES_PER_POSTING = 64
 
@@ -139,18 +140,30 @@ class Builder:
         lengths = np.fromiter(map(len, self.tokens), dtype=np.int32, count=n)
         # One key per token, word * n + chunk; sorting groups the keys by word, then
         # chunk (the CSC order), and each run of equal keys is one posting, its length
-        # the term frequency. Built in place: the int64 keys are the peak.
-        key = np.concatenate(self.tokens).astype(np.int64)
+        # the term frequency. In place where numpy allows: at the peak, the int64 keys
+        # of the tokens and two int64 arrays of postings (~24 bytes a token).
+        key = np.empty(int(lengths.sum(dtype=np.int64)), dtype=np.int64)
+        np.concatenate(self.tokens, out=key)
         self.tokens = []
         key *= n
         key += np.repeat(np.arange(n, dtype=np.int32), lengths)
         key.sort()
-        starts = np.flatnonzero(np.concatenate(([key.size > 0], key[1:] != key[:-1])))
-        tfs = np.diff(starts, append=key.size).astype(np.int32)
+        first = np.empty(key.size, dtype=bool)  # where a run of equal keys starts
+        first[:1] = True
+        np.not_equal(key[1:], key[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        del first
+        tfs = np.empty(starts.size, dtype=np.int32)
+        np.subtract(starts[1:], starts[:-1], out=tfs[:-1], casting="unsafe")
+        tfs[-1:] = key.size - starts[-1:]
         key = key[starts]
-        cols = (key // n).astype(np.int32)
-        rows = (key % n + self.rows).astype(np.int32)
-        del key, starts
+        del starts
+        cols = np.empty(key.size, dtype=np.int32)
+        rows = np.empty(key.size, dtype=np.int32)
+        np.floor_divide(key, n, out=cols, casting="unsafe")
+        np.remainder(key, n, out=rows, casting="unsafe")
+        rows += self.rows
+        del key
         df = np.zeros(len(self.vocab), dtype=np.int64)
         df[:len(self._df)] = self._df
         self._df = df + np.bincount(cols, minlength=len(self.vocab))

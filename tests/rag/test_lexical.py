@@ -113,3 +113,24 @@ def test_segments_of_chunks_without_terms(tmp_path):
     assert list(lex.chunk_ids) == ["a#0", "a#1", "b#0", "c#0"]
     scores = lex.scores(terms("quantization"))
     assert scores[2] > 0 and np.count_nonzero(scores) == 1
+
+
+def test_the_build_holds_about_its_budget_not_the_corpus(chunks, tmp_path):
+    """Peak memory (numpy and Python allocations, traced) follows the budget: a corpus
+    ten times the budget builds in about the budget."""
+    import tracemalloc
+
+    many = [(f"{c[0]}-{k}", c[1], c[2]) for k in range(3) for c in chunks]
+
+    def peak(budget):
+        tracemalloc.start()
+        try:
+            build(many, page=200, budget=budget, workdir=tmp_path).build("g", tmp_path / "i")
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    whole, bounded = peak(2**40), peak(1_000_000)  # ~11 MB and ~2.4 MB when written
+    assert whole > 8 * 1_000_000  # the corpus really is many budgets big
+    # The budget, plus what does not shrink with it: the vocabulary, one page of text.
+    assert bounded < whole / 3, (bounded, whole)
