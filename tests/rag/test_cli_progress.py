@@ -15,10 +15,11 @@ from rag import cli
 def test_progress_lines_give_done_rate_and_eta_off_a_terminal(capsys):
     update, lines = cli._progress_bar("Embedding", every=0.05)  # capsys: not a terminal
     with lines:
-        update(0, 400)  # before the first interval: nothing
+        time.sleep(1.0)  # reading files, loading the model: not part of the rate
+        update(50, 400)  # the first update starts the clock, prints nothing
         time.sleep(0.1)
-        update(100, 400)
-        update(150, 400)  # within the interval of the last line: nothing
+        update(150, 400)
+        update(170, 400)  # within the interval of the last line: nothing
         time.sleep(0.1)
         update(300, 400)
         lines.note("waiting for the index lock")
@@ -26,12 +27,12 @@ def test_progress_lines_give_done_rate_and_eta_off_a_terminal(capsys):
     assert out.out == ""
     printed = out.err.splitlines()
     assert len(printed) == 3, printed
-    first = re.fullmatch(r"Embedding: 100 of 400 papers \(25%\), ([\d,.]+) papers/s, ETA (\d+)s",
+    first = re.fullmatch(r"Embedding: 150 of 400 papers \(37%\), ([\d,.]+) papers/s, ETA (\d+)s",
                          printed[0])
     assert first, printed[0]
     rate = float(first.group(1).replace(",", ""))
-    assert 100 / 0.5 < rate < 100 / 0.09  # 100 papers in about 0.1 s
-    assert int(first.group(2)) <= round(300 / rate) + 1  # the 300 left at that rate
+    assert 400 < rate < 100 / 0.09  # 100 papers in about 0.1 s (not 150 in 1.1 s)
+    assert int(first.group(2)) <= round(250 / rate) + 1  # the 250 left at that rate
     assert printed[1].startswith("Embedding: 300 of 400 papers (75%), ")
     assert printed[2] == "waiting for the index lock"
 
