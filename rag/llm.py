@@ -574,6 +574,26 @@ def condense(question: str, conversation, settings: Settings, llm, *,
     line = next((ln for ln in text.splitlines() if ln.strip()), "")
     line = re.sub(r"^(standalone question|question)\s*:\s*", "", line.strip(), flags=re.I)
     line = line.strip().strip("\"'`*").strip()
-    if not line or len(line) > 500:
+    if not line or len(line) > 500 or not _about_the_conversation(line, question, conversation):
         raise LLMError("the LLM gave no usable rewrite of the follow-up")
     return line
+
+
+_QUESTION_WORDS = frozenset("what which how who whom whose when where why is are was were do does "
+                            "did can could should would will has have had much many".split())
+_QUESTION_START = re.compile(r"(%s)\b" % "|".join(sorted(_QUESTION_WORDS)), re.I)
+
+
+def _about_the_conversation(rewrite: str, question: str, conversation) -> bool:
+    """Whether a rewrite is a question about the user's subject: question-shaped, and
+    sharing a word with the follow-up or with the last turn (its question and the titles
+    it cited). A 0.5B model rewrote "How many datasets and tasks does it cover?" as
+    "FinBen, Democratizing LLMs, MMSearch, SciBench": a list of titles, not a question.
+    """
+    from rag.text import terms
+
+    if not (rewrite.endswith("?") or _QUESTION_START.match(rewrite)):
+        return False
+    last = conversation.turns[-1]
+    context = " ".join([question, last.question, *(c.title for c in last.answer.citations)])
+    return bool((set(terms(rewrite)) & set(terms(context))) - _QUESTION_WORDS)

@@ -185,7 +185,7 @@ class Settings(BaseSettings):
     )
     ui_max_upload_mb: float = Field(default=20, gt=0, description="Largest file the UI accepts.")
 
-    @field_validator("chroma_url", "openai_base_url", mode="before")
+    @field_validator("chroma_url", "openai_base_url", "llm_retry_timeouts", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -234,18 +234,35 @@ def test_follow_up_is_rewritten_by_the_llm(llm_pipeline, openai_stub):
     first = llm_pipeline.answer(GQSA_Q, conversation=conv)
     rewrite = "How do diffusion models generate images from text prompts?"
     openai_stub.script(f'"{rewrite}"', "Diffusion models denoise step by step [1].")
-    ans = llm_pipeline.answer("and what about them?", conversation=conv)
+    ans = llm_pipeline.answer("and what about diffusion models for images?", conversation=conv)
 
     condense_req, answer_req = openai_stub.chat_requests[1:]
     assert condense_req.stream and condense_req.json["max_tokens"] == 120  # streams, capped
     assert GQSA_Q in condense_req.prompt and first.text in condense_req.prompt
-    assert "Follow-up question: and what about them?" in condense_req.prompt
+    assert "Follow-up question: and what about diffusion models for images?" in \
+        condense_req.prompt
     assert ans.standalone_question == rewrite
     assert f"Question: {rewrite}" in answer_req.prompt
     # Retrieval used the rewrite: the sources are about diffusion, not GQSA.
     assert not ans.hits[0].paper.title.startswith("GQSA")
     assert any("diffusion" in h.paper.title.lower() for h in ans.hits[:3])
     assert len(conv.turns) == 2
+
+
+@pytest.mark.parametrize("rewrite", [
+    "FinBen, Democratizing LLMs, MMSearch, SciBench",  # a 0.5B model's list of titles
+    "What is the capital of France?",  # a question, but about nothing said so far
+])
+def test_follow_up_rewrite_off_the_subject_is_dropped(llm_pipeline, openai_stub, rewrite):
+    from rag.chat import Conversation
+
+    conv = Conversation()
+    openai_stub.script("GQSA combines group quantization with structured sparsity [1].")
+    llm_pipeline.answer(GQSA_Q, conversation=conv)
+    openai_stub.script(rewrite, "It covers several tasks [1].")
+    ans = llm_pipeline.answer("How many datasets and tasks does it cover?", conversation=conv)
+    assert ans.standalone_question != rewrite  # the offline rule decided instead
+    assert rewrite not in openai_stub.chat_requests[-1].prompt
 
 
 def test_follow_up_rewrite_failure_keeps_offline_rewrite(llm_pipeline, openai_stub):
