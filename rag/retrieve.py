@@ -381,11 +381,11 @@ def features(*, cosine: float, stats: TermStats, paper: StoredPaper, bm25: float
     """
     weights = stats.weights
     total = sum(weights.values()) or 1.0
-    present = set(terms(f"{paper.title} {paper.abstract}"))
+    present, in_title = paper_terms(paper.title, paper.abstract)
     return {
         "cosine": cosine,
         "coverage": coverage(weights, present),
-        "title_coverage": coverage(weights, set(terms(paper.title))),
+        "title_coverage": coverage(weights, in_title),
         "bm25": (bm25 or 0.0) / total,
         "rr_dense": 1.0 / rank_dense if rank_dense else 0.0,
         "rr_lexical": 1.0 / rank_lexical if rank_lexical else 0.0,
@@ -394,6 +394,14 @@ def features(*, cosine: float, stats: TermStats, paper: StoredPaper, bm25: float
         "unknown_share": sum(weights[t] for t in stats.unknown) / total,
         "unknown_name": 1.0 if stats.unknown_name else 0.0,
     }
+
+
+@lru_cache(maxsize=4096)
+def paper_terms(title: str, abstract: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The stemmed terms of a paper (title and abstract) and of its title alone; cached,
+    since the same papers come back for question after question (UI, eval)."""
+    in_title = frozenset(terms(title))
+    return in_title | frozenset(terms(abstract)), in_title
 
 
 def relevance(feats: dict[str, float], calibration: Calibration) -> float:
