@@ -74,6 +74,7 @@ _CONTRIBUTION = re.compile(
     r"\b(?:propos|present|introduc|develop|design|buil[dt]|releas|construct|creat|describ|"
     r"formulat|curat|collect|offer|contribut|devis|establish|explor|investigat|stud)\w*|"
     r"\b(?:is|are)\s+(?:proposed|introduced|presented)\b|\b(?:called|named|dubbed)\b", re.I)
+_NUMBER = re.compile(r"\b\d")  # a bare count ("45 tasks") answers "how many" too
 # A coined name: NanoFlow, DEPS, GPT4, vote-k style names with capitals or digits inside.
 _NAME = re.compile(r"\b(?:[A-Z][a-z]+[A-Z]\w*|[A-Z]{2,}\w*|[A-Za-z]+\d\w*)\b")
 
@@ -133,10 +134,15 @@ def _best(indices: Iterable[int], score) -> int | None:
     return max(indices, key=lambda i: (score(i), -i)) if indices else None
 
 
+def _figure(sentence: str) -> float:
+    """1 for a result figure (23%, 2.8x, 0.792), 0.5 for a bare count (45 tasks), else 0."""
+    return 1.0 if _FIGURE.search(sentence) else 0.5 if _NUMBER.search(sentence) else 0.0
+
+
 def _detail_scores(doc: _Abstract, q_terms: set[str] | None, wants_figure: bool):
     def score(i: int) -> float:
         s = doc.sentences[i]
-        return (doc.match(i, q_terms) + (0.5 if wants_figure and _FIGURE.search(s) else 0.0)
+        return (doc.match(i, q_terms) + (0.5 * _figure(s) if wants_figure else 0.0)
                 + (0.1 if _RESULT.search(s) else 0.0) - 0.01 * i - doc.length_penalty(i))
     return score
 
@@ -145,8 +151,10 @@ def _does(doc: _Abstract) -> int | None:
     """The contribution sentence: what the paper does ("We propose X, a ...")."""
     def score(i: int) -> float:
         s = doc.sentences[i]
+        # The first contribution sentence is the main one ("we introduce X"); later ones
+        # add parts ("we also introduce subtasks").
         return (1.0 * bool(_CONTRIBUTION.search(s)) + 0.5 * doc.match(i)
-                + 0.2 * bool(_NAME.search(s)) - 0.02 * i - doc.length_penalty(i))
+                + 0.1 * bool(_NAME.search(s)) - 0.05 * i - doc.length_penalty(i))
     return _best(range(len(doc)), score)
 
 
@@ -154,7 +162,7 @@ def _found(doc: _Abstract, exclude: set[int], after: int) -> int | None:
     """The headline result: a sentence with a figure or a finding, saying something new."""
     def score(i: int) -> float:
         s = doc.sentences[i]
-        return (1.0 * bool(_FIGURE.search(s)) + 0.7 * bool(_RESULT.search(s))
+        return (_figure(s) + 0.7 * bool(_RESULT.search(s))
                 + 0.4 * doc.match(i) + 0.3 * doc.novelty(i) + 0.1 * (i > after)
                 - doc.length_penalty(i))
     return _best((i for i in range(len(doc)) if i not in exclude and (

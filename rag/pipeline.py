@@ -172,7 +172,7 @@ class Pipeline:
         subject_terms = set(terms(f"{paper.title} {paper.abstract}" if paper else about.title))
         lex = self.store.lexical()
         ratio = paper_idf_ratio(lex, self._papers_in(lex))
-        feats = evidence(alone, joined, terms(question), subject_terms, ratio)
+        feats = evidence(alone, joined, question, subject_terms, ratio)
         return feats, alone, joined, joined_question
 
     def _papers_in(self, lex) -> int:
@@ -187,10 +187,11 @@ class Pipeline:
                         followup: bool) -> Answer:
         """The extractive answer, told which question words no indexed paper contains and
         how rare each word is in the index (sentences are matched on the rare ones)."""
-        from rag.retrieve import term_stats, unknown_terms
+        from rag.retrieve import unknown_terms
         from rag.text import terms
 
-        weights = term_stats(terms(question), self.store.lexical()).weights
+        lex = self.store.lexical()
+        weights = {t: lex.idf(t) for t in terms(question)} if lex is not None else None
         return answer_offline(standalone, hits, self.settings.abstain_threshold, focus=question,
                               unknown=unknown_terms(question, self.store), weights=weights,
                               followup=followup)
