@@ -41,7 +41,7 @@ from rag.errors import QuestionError
 from rag.identity import normalize_title
 from rag.settings import Settings
 from rag.store import Store
-from rag.text import WORD, stem, terms, words
+from rag.text import STOPWORDS, WORD, stem, terms
 from rag.types import Hit, StoredPaper
 
 MAX_QUESTION_CHARS = 2000  # a longer question is a pasted document; its head suffices
@@ -449,19 +449,22 @@ def allowed_papers(store: Store, filters: Filters | None) -> list[str] | None:
 
 
 def unknown_terms(question: str, store: Store) -> list[str]:
-    """The question's words (as written, lowercased) whose stems no indexed chunk contains.
+    """The question's words, as written, whose stems no indexed chunk contains.
 
     For an abstention that can say "none of the indexed papers mentions NVMe". Words of
-    the stop list and pure numbers are left out.
+    the stop list and pure numbers are left out; a word asked twice is listed once.
     """
     lex = store.lexical()
     if lex is None:
         return []
     out: list[str] = []
-    for w in words(question):
-        if w.isdigit() or w in out:
+    seen: set[str] = set()
+    for w in WORD.findall(question):
+        low = w.lower()
+        if low in STOPWORDS or low.isdigit() or low in seen:
             continue
-        if lex.doc_freq(stem(w)) == 0:
+        seen.add(low)
+        if lex.doc_freq(stem(low)) == 0:
             out.append(w)
     return out
 
