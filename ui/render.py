@@ -175,11 +175,11 @@ def error_html(message: str) -> str:
 
 # --- library and stats ------------------------------------------------------------------
 
-def library_rows(papers, query: str = "") -> list[list[str]]:
+def library_rows(papers, query: str | None = "") -> list[list[str]]:
     """Rows (title, dates, sources) of the papers whose title or source matches ``query``.
 
     Cells are display-safe one-line text (the table shows text, never markup)."""
-    needles = query.lower().split()
+    needles = (query or "").lower().split()
     rows = []
     for p in papers:
         hay = f"{p.title} {' '.join(p.sources)} {p.paper_id}".lower()
