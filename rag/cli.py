@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 from click_default_group import DefaultGroup
 
-from rag.errors import AbstractaError
+from rag.errors import AbstractaError, Interrupted
 from rag.text import display_safe, json_safe
 
 JSON_SCHEMA_VERSION = 1
@@ -193,11 +193,11 @@ def _ensure_corpus(pipeline, quiet: bool) -> None:
          f"{pipeline.store.location} (one time).", err=True)
     start = time.monotonic()
     if quiet:
-        report = pipeline.ensure_corpus()
+        report = pipeline.ensure_corpus(on_wait=lambda msg: echo(msg, err=True))
     else:
         update, bar = _progress_bar("Indexing")
         with bar:
-            report = pipeline.ensure_corpus(update)
+            report = pipeline.ensure_corpus(update, on_wait=_bar_note(bar))
     if report is not None:
         echo(f"Indexed: {report.summary()} in {_run_stats(start)}.", err=True)
 
@@ -361,12 +361,19 @@ def answer_json(answer) -> dict:
     }
 
 
+def _bar_note(bar):
+    """A line printed above a live progress bar (who the ingest is waiting for)."""
+    return lambda msg: bar.console.print(msg, markup=False, highlight=False)
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--rebuild", is_flag=True, help="Delete the index and start afresh.")
 @click.option("--bundled", is_flag=True, help="Ingest the bundled sample corpus.")
+@click.option("--no-wait", is_flag=True,
+              help="Fail at once (exit 1) if another process is writing the index.")
 @common_options
-def ingest(paths, rebuild, bundled, data_dir, chroma_url):
+def ingest(paths, rebuild, bundled, no_wait, data_dir, chroma_url):
     """Add papers from files or folders (listing pages, arXiv JSON Lines, CSV).
 
     Re-ingesting is safe: unchanged papers are skipped, changed abstracts replace
@@ -382,7 +389,8 @@ def ingest(paths, rebuild, bundled, data_dir, chroma_url):
     pipeline = Pipeline(_settings(data_dir, chroma_url))
     update, bar = _progress_bar("Embedding")
     with bar:
-        report = pipeline.ingest(paths, update, rebuild=rebuild)
+        report = pipeline.ingest(paths, update, rebuild=rebuild, wait=not no_wait,
+                                 on_wait=_bar_note(bar))
     for reason in report.skipped:
         echo(f"skipped {reason}", err=True)
     for err in report.failed_files:
@@ -537,6 +545,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
+        sys.exit(exc.exit_code)
+    except Interrupted as exc:  # "Stopped after N of M papers; run the same command ..."
+        echo(str(exc), err=True)
         sys.exit(exc.exit_code)
     except AbstractaError as exc:
         echo(f"Error: {exc}", err=True)

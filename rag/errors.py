@@ -52,3 +52,21 @@ class QuestionError(AbstractaError):
     """The question cannot be asked (empty, or only punctuation)."""
 
     exit_code = 2
+
+
+class IndexBusyError(StoreError):
+    """Another process holds the index's write lock (``ask ingest --no-wait``)."""
+
+
+class IndexDamagedError(StoreError):
+    """The index holds records Chroma cannot read back; ``ask doctor --repair`` fixes it."""
+
+
+class Interrupted(AbstractaError):
+    """Ctrl-C or SIGTERM stopped an ingest between two committed papers."""
+
+    exit_code = 130
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -23,8 +23,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Queue
@@ -32,8 +34,9 @@ from queue import Empty, Queue
 import numpy as np
 
 from rag.embed import Embedder, load_tokenizer
-from rag.errors import AbstractaError, SourceError
+from rag.errors import AbstractaError, Interrupted, SourceError
 from rag.identity import abstract_key, normalize_title, paper_id, title_key
+from rag.lock import writing
 from rag.settings import Settings
 from rag.sources import expand_paths, load_path
 from rag.store import Store, chunk_metadata, metadata_for_paper, split_list
@@ -285,23 +288,97 @@ def load_files(paths: list[Path], report: IngestReport) -> list[Paper]:
     return papers
 
 
+# --- one writer at a time, and a clean stop ----------------------------------------------
+
+OnWait = Callable[[str], None]  # told once when this writer waits for another (and why)
+
+
+@dataclass
+class _Run:
+    """How far an ingest got: papers committed (chunk #0 written) of papers to write."""
+
+    done: int = 0
+    total: int = 0
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (exit code 143 instead of 130)."""
+
+    exit_code = 143
+
+
+@contextmanager
+def _writer(store: Store, settings: Settings, wait: bool, on_wait: OnWait | None,
+            command: str | None) -> Iterator[None]:
+    """Hold the index's write lock (rag/lock.py) for one ingest; re-entrant per store."""
+    if store.writing:
+        yield
+        return
+    with writing(settings, wait=wait, on_wait=on_wait, command=command):
+        store.begin_write()
+        try:
+            yield
+        finally:
+            store.end_write()
+
+
+@contextmanager
+def _stoppable(run: _Run) -> Iterator[_Run]:
+    """Turn Ctrl-C and SIGTERM into :class:`Interrupted` with how far the run got.
+
+    Papers are committed one by one (chunk #0 last), so whatever was written stays and
+    the same command finishes the rest.
+    """
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        def on_term(signum, frame):
+            raise _Terminated()
+
+        old = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield run
+    except KeyboardInterrupt as exc:
+        raise Interrupted(f"Stopped after {run.done} of {run.total} papers; run the same "
+                          "command again to finish.", getattr(exc, "exit_code", 130)) from None
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
 def ingest_paths(
     paths: list[Path], settings: Settings, store: Store, embedder: Embedder,
-    progress: Progress | None = None,
+    progress: Progress | None = None, *, rebuild: bool = False, wait: bool = True,
+    on_wait: OnWait | None = None, command: str | None = None,
 ) -> IngestReport:
-    """Add the papers in these files and folders to the index."""
+    """Add the papers in these files and folders to the index (``rebuild``: to an empty
+    one). Holds the index's write lock; ``wait=False`` fails at once when another process
+    holds it (:class:`rag.errors.IndexBusyError`), else ``on_wait`` is told and it waits."""
     report = IngestReport()
-    papers = load_files(paths, report)
-    if papers:
-        ingest_papers(papers, settings, store, embedder, report, progress)
+    papers = load_files(paths, report)  # read (and refuse) files before touching the index
+    if not papers and not rebuild:
+        return report
+    with _writer(store, settings, wait, on_wait, command):
+        if rebuild:
+            store.reset()
+        if papers:
+            ingest_papers(papers, settings, store, embedder, report, progress)
     return report
 
 
 def ingest_papers(
     papers: list[Paper], settings: Settings, store: Store, embedder: Embedder,
-    report: IngestReport | None = None, progress: Progress | None = None,
+    report: IngestReport | None = None, progress: Progress | None = None, *,
+    wait: bool = True, on_wait: OnWait | None = None, command: str | None = None,
 ) -> IngestReport:
     report = report or IngestReport(records=len(papers))
+    run = _Run(total=len(papers))
+    with _writer(store, settings, wait, on_wait, command), _stoppable(run):
+        _ingest(papers, settings, store, embedder, report, progress, run)
+    return report
+
+
+def _ingest(papers, settings, store: Store, embedder: Embedder, report: IngestReport,
+            progress: Progress | None, run: _Run) -> None:
     store.check_model(embedder.name, embedder.dim)
     keys = sorted({title_key(p.title) for p in papers})
     known_ids = store.ids_by_title_key(keys)
@@ -341,12 +418,13 @@ def ingest_papers(
     if meta_ids:
         store.update_paper_meta(meta_ids, meta_updates)
     _note_capped([p for p, _ in to_embed], settings, report)
+    run.total = len(to_embed)
     if to_embed:
-        report.chunks = _embed_and_write(to_embed, settings, store, embedder, progress)
-    return report
+        report.chunks = _embed_and_write(to_embed, settings, store, embedder, progress, run)
 
 
-def _embed_and_write(items, settings, store: Store, embedder: Embedder, progress) -> int:
+def _embed_and_write(items, settings, store: Store, embedder: Embedder, progress,
+                     run: _Run) -> int:
     store.check_model(embedder.name, embedder.dim, claim=True)
     # A collection that starts empty has no old chunks to delete: skipping the delete
     # saves ~15% of write time on a first ingest. (A resumed run starts non-empty.)
@@ -355,9 +433,9 @@ def _embed_and_write(items, settings, store: Store, embedder: Embedder, progress
     # leave a lexical cache that believes it is current.
     store.bump_generation()
     if len(items) >= WORKER_MIN_PAPERS and _rebuildable(embedder, settings):
-        written = _embed_in_worker(items, settings, store, fresh, progress)
+        written = _embed_in_worker(items, settings, store, fresh, progress, run)
     else:
-        written = _embed_in_thread(items, settings, store, embedder, fresh, progress)
+        written = _embed_in_thread(items, settings, store, embedder, fresh, progress, run)
     store.bump_generation(indexed=True)
     # Build the BM25 cache now rather than in the first question after the ingest
     # (at 100k chunks that took 40 s of a user's first `ask`).
@@ -380,9 +458,13 @@ def _rebuildable(embedder: Embedder, settings: Settings) -> bool:
 _WORKER: dict = {}
 
 
-def _worker_init(settings: Settings) -> None:
+def _worker_init(settings: Settings, parent: int) -> None:
     from rag.embed import build_embedder
 
+    _die_with_parent(parent)
+    # Ctrl-C reaches the whole terminal process group: the parent stops the run and
+    # these workers with it, so they must not print tracebacks of their own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER["chunker"] = make_chunker(settings)
     _WORKER["embedder"] = build_embedder(settings)
 
@@ -392,37 +474,76 @@ def _worker_job(batch: list[tuple[StoredPaper, str]]):
     return batch, chunks, _WORKER["embedder"].embed_documents([c.text for c in chunks])
 
 
-def _embed_in_worker(items, settings, store: Store, fresh: bool, progress) -> int:
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this worker when its parent dies, however it dies (SIGKILL,
+    OOM killer): an orphaned worker would otherwise sleep forever holding ~200 MB."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent's clean stop still ends us
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _stop_pool(pool) -> None:
+    """Stop the workers now: a stopped run must not wait for jobs nobody will write, nor
+    forever for a worker that died."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        if proc.is_alive():
+            proc.kill()
+    for proc in procs:
+        proc.join(timeout=5)
+
+
+def _embed_in_worker(items, settings, store: Store, fresh: bool, progress, run: _Run) -> int:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     # "spawn": the parent runs Chroma and onnxruntime threads, which fork would copy
     # in an undefined state.
     ctx = multiprocessing.get_context("spawn")
     batches = [items[i:i + WORKER_PAPERS] for i in range(0, len(items), WORKER_PAPERS)]
-    written = done = 0
-    with ProcessPoolExecutor(WORKERS, mp_context=ctx, initializer=_worker_init,
-                             initargs=(settings,)) as pool:
+    written = 0
+    pool = ProcessPoolExecutor(WORKERS, mp_context=ctx, initializer=_worker_init,
+                               initargs=(settings, os.getpid()))
+    try:
         pending = [pool.submit(_worker_job, b) for b in batches[:WORKER_AHEAD]]
         next_batch = len(pending)
         while pending:
-            batch, chunks, vectors = pending.pop(0).result()
+            try:
+                batch, chunks, vectors = pending.pop(0).result()
+            except BrokenProcessPool as exc:
+                raise AbstractaError(
+                    f"A chunk-and-embed worker process died (out of memory?) after {run.done} "
+                    f"of {run.total} papers; run the same command again to finish.") from exc
             if next_batch < len(batches):
                 pending.append(pool.submit(_worker_job, batches[next_batch]))
                 next_batch += 1
             _write_batch(store, batch, chunks, vectors, fresh)
             written += len(chunks)
-            done += len(batch)
+            run.done += len(batch)
             if progress:
-                progress(done, len(items))
+                progress(run.done, len(items))
+    except BaseException:
+        _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
     return written
 
 
 def _embed_in_thread(items, settings, store: Store, embedder: Embedder, fresh: bool,
-                     progress) -> int:
+                     progress, run: _Run) -> int:
     chunker = make_chunker(settings)
     queue: Queue = Queue(maxsize=WRITE_QUEUE)
     failure: list[BaseException] = []
+    stop = threading.Event()  # Ctrl-C: write nothing more
 
     def writer() -> None:
         done = False
@@ -439,12 +560,13 @@ def _embed_in_thread(items, settings, store: Store, embedder: Embedder, fresh: b
             if jobs[-1] is None:
                 done = True
                 jobs.pop()
-            if failure or not jobs:
+            if failure or stop.is_set() or not jobs:
                 continue
             try:
                 _write_batch(store, [p for j in jobs for p in j[0]],
                              [c for j in jobs for c in j[1]],
                              np.concatenate([j[2] for j in jobs]), fresh)
+                run.done += sum(len(j[0]) for j in jobs)
             except BaseException as exc:  # handed to the main thread
                 failure.append(exc)
 
@@ -462,8 +584,17 @@ def _embed_in_thread(items, settings, store: Store, embedder: Embedder, fresh: b
             written += len(chunks)
             if progress:
                 progress(min(start + PAPERS_PER_BATCH, len(items)), len(items))
+    except BaseException:
+        stop.set()  # the writer finishes the call it is in and writes nothing more
+        raise
     finally:
-        queue.put(None)
+        while True:  # the end marker must get in even when the queue is full
+            try:
+                queue.put(None, timeout=0.1)
+                break
+            except Exception:  # queue.Full
+                if stop.is_set():
+                    _drain(queue)
         thread.join()
     if failure:
         exc = failure[0]
@@ -471,6 +602,14 @@ def _embed_in_thread(items, settings, store: Store, embedder: Embedder, fresh: b
             raise exc
         raise AbstractaError(f"Ingest stopped: {exc}") from exc
     return written
+
+
+def _drain(queue: Queue) -> None:
+    try:
+        while True:
+            queue.get_nowait()
+    except Empty:
+        pass
 
 
 def _write_batch(store: Store, batch, chunks: list[Chunk], vectors: np.ndarray,
@@ -484,11 +623,15 @@ def _write_batch(store: Store, batch, chunks: list[Chunk], vectors: np.ndarray,
     )
 
 
-def ensure_bundled_corpus(settings, store, embedder, progress=None) -> IngestReport | None:
+def ensure_bundled_corpus(settings, store, embedder, progress=None, *, wait: bool = True,
+                          on_wait: OnWait | None = None) -> IngestReport | None:
     """Ingest the bundled sample corpus when the index is empty (first use)."""
     if not settings.auto_ingest_bundled or store.has_papers():
         return None
-    return ingest_paths([BUNDLED_CORPUS], settings, store, embedder, progress)
+    with _writer(store, settings, wait, on_wait, None):
+        if store.has_papers():  # another process did the first run while we waited
+            return None
+        return ingest_paths([BUNDLED_CORPUS], settings, store, embedder, progress)
 
 
 __all__ = ["IngestReport", "ingest_paths", "ingest_papers", "ensure_bundled_corpus",

@@ -74,14 +74,17 @@ class Pipeline:
         }.get(self.settings.embedder, f"openai:{self.settings.openai_embedding_model}")
 
     # --- stages -----------------------------------------------------------------------
-    def ingest(self, paths: list[Path], progress=None, rebuild: bool = False) -> IngestReport:
-        if rebuild:
-            self.store.reset()
-        return ingest_paths(paths, self.settings, self.store, self.embedder, progress)
+    def ingest(self, paths: list[Path], progress=None, rebuild: bool = False, *,
+               wait: bool = True, on_wait=None) -> IngestReport:
+        """Add files to the index, holding its write lock (rag/lock.py): another writer is
+        waited for (``on_wait`` is told who it is), or with ``wait=False`` refused."""
+        return ingest_paths(paths, self.settings, self.store, self.embedder, progress,
+                            rebuild=rebuild, wait=wait, on_wait=on_wait)
 
-    def ensure_corpus(self, progress=None) -> IngestReport | None:
+    def ensure_corpus(self, progress=None, *, on_wait=None) -> IngestReport | None:
         """First use: ingest the bundled corpus into an empty index."""
-        return ensure_bundled_corpus(self.settings, self.store, self.embedder, progress)
+        return ensure_bundled_corpus(self.settings, self.store, self.embedder, progress,
+                                     on_wait=on_wait)
 
     def search(self, question: str, k: int | None = None, filters: Filters | None = None,
                timings: dict | None = None) -> list[Hit]:

@@ -34,8 +34,9 @@ from urllib.parse import urlparse
 import numpy as np
 
 from rag import lexical
-from rag.errors import EmbeddingMismatchError, StoreError
+from rag.errors import EmbeddingMismatchError, IndexDamagedError, StoreError
 from rag.lexical import Lexical
+from rag.lock import ChromaGuard
 from rag.settings import Settings
 from rag.types import StoredPaper
 
@@ -52,9 +53,24 @@ def _join(values) -> str:
     return SEP.join(values)
 
 
+# What Chroma says when its vector index and its records disagree: a damaged index
+# (two processes wrote it at once), not a permissions problem.
+DAMAGED = ("Error finding id", "Error getting embedding", "Error loading hnsw index")
+
+
+def _damaged(exc: BaseException) -> bool:
+    return any(marker in str(exc) for marker in DAMAGED)
+
+
 def _wrap_chroma(exc: Exception, settings: Settings, doing: str) -> StoreError:
     where = f"the Chroma server at {settings.chroma_url}" if settings.chroma_url else (
         f"the index in {settings.data_dir}")
+    if _damaged(exc):
+        detail = next(m for m in DAMAGED if m in str(exc))
+        return IndexDamagedError(
+            f"Cannot {doing} {where}: it is damaged ({detail}: its vectors and records "
+            "disagree, e.g. after two processes wrote it at once); run `ask doctor --repair` "
+            "to fix it (no paper is lost).")
     hint = ("is it running? Start it with `chroma run --path DIR` or unset ABSTRACTA_CHROMA_URL."
             if settings.chroma_url else "check that the folder is readable and writable, "
             "or set ABSTRACTA_DATA_DIR / --data-dir to another folder.")
@@ -74,6 +90,11 @@ class Store:
         self._lexical: Lexical | None = None
         self._lexical_lock = threading.Lock()  # one rebuild at a time (UI threads)
         self.read_only: str = ""  # why writes are refused (a read-only or full-disk index)
+        # Embedded only: the short-held lock around Chroma writes and opens (rag/lock.py).
+        self._guard = None if settings.chroma_url else ChromaGuard(settings.data_dir)
+        self._reopen_lock = threading.RLock()
+        self.writing = False  # this process holds the write lock (rag.lock.writing)
+        self._seen_generation = self.generation()
 
     # --- description ------------------------------------------------------------------
     @property
@@ -105,12 +126,84 @@ class Store:
     def _call(self, fn, doing, *args, **kwargs):
         if doing == "write":
             self._writable()
+            if self._guard is not None:
+                with self._guard.hold(exclusive=True):
+                    return self._once(fn, doing, args, kwargs)
+            return self._once(fn, doing, args, kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as exc:
+            if not (_damaged(exc) and self._reopenable()):
+                raise _wrap_chroma(exc, self.settings, doing) from exc
+        # Embedded Chroma keeps the vector index in memory, read once per process: a
+        # process that opened the index before another one wrote it finds records whose
+        # vectors it has never seen ("Error finding id"). Open it afresh, ask again once.
+        self.reopen()
+        return self._once(self._rebind(fn), doing, args, kwargs)
+
+    def _once(self, fn, doing, args, kwargs):
         try:
             return fn(*args, **kwargs)
         except StoreError:
             raise
         except Exception as exc:  # chromadb raises many types; all mean the same to a user
             raise _wrap_chroma(exc, self.settings, doing) from exc
+
+    def _rebind(self, fn):
+        """The same method on the reopened client or collection."""
+        owner = getattr(fn, "__self__", None)
+        if owner is None:
+            return fn
+        target = self._client if owner.__class__ is self._client.__class__ else self.chunks
+        return getattr(target, fn.__name__, fn)
+
+    # --- other processes' writes (embedded) -------------------------------------------
+    def _reopenable(self) -> bool:
+        return self._guard is not None and not self.read_only and not self.writing
+
+    def reopen(self) -> None:
+        """Open the embedded index afresh: the saved vector index plus the write log, read
+        under ``chroma.lock`` so that no writer is saving it meanwhile."""
+        if self._guard is None:
+            self.chunks = self._once(self._client.get_collection, "read",
+                                     (self.chunks.name,), {"embedding_function": None})
+            return
+        with self._reopen_lock, self._guard.hold(exclusive=False):
+            path = self.settings.data_dir / "chroma"
+            try:
+                client = _persistent_client(path, fresh=True)
+                chunks = _chunks_collection(client, self.settings)
+                chunks.get(ids=["\x00"], include=[])  # loads the index now, under the lock
+            except Exception as exc:
+                raise _wrap_chroma(exc, self.settings, "open") from exc
+            self._client, self.chunks = client, chunks
+            self._seen_generation = self.generation()
+
+    def begin_write(self) -> None:
+        """This process now holds the write lock: start from the current index (another
+        writer may have written since it was opened), and stop reopening it."""
+        with self._reopen_lock:
+            self.writing = False
+            if self._guard is not None and not self.read_only:
+                self.reopen()
+            self.writing = True
+
+    def end_write(self) -> None:
+        with self._reopen_lock:
+            self.writing = False
+            self._seen_generation = self.generation()
+
+    def refresh(self) -> None:
+        """Catch up with other processes' writes: a new generation means a writer started
+        or finished, so an embedded index is opened afresh (cheap otherwise)."""
+        self.chunks = self._call(self._client.get_collection, "read", self.chunks.name,
+                                 embedding_function=None)
+        if self._reopenable() and self.generation() != self._seen_generation:
+            with self._reopen_lock:
+                if self._reopenable():
+                    self.reopen()
 
     # --- embedding model bookkeeping --------------------------------------------------
     def check_model(self, name: str, dim: int, *, claim: bool = False) -> None:
@@ -146,6 +239,7 @@ class Store:
             meta["indexed"] = True
         self._call(fresh.modify, "write", metadata=meta)
         self.chunks = fresh
+        self._seen_generation = meta["generation"]
 
     # --- papers -----------------------------------------------------------------------
     def get_papers(self, ids: list[str]) -> dict[str, StoredPaper]:
@@ -291,6 +385,7 @@ class Store:
         """(chunk ids, paper ids, documents, cosine similarities), best first."""
         # No count() first: it costs a scan per query at 100k chunks, and Chroma simply
         # returns fewer rows (none on an empty collection) when asked for more.
+        self.refresh()
         where = {"paper_id": {"$in": paper_ids}} if paper_ids is not None else None
         res = self._call(self.chunks.query, "search", query_embeddings=[vector.tolist()],
                          n_results=n, where=where,
@@ -310,8 +405,7 @@ class Store:
         with self._lexical_lock:
             # Other processes (another `ask`, other machines on a shared server) may have
             # written since we last looked: read the current generation every time.
-            self.chunks = self._call(self._client.get_collection, "read", self.chunks.name,
-                                     embedding_function=None)
+            self.refresh()
             return self._current_lexical()
 
     def _current_lexical(self) -> Lexical | None:
@@ -378,6 +472,22 @@ def _chroma_settings():
     return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
 
 
+def _persistent_client(path: Path, fresh: bool = False):
+    """An embedded client; ``fresh`` skips the system chromadb caches per path (which
+    holds the vector index as this process first read it)."""
+    import chromadb
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    if fresh:
+        cache = SharedSystemClient._identifier_to_system
+        for key in [k for k in cache if os.path.realpath(k) == os.path.realpath(path)]:
+            # Not stopped: another thread may still be reading through it; it goes when
+            # the last reference does.
+            del cache[key]
+            SharedSystemClient._identifier_to_refcount.pop(key, None)
+    return chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
+
+
 def open_store(settings: Settings) -> Store:
     """Open (creating if needed) the index the settings point at."""
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
@@ -402,8 +512,11 @@ def open_store(settings: Settings) -> Store:
             path = settings.data_dir / "chroma"
             try:
                 path.mkdir(parents=True, exist_ok=True)
-                client = chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
-                return _open(settings, client)
+                # Shared chroma.lock: no writer saves the vector index while we load it.
+                with ChromaGuard(settings.data_dir).hold(exclusive=False):
+                    store = _open(settings, _persistent_client(path))
+                    store.chunks.get(ids=["\x00"], include=[])
+                return store
             except Exception as exc:
                 snapshot = _read_only_snapshot(path, exc)
                 if snapshot is None:
