@@ -100,8 +100,8 @@ def _timeout(settings: Settings, read: float):
 def is_local(settings: Settings) -> bool:
     """Whether the server runs on this machine or network (localhost, a private address)."""
     host = urlsplit(settings.openai_base_url or "https://api.openai.com/v1").hostname or ""
-    if host == "localhost" or host.endswith((".local", ".localhost", ".internal")):
-        return True
+    if "." not in host or host.endswith((".local", ".localhost", ".internal", ".lan")):
+        return True  # localhost, a LAN machine's bare name ("gpu-box"), mDNS names
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -320,7 +320,7 @@ def stream_chat(client, settings: Settings, messages: list[dict], *, max_tokens:
     finally:
         dog.stop()
         stream.close()
-    if dog.reason or failure is not None or not finish:
+    if not finish:  # a finish_reason marks a complete reply, whatever the socket did next
         raise _cut_error(settings, dog.reason, failure, len(parts))
     return Reply("".join(parts), usage, finish)
 

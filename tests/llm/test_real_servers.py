@@ -246,3 +246,17 @@ def test_one_client_factory_for_llm_embedder_and_judge(openai_stub):
     assert auth == {f"Bearer {PLACEHOLDER_KEY}"}  # one placeholder key everywhere
     keyed = load_settings(openai_base_url=openai_stub.url, openai_api_key=KEY)
     assert openai_client(keyed).api_key == KEY
+
+
+@pytest.mark.parametrize("url, local", [
+    ("http://127.0.0.1:8080/v1", True), ("http://localhost:11434/v1", True),
+    ("http://192.168.1.20:8000/v1", True), ("http://gpu-box:8000/v1", True),
+    ("http://[::1]:8080/v1", True), (None, False), ("https://api.example.com/v1", False),
+])
+def test_which_servers_count_as_local(url, local):
+    """Local servers are not sent a timed-out generation again (by default)."""
+    from rag.llm import is_local
+    from rag.settings import load_settings
+
+    settings = load_settings(openai_base_url=url, openai_api_key=KEY)
+    assert is_local(settings) is local
