@@ -424,11 +424,12 @@ def build_app(pipeline, svc: Service | None = None):
         """Answer one question from the indexed papers; returns the `ask --json` object."""
         busy = svc.still_indexing()
         if busy:
-            raise gr.Error(busy)
+            raise gr.Error(busy, print_exception=False)
         try:
             answer = pipeline.answer(question, k=int(k))
         except AbstractaError as exc:
-            raise gr.Error(str(exc)) from None
+            # A user's error, answered in one line: no traceback on the server's terminal.
+            raise gr.Error(str(exc), print_exception=False) from None
         return answer_json(answer)
 
     def library(query: str = ""):
