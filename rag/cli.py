@@ -425,6 +425,51 @@ def stats(as_json, data_dir, chroma_url):
         echo(f"  {count:6d}  {name}")
 
 
+@cli.command()
+@click.option("--repair", is_flag=True, help="Fix what the check finds (re-embeds broken "
+              "papers from the index itself, rebuilds the BM25 cache); no paper is dropped.")
+@common_options
+def doctor(repair, data_dir, chroma_url):
+    """Check the index: half-written papers, unreadable vectors, a stale BM25 cache, the
+    embedding model, dense search. Exit 1 when something is wrong."""
+    from rag.doctor import check
+    from rag.doctor import repair as fix
+    from rag.pipeline import Pipeline
+
+    pipeline = Pipeline(_settings(data_dir, chroma_url))
+    store = pipeline.store
+    echo(f"Checking {store.location} ...", err=True)
+    model = _configured_model(pipeline.settings)
+    found = check(store, model)
+    for line in found.lines():
+        echo(line)
+    if found.clean:
+        echo("The index is healthy.")
+        return
+    if not repair:
+        echo("Run `ask doctor --repair` to fix it.")
+        sys.exit(1)
+    if found.model:
+        echo("Not repaired: the embedding model (see above). Nothing was changed.")
+        sys.exit(1)
+    for line in fix(store, pipeline.settings, pipeline.embedder, found).repaired:
+        echo(f"Repaired: {line}.")
+    again = check(store, model)
+    echo("The index is healthy." if again.clean else "Still wrong after the repair:")
+    if not again.clean:
+        for line in again.lines()[1:]:
+            echo(line)
+        sys.exit(1)
+
+
+def _configured_model(settings) -> str:
+    """The configured embedder's model name, without loading the model."""
+    from rag.embed import MiniLMOnnx, WordLlamaEmbedder
+
+    return {"minilm": MiniLMOnnx.name, "wordllama": WordLlamaEmbedder.name}.get(
+        settings.embedder) or f"openai:{settings.openai_embedding_model}"
+
+
 @cli.command(name="search")
 @click.argument("query", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

@@ -436,6 +436,7 @@ def _embed_and_write(items, settings, store: Store, embedder: Embedder, progress
         written = _embed_in_worker(items, settings, store, fresh, progress, run)
     else:
         written = _embed_in_thread(items, settings, store, embedder, fresh, progress, run)
+    store.flush()  # every process then loads the same vector index (see Store.flush)
     store.bump_generation(indexed=True)
     # Build the BM25 cache now rather than in the first question after the ingest
     # (at 100k chunks that took 40 s of a user's first `ask`).

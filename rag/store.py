@@ -23,6 +23,7 @@ so Chroma never downloads its default model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -40,6 +41,12 @@ from rag.lock import ChromaGuard
 from rag.settings import Settings
 from rag.types import StoredPaper
 
+# HNSW search breadth. Chroma's default (100) left 925 of 21,630 chunks of a 20k-paper
+# wordllama index (benchmarks/make_corpus.py, many near-duplicate abstracts) unfound by
+# their own vector in the top 5; 200 leaves 554 (measured with the script in the README,
+# "Dense search and HNSW"). Query time grows by about a millisecond.
+EF_SEARCH = 200
+SYNC_THRESHOLD = 1000  # Chroma's default: the vector index is saved every 1,000 records
 SEP = "\x1f"  # joins list values (dates, sources) inside one Chroma metadata string
 PAGE = 5000
 FIRST = {"n": 0}  # Chroma filter for the chunks that carry paper records (chunk #0)
@@ -189,6 +196,30 @@ class Store:
             if self._guard is not None and not self.read_only:
                 self.reopen()
             self.writing = True
+
+    def flush(self) -> None:
+        """Save the whole embedded vector index now (end of an ingest).
+
+        Chroma saves it every ``sync_threshold`` records; the rest stays in its write log,
+        and every process that opens the index inserts those into its own copy of the
+        graph, in a thread-dependent order: each process got a slightly different graph,
+        so a chunk found in one process was missed in the next. Saved whole, every
+        process loads the same graph. Chroma has no call for it: the threshold is set to
+        1 for one reopen (which replays the log and saves), then set back. Also brings
+        an older index's ``ef_search`` up to :data:`EF_SEARCH`.
+        """
+        if self._guard is None or self.read_only:
+            return
+        with self._reopen_lock, self._guard.hold(exclusive=True):
+            hnsw = {"sync_threshold": 1}
+            if (self.chunks.configuration or {}).get("hnsw", {}).get("ef_search") != EF_SEARCH:
+                hnsw["ef_search"] = EF_SEARCH
+            self._once(self.chunks.modify, "write", (), {"configuration": {"hnsw": hnsw}})
+            try:
+                self.reopen()
+            finally:
+                self._once(self.chunks.modify, "write", (),
+                           {"configuration": {"hnsw": {"sync_threshold": SYNC_THRESHOLD}}})
 
     def end_write(self) -> None:
         with self._reopen_lock:
@@ -372,13 +403,14 @@ class Store:
     def reset(self) -> None:
         """Delete the collection and the lexical cache (``ask ingest --rebuild``)."""
         self._writable()
-        try:
-            self._client.delete_collection(self.chunks.name)
-        except Exception:  # already gone
-            pass
-        shutil.rmtree(self._lexical_dir(), ignore_errors=True)
-        self._lexical = None
-        self.chunks = _chunks_collection(self._client, self.settings)
+        with self._guard.hold(exclusive=True) if self._guard else contextlib.nullcontext():
+            try:
+                self._client.delete_collection(self.chunks.name)
+            except Exception:  # already gone
+                pass
+            shutil.rmtree(self._lexical_dir(), ignore_errors=True)
+            self._lexical = None
+            self.chunks = _chunks_collection(self._client, self.settings)
 
     # --- dense search -----------------------------------------------------------------
     def dense(self, vector: np.ndarray, n: int, paper_ids: list[str] | None = None):
@@ -453,10 +485,31 @@ def _paper(pid: str, meta: dict) -> StoredPaper:
 def _chunks_collection(client, settings: Settings):
     return client.get_or_create_collection(
         f"{settings.collection}_chunks", embedding_function=None,
-        configuration={"hnsw": {"space": "cosine"}}, metadata={"kind": "chunks"})
+        configuration={"hnsw": {"space": "cosine", "ef_search": EF_SEARCH}},
+        metadata={"kind": "chunks"})
+
+
+def _finish_repair(settings: Settings, client) -> None:
+    """`ask doctor --repair` copies the chunks into ``<name>_chunks_repair`` and swaps it in;
+    stopped during the swap, the complete copy is put in place here (never lost)."""
+    name = f"{settings.collection}_chunks"
+    try:
+        copy = client.get_collection(f"{name}_repair", embedding_function=None)
+    except Exception:  # the usual case: no repair under way
+        return
+    meta = dict(copy.metadata or {})
+    if not meta.pop("repair_complete", False):
+        client.delete_collection(copy.name)  # a repair stopped part-way: the original stands
+        return
+    try:
+        client.delete_collection(name)
+    except Exception:  # already gone
+        pass
+    copy.modify(name=name, metadata=meta)
 
 
 def _open(settings: Settings, client) -> Store:
+    _finish_repair(settings, client)
     store = Store(settings, client, _chunks_collection(client, settings))
     try:  # an index from before paper records moved onto chunk #0
         legacy = client.get_collection(f"{settings.collection}_papers", embedding_function=None)
