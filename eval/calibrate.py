@@ -267,14 +267,14 @@ def grid(pipeline, items, settings, names, coef, intercept) -> None:
     """hit@1 / MRR@10 / recall@10 on tune for other depths and fusion weights (the model
     fitted above held fixed): how the documented defaults were chosen."""
     print("candidates  lexical_weight  rerank_depth   hit@1  mrr@10  recall@10")
-    for cand in (60, 100, 200):
-        for lw in (0.5, 1.0, 1.5):
-            for depth in (10, 20, 40):
-                s = settings.model_copy(update={"candidates": cand, "lexical_weight": lw,
-                                                "rerank_depth": depth})
-                r = evaluate(collect(pipeline, items, s), names, coef, intercept)
-                print(f"{cand:10d}  {lw:14.2f}  {depth:12d}   {r['hit@1']:.3f}   "
-                      f"{r['mrr@10']:.3f}   {r['recall@10']:.3f}")
+    configs = [(cand, 1.0, depth) for cand in (60, 100, 200) for depth in (10, 20, 40)]
+    configs += [(100, 0.5, 20), (100, 1.5, 20)]
+    for cand, lw, depth in configs:
+        s = settings.model_copy(update={"candidates": cand, "lexical_weight": lw,
+                                        "rerank_depth": depth})
+        r = evaluate(collect(pipeline, items, s), names, coef, intercept)
+        print(f"{cand:10d}  {lw:14.2f}  {depth:12d}   {r['hit@1']:.3f}   "
+              f"{r['mrr@10']:.3f}   {r['recall@10']:.3f}")
 
 
 # --- follow-ups (rag.chat.FollowupRule) -------------------------------------------------
