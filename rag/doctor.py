@@ -60,10 +60,10 @@ class Checkup:
             out.append(f"- {len(self.missing_meta)} chunks lack metadata retrieval needs "
                        f"(e.g. {self.missing_meta[0]}).")
         if self.no_record:
-            out.append(f"- {len(self.no_record)} papers were half-written (chunks without the "
+            out.append(f"- {_n(len(self.no_record), 'paper')} half-written (chunks without the "
                        "paper record an ingest writes last): they are not searchable.")
         if self.unreadable:
-            out.append(f"- {len(self.unreadable)} chunks have vectors that cannot be read back "
+            out.append(f"- {_n(len(self.unreadable), 'chunk')} with vectors that cannot be read back "
                        "(damaged vector index, e.g. after two processes wrote it at once).")
         if self.lexical:
             out.append(f"- BM25 cache: {self.lexical}.")
@@ -76,6 +76,10 @@ class Checkup:
             out.append(f"- dense search found all {self.sampled} sampled papers by their own "
                        "vector.")
         return out
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _required_ok(meta: dict | None) -> bool:
@@ -146,10 +150,21 @@ def check(store: Store, model: str, sample: int = SAMPLE, seed: int = 0) -> Chec
         vecs = chunks.get(ids=[f"{p}#0" for p in part], include=["embeddings"])
         own = dict(zip(vecs["ids"], vecs["embeddings"]))
         query = [f"{p}#0" for p in part if f"{p}#0" in own]
-        found = chunks.query(query_embeddings=[own[c] for c in query], n_results=10,
-                             include=[])["ids"]
-        up.not_found += [c.rsplit("#", 1)[0] for c, got in zip(query, found) if c not in got]
+        up.not_found += [c.rsplit("#", 1)[0] for c, got in zip(query, _knn(chunks, query, own))
+                         if c not in got]
     return up
+
+
+def _knn(chunks, ids: list[str], vectors: dict) -> list[list[str]]:
+    """Top-10 chunk ids for each vector; [] for a query that a damaged index fails."""
+    try:
+        return chunks.query(query_embeddings=[vectors[c] for c in ids], n_results=10,
+                            include=[])["ids"]
+    except Exception:
+        if len(ids) == 1:
+            return [[]]
+    half = len(ids) // 2
+    return _knn(chunks, ids[:half], vectors) + _knn(chunks, ids[half:], vectors)
 
 
 def repair(store: Store, settings, embedder, up: Checkup) -> Checkup:

@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, \
+    model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rag.errors import SettingsError
@@ -35,7 +36,9 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX,
         env_file=".env",
         env_file_encoding="utf-8",
-        extra="forbid",
+        # A .env in a working folder often belongs to other tools too (DATABASE_URL=...):
+        # only ABSTRACTA_* keys are ours, and load_settings rejects a misspelt one.
+        extra="ignore",
         validate_default=True,
         populate_by_name=True,
     )
@@ -190,6 +193,17 @@ class Settings(BaseSettings):
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @model_validator(mode="after")
+    def _overlap_below_chunk(self) -> "Settings":
+        if self.chunk_overlap >= self.chunk_size:
+            where = ("ABSTRACTA_CHUNK_TOKENS" if self.chunk_tokens is not None
+                     else f"the {self.embedder} default")
+            raise ValueError(
+                f"ABSTRACTA_CHUNK_OVERLAP={self.chunk_overlap} must be smaller than the chunk "
+                f"size ({self.chunk_size} tokens, {where}); lower it or raise "
+                "ABSTRACTA_CHUNK_TOKENS")
+        return self
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:
@@ -247,11 +261,17 @@ def load_settings(**overrides: object) -> Settings:
             raise SettingsError(
                 f"Unknown setting {key}; see .env.example for the ABSTRACTA_* variables."
             )
+    for key in _dotenv_keys():
+        if key.upper().startswith(ENV_PREFIX) and key.upper() not in known:
+            raise SettingsError(
+                f"Unknown setting {key} (in .env); see .env.example for the known variables.")
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(**clean)
     except ValidationError as exc:
         err = exc.errors()[0]
+        if not err.get("loc"):  # a rule across fields: its message names them
+            raise SettingsError(f"{str(err['msg']).removeprefix('Value error, ')}.") from exc
         loc = str(err["loc"][0]) if err.get("loc") else "?"
         name = loc.upper() if loc.upper().startswith(("ABSTRACTA_", "OPENAI_")) else (
             ENV_PREFIX + loc.upper())
@@ -260,3 +280,21 @@ def load_settings(**overrides: object) -> Settings:
                 f"Unknown setting {name} (in .env); see .env.example for the known variables."
             ) from exc
         raise SettingsError(f"Setting {name}: {err['msg']}. Fix it in the environment or .env.") from exc
+
+
+def _dotenv_keys() -> list[str]:
+    """The keys of ``.env`` in the working folder ([] without one); a file that is not
+    UTF-8 text is a one-line error instead of a decoding traceback."""
+    path = Path(".env")
+    if not path.is_file():
+        return []
+    try:
+        from dotenv import dotenv_values
+
+        return [k for k in dotenv_values(path, encoding="utf-8") if k]
+    except UnicodeDecodeError as exc:
+        raise SettingsError(
+            f"{path.resolve()} is not UTF-8 text (byte {exc.start}); save it as UTF-8: "
+            "Abstracta reads its ABSTRACTA_* settings from it.") from exc
+    except OSError as exc:
+        raise SettingsError(f"Cannot read {path.resolve()} ({exc.strerror}).") from exc

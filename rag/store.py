@@ -556,6 +556,7 @@ def open_store(settings: Settings) -> Store:
                     f"ABSTRACTA_CHROMA_URL={settings.chroma_url!r} is not an http(s) URL; "
                     "use e.g. http://127.0.0.1:8000."
                 )
+            _check_is_chroma(settings.chroma_url)
             client = chromadb.HttpClient(
                 host=url.hostname, port=url.port or (443 if url.scheme == "https" else 8000),
                 ssl=url.scheme == "https", settings=_chroma_settings(),
@@ -586,6 +587,33 @@ def open_store(settings: Settings) -> Store:
         raise
     except Exception as exc:
         raise _wrap_chroma(exc, settings, "open") from exc
+
+
+def _check_is_chroma(base: str) -> None:
+    """A URL that answers but not as Chroma would fail deep in the client ("Could not
+    connect to tenant", a JSON error): ask its heartbeat first and say what is wrong."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = base.rstrip("/") + "/api/v2/heartbeat"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            body = resp.read(4096)
+    except urllib.error.HTTPError as exc:
+        raise StoreError(f"ABSTRACTA_CHROMA_URL={base} answers, but is not a Chroma server "
+                         f"(GET /api/v2/heartbeat: HTTP {exc.code}); point it at a "
+                         "`chroma run` server.") from exc
+    except (OSError, ValueError):
+        return  # not answering at all: the client's own error names the URL
+    try:
+        ok = "nanosecond heartbeat" in json.loads(body)
+    except (ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise StoreError(f"ABSTRACTA_CHROMA_URL={base} answers, but is not a Chroma server "
+                         "(its /api/v2/heartbeat is not Chroma's); point it at a `chroma run` "
+                         "server.")
 
 
 _CANNOT_WRITE = ("readonly database", "read-only file system", "disk is full", "No space left")

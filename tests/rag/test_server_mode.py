@@ -126,3 +126,69 @@ def test_a_second_machine_sees_the_first_ones_papers_in_bm25(server, tmp_path, e
     first.ingest([tmp_path / "new.csv"])
     hits = second.search("quibblefrost", k=3)
     assert hits[0].paper.title == "Quibblefrost Sketches" and hits[0].lexical
+
+
+def test_a_url_that_is_not_chroma_says_so(tmp_path):
+    """Something else answering at ABSTRACTA_CHROMA_URL (a web app, a proxy's 404)."""
+    import http.server
+    import threading
+
+    from helpers import run_ask
+    from rag_helpers import one_line
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()),
+                                             http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        res = run_ask("stats", env={"ABSTRACTA_CHROMA_URL": url})
+    finally:
+        server.shutdown()
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    errors = one_line(res.stderr)
+    assert len(errors) == 1 and "is not a Chroma server" in errors[0] and url in errors[0]
+
+
+@pytest.mark.slow
+def test_two_writers_on_one_server(server, tmp_path):
+    """Two machines ingest 1,200 papers each (above Chroma's sync threshold) into one server
+    at the same time: every paper ends readable, findable, and in each machine's BM25."""
+    import os
+    import random
+    import sys as _sys
+
+    sys_path = str(Path(__file__).resolve().parents[1] / "reliability")
+    if sys_path not in _sys.path:
+        _sys.path.insert(0, sys_path)
+    from synthetic import papers, write_csv
+
+    url, _, _ = server
+    rows = {name: papers(1200, seed) for name, seed in (("a", 31), ("b", 32))}
+    procs = []
+    for name, part in rows.items():
+        csv = write_csv(tmp_path / f"{name}.csv", part)
+        env = dict(os.environ, ABSTRACTA_CHROMA_URL=url, ABSTRACTA_EMBEDDER="wordllama",
+                   ABSTRACTA_DATA_DIR=str(tmp_path / f"machine-{name}"))
+        procs.append(subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(csv)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, env=env))
+    for proc in procs:
+        out, err = proc.communicate(timeout=1200)
+        assert proc.returncode == 0 and "1200 added" in out, err[-2000:]
+
+    from rag.pipeline import Pipeline
+    from rag.settings import load_settings
+
+    for machine in ("machine-a", "machine-c"):  # a writer's cache and a fresh machine
+        pipe = Pipeline(load_settings(chroma_url=url, data_dir=tmp_path / machine,
+                                      embedder="wordllama"))
+        store = pipe.store
+        assert store.count_papers() == 2400
+        ids = store.chunks.get(include=[])["ids"]
+        assert len(store.chunks.get(ids=ids, include=["embeddings"])["embeddings"]) == 2400
+        lex = store.lexical()
+        assert len(lex.chunk_ids) == 2400  # the BM25 generation caught both writers
+        titles = [r["title"] for part in rows.values() for r in part]
+        for title in random.Random(3).sample(titles, 60):
+            assert title in [h.paper.title for h in pipe.search(title, k=5)], title

@@ -80,3 +80,43 @@ def test_chunk_size_follows_the_embedder_unless_set():
     assert load_settings(embedder="wordllama").chunk_size == 400
     assert load_settings(embedder="openai").chunk_size == 400
     assert load_settings(embedder="wordllama", chunk_tokens=150).chunk_size == 150
+
+
+# --- a working folder that is not only ours ------------------------------------------------
+
+def test_other_tools_keys_in_dotenv_are_ignored(tmp_path):
+    write(Path(".env"), "DATABASE_URL=postgres://user:pw@db/app\nFOO=bar\nABSTRACTA_TOP_K=7\n")
+    assert load_settings().top_k == 7
+
+
+def test_misspelt_abstracta_key_in_dotenv_is_still_an_error():
+    write(Path(".env"), "FOO=bar\nABSTRACTA_FOO=1\n")
+    with pytest.raises(SettingsError, match=r"^Unknown setting ABSTRACTA_FOO \(in \.env\)"):
+        load_settings()
+
+
+def test_dotenv_that_is_not_utf8_is_a_one_line_error(tmp_path):
+    write(Path(".env"), "ABSTRACTA_TOP_K=3\nNOTE=caf\xe9\n".encode("latin-1"))
+    with pytest.raises(SettingsError, match="is not UTF-8") as err:
+        load_settings()
+    assert ".env" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("env, names", [
+    ({"ABSTRACTA_CHUNK_OVERLAP": "110"}, "the minilm default"),
+    ({"ABSTRACTA_CHUNK_OVERLAP": "64", "ABSTRACTA_CHUNK_TOKENS": "64"}, "ABSTRACTA_CHUNK_TOKENS"),
+])
+def test_overlap_not_below_the_chunk_size_is_refused(monkeypatch, env, names):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError, match="ABSTRACTA_CHUNK_OVERLAP") as err:
+        load_settings()
+    assert names in str(err.value) and "\n" not in str(err.value)
+
+
+def test_overlap_error_from_the_cli_has_no_traceback():
+    from helpers import run_ask
+
+    res = run_ask("stats", env={"ABSTRACTA_CHUNK_OVERLAP": "150"})
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "Error: ABSTRACTA_CHUNK_OVERLAP=150 must be smaller" in res.stderr

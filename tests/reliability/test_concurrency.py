@@ -114,3 +114,66 @@ def _ensure_no_wait(pipe):
     from rag.ingest import ensure_bundled_corpus
 
     return ensure_bundled_corpus(pipe.settings, pipe.store, pipe.embedder, wait=False)
+
+
+# --- the bar: three writers and a reader at once -------------------------------------------
+
+def _search(title: str, env: dict):
+    return run_ask("search", "--json", "-k", "5", title, env=env, timeout=300)
+
+
+@pytest.mark.slow
+def test_three_writers_and_a_reader_at_once(tmp_path):
+    """Two different files and one file twice, 2,000 papers each (above Chroma's sync
+    threshold of 1,000), while a fourth process keeps asking: every writer ends well, the
+    reader never errs, every paper is there and `ask doctor` finds nothing wrong."""
+    import random
+    import threading
+
+    from synthetic import papers, write_csv
+
+    data = tmp_path / "data"
+    env = dict(WORDLLAMA, ABSTRACTA_DATA_DIR=str(data), ABSTRACTA_AUTO_INGEST_BUNDLED="false")
+    rows_a, rows_b = papers(2000, seed=101), papers(2000, seed=202)
+    a = write_csv(tmp_path / "a.csv", rows_a)
+    b = write_csv(tmp_path / "b.csv", rows_b)
+    titles = [r["title"] for r in rows_a + rows_b]
+    assert len(set(titles)) == 4000
+
+    stop = threading.Event()
+    reads: list = []
+
+    def reader():
+        rng = random.Random(5)
+        while not stop.is_set():
+            reads.append(_search(rng.choice(titles), env))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        writers = [subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(path)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    env=dict(os.environ, **env))
+                   for path in (a, b, a)]
+        outs = [w.communicate(timeout=1500) for w in writers]
+    finally:
+        stop.set()
+        thread.join(timeout=600)
+    for w, (out, err) in zip(writers, outs):
+        assert w.returncode == 0, err[-2000:]
+        assert "Traceback" not in err and "Index:" in out
+    waited = sum("Waiting for another process" in err for _, err in outs)
+    assert waited >= 1  # they did run at the same time, one after another
+    assert len(reads) >= 3
+    failed = [r.stderr[-500:] for r in reads if r.returncode != 0]
+    assert not failed, failed[:3]
+
+    from rag.pipeline import Pipeline
+    from rag.settings import load_settings
+
+    pipe = Pipeline(load_settings(data_dir=data, embedder="wordllama"))
+    assert pipe.store.count_papers() == 4000 and pipe.store.count_chunks() == 4000
+    for title in random.Random(9).sample(titles, 200):
+        assert title in [h.paper.title for h in pipe.search(title, k=5)], title
+    doctor = run_ask("doctor", env=env)
+    assert doctor.returncode == 0 and "The index is healthy." in doctor.stdout, doctor.stdout

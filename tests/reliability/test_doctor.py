@@ -1,0 +1,99 @@
+"""`ask doctor` finds a deliberately broken index and `--repair` restores it, losing no paper.
+
+The breakage is what a user met: a paper record (chunk #0) gone, chunks whose vectors
+Chroma cannot return ("Error finding id", "Error getting embedding": the vector index's
+id map lost them, as after two processes wrote the index at once) and a BM25 cache
+that no longer matches the collection under the same generation.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+from reliability_helpers import BUNDLED_PAPERS, GOOD_QUESTION, GOOD_TITLE, run_ask
+
+pytestmark = pytest.mark.slow
+
+WORDLLAMA = {"ABSTRACTA_EMBEDDER": "wordllama"}
+
+
+def _store(data):
+    from rag.settings import load_settings
+    from rag.store import open_store
+
+    return open_store(load_settings(data_dir=data, embedder="wordllama"))
+
+
+def _break(data) -> dict:
+    """Break the index three ways; returns what was broken."""
+    from rag import lexical
+
+    store = _store(data)
+    firsts = store.chunks.get(where={"n": 0}, include=["metadatas"])
+    records = sorted(zip(firsts["ids"], firsts["metadatas"]))
+    by_title = {m["title"]: cid for cid, m in records}
+    # 1. A paper whose record (chunk #0) is gone but whose other chunk remains.
+    two = store.chunks.get(where={"n": 1}, include=["metadatas"])["metadatas"]
+    half = two[0]["paper_id"]
+    store.chunks.delete(ids=[f"{half}#0"])
+    # 3. A BM25 cache under the current generation that lacks chunks.
+    res = store.chunks.get(include=["metadatas"])
+    builder = lexical.Builder()
+    keep = len(res["ids"]) // 2
+    builder.add(res["ids"][:keep], [m["paper_id"] for m in res["metadatas"][:keep]],
+                [m["text"] for m in res["metadatas"][:keep]])
+    folder = store._lexical_dir()
+    lexical.save(builder.build(store.generation()), folder)
+    # 2. Vectors that cannot be read back: the vector index's saved id map loses two
+    # chunks and points a third at a vector that does not exist.
+    damaged = [by_title[GOOD_TITLE]] + [cid for cid, _ in records if cid != by_title[GOOD_TITLE]
+                                         and not cid.startswith(half)][:2]
+    del store
+    (pickle_file,) = (data / "chroma").glob("*/index_metadata.pickle")
+    id_map = pickle.loads(pickle_file.read_bytes())
+    for cid in damaged[:2]:
+        id_map["label_to_id"].pop(id_map["id_to_label"].pop(cid))
+    id_map["id_to_label"][damaged[2]] = 10 ** 6
+    pickle_file.write_bytes(pickle.dumps(id_map, protocol=2))
+    return {"half": half, "damaged": damaged}
+
+
+def test_doctor_finds_each_break_and_repair_restores_every_paper(tmp_path):
+    data = tmp_path / "data"
+    env = dict(WORDLLAMA, ABSTRACTA_DATA_DIR=str(data))
+    built = run_ask("ingest", "--bundled", env=env, timeout=600)
+    assert built.returncode == 0, built.stderr[-2000:]
+    healthy = run_ask("doctor", env=env)
+    assert healthy.returncode == 0 and "The index is healthy." in healthy.stdout, healthy.stdout
+
+    broken = _break(data)
+    found = run_ask("doctor", env=env)
+    assert found.returncode == 1, found.stdout + found.stderr
+    assert "1 paper half-written" in found.stdout
+    assert "3 chunks with vectors that cannot be read back" in found.stdout
+    assert "BM25 cache" in found.stdout and "out of step" in found.stdout
+    assert "ask doctor --repair" in found.stdout and "Traceback" not in found.stderr
+
+    # A question that needs a damaged chunk points to the repair, not to permissions.
+    asked = run_ask("--json", GOOD_QUESTION, env=env)
+    if asked.returncode != 0:
+        assert "ask doctor --repair" in asked.stderr and "permission" not in asked.stderr
+
+    fixed = run_ask("doctor", "--repair", env=env, timeout=600)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "The index is healthy." in fixed.stdout and "Repaired:" in fixed.stdout
+    assert "000_" in fixed.stdout or ".txt" in fixed.stdout  # names the file to ingest again
+
+    store = _store(data)
+    assert store.count_papers() == BUNDLED_PAPERS - 1  # only the paper whose record we deleted
+    for cid in broken["damaged"]:
+        assert len(store.chunks.get(ids=[cid], include=["embeddings"])["embeddings"]) == 1
+    answer = json.loads(run_ask("--json", GOOD_QUESTION, env=env).stdout)
+    assert answer["citations"][0]["title"] == GOOD_TITLE
+
+    again = run_ask("ingest", "--bundled", env=env, timeout=600)
+    assert again.returncode == 0 and "1 added" in again.stdout, again.stdout + again.stderr
+    assert _store(data).count_papers() == BUNDLED_PAPERS
+    assert run_ask("doctor", env=env).returncode == 0
