@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
+GQSA_QUESTION = "Which paper combines group quantization with structured sparsity?"
 
 
 def test_ui_refuses_other_interfaces_without_auth():
@@ -118,3 +121,123 @@ def test_uploads_are_checked_and_bad_files_leave_the_index_unchanged(bundled_cop
     small_cap = load_settings(data_dir=data, ui_max_upload_mb=0.0001)  # about 100 bytes
     _, problems, _ = Service(Pipeline(small_cap, embedder=pipeline.embedder)).ingest([str(big)])
     assert "over the 0.0001 MB upload limit" in problems[0]
+
+
+def _start_ui(port: int, data_dir, log) -> subprocess.Popen:
+    """`ask ui --port PORT`, its output to the file ``log`` (a pipe nobody reads would fill
+    up and stall the server)."""
+    import os
+
+    return subprocess.Popen([sys.executable, "-m", "rag.cli", "ui", "--port", str(port)],
+                            env=dict(os.environ, ABSTRACTA_DATA_DIR=str(data_dir)),
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+
+
+def _get(url: str) -> tuple[int, str]:
+    """(HTTP status, body); (0, "") when nothing answers."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as res:
+            return res.status, res.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+    except OSError:
+        return 0, ""
+
+
+@pytest.mark.slow
+def test_first_run_serves_the_page_at_once_and_answers_once_indexed(tmp_path):
+    """A fresh data dir: a page within 3 s, indexing progress, "still indexing" for an early
+    question (not an error page), then answers."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+    from helpers import free_port
+
+    from ui.placeholder import STATUS_PATH
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    t0 = time.perf_counter()
+    log = tmp_path / "ui.log"
+    proc = _start_ui(port, tmp_path / "fresh", log.open("w"))
+    try:
+        while _get(url + "/")[0] != 200:
+            assert proc.poll() is None, log.read_text()
+            assert time.perf_counter() - t0 < 3.0, "no page within 3 s"
+            time.sleep(0.05)
+        served = time.perf_counter() - t0
+        seen = set()
+        while True:  # the starting page, until Gradio has the port (its 404 for STATUS_PATH)
+            code, body = _get(url + STATUS_PATH)
+            if code == 404:
+                break
+            if body:
+                seen.add(json.loads(body)["status"].split(":")[0])
+            assert time.perf_counter() - t0 < 300, seen
+            time.sleep(0.2)
+        assert "Indexing the bundled sample corpus" in seen, seen
+        client = Client(url + "/", verbose=False)
+        early = []
+        while True:
+            try:
+                out = client.predict(GQSA_QUESTION, 3, api_name="/ask")
+                break
+            except AppError as exc:
+                assert "Still indexing the bundled sample corpus" in str(exc), exc
+                early.append(str(exc))
+            assert time.perf_counter() - t0 < 600
+            time.sleep(1)
+        assert early  # asked before the corpus was in: told so, in one line
+        assert out["citations"][0]["title"].startswith("GQSA")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert "Traceback" not in log.read_text()  # "still indexing" is not an error
+    print(f"page served after {served:.2f} s")
+
+
+def test_a_port_in_use_is_one_line_before_anything_loads(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        t0 = time.perf_counter()
+        log = tmp_path / "ui.log"
+        proc = _start_ui(port, tmp_path / "data", log.open("w"))
+        proc.wait(timeout=60)
+        took = time.perf_counter() - t0
+        err = log.read_text()
+    assert proc.returncode != 0 and "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines == [f"Error: Port {port} on 127.0.0.1 is already in use (another `ask ui`?): "
+                     "stop that program, or choose another port with --port (or "
+                     "ABSTRACTA_UI_PORT)."], err
+    assert took < 10 and not (tmp_path / "data").exists()  # nothing was opened or indexed
+
+
+# The filled-tmpfs fixture of the reliability tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
+from test_disk import full_disk  # noqa: E402,F401
+
+
+def test_full_disk_during_an_upload_is_one_line_on_the_ingest_tab(full_disk, embedder, tmp_path):
+    from rag.pipeline import Pipeline
+    from rag.settings import load_settings
+    from ui.app import Service
+
+    data, _ = full_disk
+    pipeline = Pipeline(load_settings(data_dir=data), embedder=embedder)
+    before = pipeline.store.count_papers()
+    csv = tmp_path / "more.csv"
+    csv.write_text("title,abstract\nZorbulated widgets,We measure zorbulated widgets and find "
+                   "that they halve the tail latency of frobnication services.\n")
+    report, problems, error = Service(pipeline).ingest([str(csv)])
+    assert report is None and problems == []
+    assert "disk is full" in error and "more.csv" in error and "\n" not in error
+    html = Service(pipeline).describe_ingest(report, problems, error)
+    assert html.startswith('<p class="ingest-error">⚠ ') and "disk is full" in html
+    assert pipeline.store.count_papers() == before
