@@ -76,11 +76,13 @@ def text_sets(n_papers: int) -> list[tuple[str, int, list[str]]]:
     """(name, abstracts, texts): bundled chunks, synthetic chunks, synthetic whole abstracts."""
     from make_corpus import bundled_papers, make_papers
 
+    from rag.identity import normalize_title
     from rag.types import StoredPaper
 
     bundled: dict[str, StoredPaper] = {}
     for p in bundled_papers():  # one paper per title, as ingest merges re-listed papers
-        bundled.setdefault(p.title.lower(), StoredPaper(p.title, p.title, p.abstract, (), ()))
+        key = normalize_title(p.title)
+        bundled.setdefault(key, StoredPaper(key, p.title, p.abstract, (), ()))
     synth = [StoredPaper(r["id"], r["title"], r["abstract"], (), ())
              for r in make_papers(n_papers, seed=7)]
     return [

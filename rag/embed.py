@@ -67,12 +67,12 @@ class MiniLMOnnx:
 
     - All texts of a call are tokenized in one ``encode_batch`` (the tokenizer's own
       threads), then sorted by token count, so a batch of ``batch_size`` is padded
-      only to its own longest text. Worked example, the bundled corpus: 1,411 chunks
+      only to its own longest text. Worked example, the bundled corpus: 1,406 chunks
       of 22..147 tokens (median 106). In input order, batches of 32 are padded to
-      their longest chunk and 22.5% of the tokens run are padding; sorted, a batch
-      spans a token or two and padding is 1.2%.
+      their longest chunk and 22.4% of the tokens run are padding; sorted, a batch
+      spans a token or two and padding is 1.4%.
     - ``threads``: onnxruntime intra-op threads. Default: every core, right for one
-      process (the query path, a small ingest). Ingest's worker processes must pass
+      process (the query path, a small ingest). Ingest's worker processes should pass
       cores // workers: two workers of two spinning threads on two cores fight for them.
       Execution is sequential (one operator at a time), so inter-op threads are 1.
     - Inputs are built per batch (three int64 arrays of ~32x130: microseconds against
