@@ -101,8 +101,9 @@ class Pipeline:
         "Waiting for the model" until the first token reaches ``on_token``).
         """
         t0 = time.perf_counter()
-        # One budget for the whole answer: the follow-up rewrite and the answer share it.
-        deadline = time.monotonic() + self.settings.llm_budget
+        # One LLM budget for the whole answer, from its first request: the follow-up rewrite
+        # and the answer share it (None: the answer's request starts it).
+        deadline: float | None = None
         question = clean_question(question)
         use_llm = self.settings.use_llm if use_llm is None else use_llm
         timings: dict = {}
@@ -116,6 +117,7 @@ class Pipeline:
         about = subject(conversation)  # None: a first turn, or a turn after an abstention
         if about is not None:
             if llm is not None:
+                deadline = time.monotonic() + self.settings.llm_budget
                 standalone = self._condense_llm(question, conversation, llm, deadline, on_wait)
             if standalone == question:
                 standalone, hits, followup = self._followup_offline(

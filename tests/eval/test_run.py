@@ -101,6 +101,10 @@ def test_judge_scores_and_counts_unparsable(bundled_dir, bundled_pipeline, small
         records = harness.run_all(bundled_pipeline, questions, index, k=5, use_llm=False,
                                   judge=Judge(settings))
         first_prompt = stub.chat_requests[0].prompt
+        first_request = stub.chat_requests[0].json
+    # The judge streams like the answerer, and caps its reply (a local model could ramble on).
+    assert first_request["stream"] is True and first_request["max_tokens"] == 1000
+    assert first_request["temperature"] == 0
     answered = [r for r in records if not r["abstained"]]
     statuses = [r["judge"]["status"] for r in answered]
     assert statuses[:3] == ["ok", "unparsable", "error"] and set(statuses[3:]) == {"ok"}
