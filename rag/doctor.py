@@ -63,8 +63,8 @@ class Checkup:
             out.append(f"- {_n(len(self.no_record), 'paper')} half-written (chunks without the "
                        "paper record an ingest writes last): they are not searchable.")
         if self.unreadable:
-            out.append(f"- {_n(len(self.unreadable), 'chunk')} with vectors that cannot be read back "
-                       "(damaged vector index, e.g. after two processes wrote it at once).")
+            out.append(f"- {_n(len(self.unreadable), 'chunk')} with vectors that cannot be read "
+                       "back (damaged vector index, e.g. after two processes wrote it at once).")
         if self.lexical:
             out.append(f"- BM25 cache: {self.lexical}.")
         if self.model:

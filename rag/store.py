@@ -43,8 +43,8 @@ from rag.types import StoredPaper
 
 # HNSW search breadth. Chroma's default (100) left 925 of 21,630 chunks of a 20k-paper
 # wordllama index (benchmarks/make_corpus.py, many near-duplicate abstracts) unfound by
-# their own vector in the top 5; 200 leaves 554 (measured with the script in the README,
-# "Dense search and HNSW"). Query time grows by about a millisecond.
+# their own vector in the top 5; 200 leaves 554 (benchmarks/hnsw_recall.py). The rest are
+# graph nodes HNSW cannot reach at any breadth (800 still misses 309): BM25 finds them.
 EF_SEARCH = 200
 SYNC_THRESHOLD = 1000  # Chroma's default: the vector index is saved every 1,000 records
 SEP = "\x1f"  # joins list values (dates, sources) inside one Chroma metadata string
