@@ -18,12 +18,16 @@ falls back to llama-index's own default, OpenAI).
 Each node:
 - ``text``: the title, a blank line, the whole abstract;
 - ``node_id``: the paper id (arXiv id, or ``t:<hash>`` of the normalized title);
-- ``metadata``: ``title``, ``paper_id``, ``date`` (earliest listing), ``dates``,
+- ``metadata``: ``rank``, ``title``, ``paper_id``, ``date`` (earliest listing), ``dates``,
   ``url``, ``source`` (first file), ``sources``, ``relevance`` (0..1; under
   ``Settings.abstain_threshold`` the paper probably does not answer the question);
   only ``date`` is shown to the LLM and nothing but the text is embedded;
 - ``score``: Abstracta's fused score (reciprocal-rank fusion of the dense and BM25
   rankings, higher is better; comparable within one query only).
+
+The nodes come in Abstracta's order (``rank`` 1, 2, ...), which re-ranks the top of
+the fused list by title matches and the fitted paper relevance, so the fused score
+need not descend: a postprocessor that re-sorts by score undoes that re-rank.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from rag.retrieve import Filters
 from rag.settings import Settings, load_settings
 from rag.types import Hit
 
-_HIDDEN_FROM_LLM = ["title", "paper_id", "dates", "url", "source", "sources", "relevance"]
+_HIDDEN_FROM_LLM = ["rank", "title", "paper_id", "dates", "url", "source", "sources",
+                    "relevance"]
 _METADATA_KEYS = ["date", *_HIDDEN_FROM_LLM]
 
 
@@ -82,7 +87,8 @@ def hit_to_node(hit: Hit) -> NodeWithScore:
         id_=paper.paper_id,
         text=f"{paper.title}\n\n{paper.abstract}",
         metadata={
-            "date": paper.date, "title": paper.title, "paper_id": paper.paper_id,
+            "date": paper.date, "rank": hit.rank, "title": paper.title,
+            "paper_id": paper.paper_id,
             "dates": list(paper.dates), "url": paper.link,
             "source": paper.sources[0] if paper.sources else "", "sources": list(paper.sources),
             "relevance": hit.relevance,
