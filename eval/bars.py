@@ -2,6 +2,8 @@
 
     python -m eval.bars eval/runs/NAME --dataset eval/datasets/test.jsonl
 
+Exits with code 3 when a bar is missed (as ``ask eval --fail-under`` does), so CI can gate on it.
+
 The run's per_question.jsonl is joined with the dataset by question id for the fields
 older runs do not record (``subtype``, ``switch``).
 """
@@ -31,14 +33,16 @@ def main(argv: list[str] | None = None) -> int:
         info = {q.id: {"subtype": q.subtype, "switch": q.switch}
                 for q in load_dataset(args.dataset)}
     print(f"{'metric':28s} {'value':>7s} {'n':>4s}  bar")
+    missed = 0
     for name, stat in bar_metrics(records, info).items():
         bar, kind = BARS[name]
         ok = meets_bar(name, stat["value"])
+        missed += ok is False
         value = "-" if stat["value"] is None else f"{stat['value']:.3f}"
         mark = {True: "ok", False: "MISSED", None: ""}[ok]
         print(f"{name:28s} {value:>7s} {stat['n']:4d}  {'>=' if kind == 'min' else '<='} "
               f"{bar}  {mark}")
-    return 0
+    return 3 if missed else 0
 
 
 if __name__ == "__main__":

@@ -116,7 +116,7 @@ def _progress(label: str):
 
 @click.command(name="eval", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--dataset", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Question set (JSON Lines). Default: the shipped eval/datasets/dev.jsonl.")
+              help="Question set (JSON Lines). Default: the shipped held-out split eval/datasets/test.jsonl.")
 @click.option("--name", default=None, help="Run folder name (default: a timestamp).")
 @click.option("-k", "--k", "k", type=click.IntRange(1, 100), default=None,
               help="Papers the answerer gets (default: the top_k setting). Retrieval metrics "
@@ -148,7 +148,7 @@ def eval_command(dataset, name, k, judge, compare_to, floors, ceilings, allow_mi
     """Score Abstracta on a question set and write a run folder.
 
     \b
-    ask eval                                   the shipped dev set, offline or with the LLM
+    ask eval                                   the shipped test split, offline or with the LLM
     ask eval --dataset my.jsonl --name base    a named run in eval/runs/base/
     ask eval --compare base --fail-under hit@5=0.9
 

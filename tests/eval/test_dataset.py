@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from eval_helpers import SMALL, write_jsonl
 from helpers import run_ask
 
-from eval.harness import DEFAULT_DATASET, DatasetError, build_gold_index, load_dataset
+from eval.harness import DATASETS, DatasetError, build_gold_index, load_dataset
 
 GOOD = SMALL[0]
 
@@ -71,30 +72,49 @@ def test_missing_gold_title_refuses_to_start(tmp_path, bundled_dir):
     assert config["gold_missing"] == [{"id": "ghost", "gold": "A Paper That Is Not Indexed"}]
 
 
-def test_dev_set_ships_with_its_corpus(bundled_pipeline):
-    """Every gold title of dev.jsonl is in the bundled corpus, and every expected answer
-    string occurs in the title + abstract of one of its gold papers."""
+@pytest.mark.parametrize("name", ["tune.jsonl", "test.jsonl", "dev.jsonl"])
+def test_question_sets_ship_with_their_corpus(bundled_pipeline, name):
+    """Every gold title (of every turn) is in the bundled corpus, every expected answer
+    string occurs in the title + abstract of one of its gold papers, and every term a near
+    miss says is missing occurs in no indexed paper."""
     from rag.identity import normalize_title
+    from rag.text import WORD
 
-    questions = load_dataset(DEFAULT_DATASET)
+    questions = load_dataset(DATASETS / name)
     index = build_gold_index(bundled_pipeline)
     papers = {p.paper_id: p for p in bundled_pipeline.store.iter_papers()}
+    corpus_words = {w for p in papers.values() for w in WORD.findall(f"{p.title} {p.abstract}".lower())}
     assert len(questions) >= 150
     problems = []
     for q in questions:
         texts = []
-        for title in q.gold_titles:
+        turn_titles = [t for turn in q.turn_gold_titles for t in turn]
+        for title in (*q.gold_titles, *turn_titles):
             ids = index.by_title.get(normalize_title(title))
             if not ids:
                 problems.append(f"{q.id}: gold title not in corpus: {title}")
                 continue
-            texts += [f"{papers[i].title} {papers[i].abstract}".casefold() for i in ids]
+            if title in q.gold_titles:
+                texts += [f"{papers[i].title} {papers[i].abstract}".casefold() for i in ids]
         for fact in q.answer:
             if texts and not any(fact.casefold() in t for t in texts):
                 problems.append(f"{q.id}: answer {fact!r} not in a gold abstract")
         if q.type == "unanswerable" and q.gold_titles:
             problems.append(f"{q.id}: unanswerable with gold titles")
+        for term in q.missing:  # a plain one-word term must be in no paper (not phrases)
+            if re.fullmatch(r"\w+", term) and term.lower() in corpus_words:
+                problems.append(f"{q.id}: 'missing' term {term!r} occurs in the corpus")
     assert problems == []
+
+
+def test_tune_and_test_do_not_share_a_question():
+    """The split is fixed and disjoint: fitting on tune never sees a test question."""
+    tune = load_dataset(DATASETS / "tune.jsonl")
+    test = load_dataset(DATASETS / "test.jsonl")
+    assert not {q.id for q in tune} & {q.id for q in test}
+    assert not {q.question for q in tune} & {q.question for q in test}
+    assert len(test) >= 150 and sum(q.type == "unanswerable" for q in test) >= 30
+    assert sum(q.type == "followup" and q.switch for q in test) >= 10
 
 
 def test_parses_subtype_switch_turn_gold_and_missing(tmp_path):
@@ -128,7 +148,7 @@ def test_bad_new_fields_are_named(tmp_path, extra, message):
 
 @pytest.mark.parametrize("name", ["tune.jsonl", "test.jsonl"])
 def test_the_tune_and_test_splits_parse(name):
-    questions = load_dataset(DEFAULT_DATASET.parent / name)
+    questions = load_dataset(DATASETS / name)
     assert {q.type for q in questions} >= {"lookup", "detail", "multi", "followup",
                                            "unanswerable"}
     assert {q.subtype for q in questions if q.type == "lookup"} == {"para", "kw"}
