@@ -17,9 +17,9 @@ import click
 from click_default_group import DefaultGroup
 
 from rag.errors import AbstractaError, Interrupted
+from rag.serialize import answer_to_dict
 from rag.text import display_safe, json_safe
 
-JSON_SCHEMA_VERSION = 1
 
 
 def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
@@ -235,7 +235,8 @@ def question_cmd(question, as_json, use_llm, verbose, k, since, until, sources, 
 
     from rag.retrieve import clean_question
 
-    text = clean_question(" ".join(question))  # a bad question fails before any indexing
+    text = " ".join(question)
+    clean_question(text)  # a bad question fails before any indexing (the pipeline cuts and notes)
     settings = _settings(data_dir, chroma_url)
     pipeline = Pipeline(settings)
     _ensure_corpus(pipeline, quiet=as_json)
@@ -253,7 +254,7 @@ def question_cmd(question, as_json, use_llm, verbose, k, since, until, sources, 
         answer = pipeline.answer(text, k=k, filters=_filters(since, until, sources),
                                  use_llm=use_llm, on_token=on_token, on_wait=waiting.start)
     if as_json:
-        echo_json(answer_json(answer))
+        echo_json(answer_to_dict(answer))
         return
     if streamed:
         echo("")
@@ -335,34 +336,10 @@ def print_sources(answer) -> None:
                  f" · {', '.join(h.paper.sources)})")
 
 
-def answer_json(answer) -> dict:
-    """The stable ``ask --json`` object (documented in the README)."""
-    return {
-        "question": answer.question,
-        "answer": answer.text,
-        "abstained": answer.abstained,
-        "supported": answer.supported,
-        "citations": [{"n": c.n, "paper_id": c.paper_id, "title": c.title}
-                      for c in answer.citations],
-        "sources": [{
-            "rank": h.rank, "paper_id": h.paper.paper_id, "title": h.paper.title,
-            "score": h.score, "relevance": h.relevance, "date": h.paper.date,
-            "dates": list(h.paper.dates), "source": h.paper.sources[0] if h.paper.sources else "",
-            "sources": list(h.paper.sources), "url": h.paper.link,
-        } for h in answer.hits],
-        "answerer": answer.answerer,
-        "standalone_question": answer.standalone_question or None,
-        "note": answer.note or None,
-        "removed_citations": answer.removed_citations,
-        "unsupported_sentences": list(answer.unsupported_sentences),
-        "usage": answer.usage,
-        "timings_ms": answer.timings_ms,
-        "schema_version": JSON_SCHEMA_VERSION,
-    }
-
-
 def _bar_note(bar):
     """A line printed above a live progress bar (who the ingest is waiting for)."""
+    if isinstance(bar, _ProgressLines):
+        return bar.note
     return lambda msg: bar.console.print(msg, markup=False, highlight=False)
 
 

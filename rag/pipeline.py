@@ -19,7 +19,7 @@ from rag.chat import (Conversation, Subject, evidence, load_followup_rule, paper
                       subject, with_subject)
 from rag.embed import Embedder, build_embedder
 from rag.ingest import BUNDLED_CORPUS, IngestReport, ensure_bundled_corpus, ingest_paths
-from rag.retrieve import Filters, clean_question, search
+from rag.retrieve import Filters, clean_question_with_note, search
 from rag.settings import Settings
 from rag.store import Store, open_store
 from rag.types import Answer, Hit
@@ -104,14 +104,14 @@ class Pipeline:
         # One LLM budget for the whole answer, from its first request: the follow-up rewrite
         # and the answer share it (None: the answer's request starts it).
         deadline: float | None = None
-        question = clean_question(question)
+        question, note = clean_question_with_note(question)
         use_llm = self.settings.use_llm if use_llm is None else use_llm
         timings: dict = {}
         llm = self.llm if use_llm else None
-        standalone, note = question, ""
+        standalone = question
         if use_llm and llm is None:
-            note = ("No LLM is configured (set OPENAI_API_KEY or OPENAI_BASE_URL); "
-                    "this is the offline answer.")
+            note = " ".join(filter(None, (note, "No LLM is configured (set OPENAI_API_KEY or "
+                                               "OPENAI_BASE_URL); this is the offline answer.")))
         hits: list[Hit] | None = None
         followup = False
         about = subject(conversation)  # None: a first turn, or a turn after an abstention
@@ -138,7 +138,8 @@ class Pipeline:
             except LLMConfigError:
                 raise
             except LLMError as exc:
-                note = f"The LLM could not answer ({exc}); this is the offline answer."
+                note = " ".join(filter(None, (
+                    note, f"The LLM could not answer ({exc}); this is the offline answer.")))
         if result is None:
             result = self._answer_offline(question, standalone, hits, followup)
             if on_token is not None:
@@ -146,7 +147,8 @@ class Pipeline:
         t3 = time.perf_counter()
         timings.update(condense=(t1 - t0) * 1000, retrieve=(t2 - t1) * 1000,
                        answer=(t3 - t2) * 1000, total=(t3 - t0) * 1000)
-        result = replace(result, question=question, note=note or result.note,
+        result = replace(result, question=question,
+                         note=" ".join(filter(None, (note, result.note))),
                          standalone_question=standalone if standalone != question else "",
                          timings_ms={k_: round(v, 2) for k_, v in timings.items()})
         if conversation is not None:

@@ -89,9 +89,9 @@ class Settings(BaseSettings):
         "names the papers that were cut.",
     )
     embed_batch: int = Field(
-        default=4, ge=1, le=2048,
-        description="Texts per MiniLM call (4 measured fastest on 2 cores: length-sorted "
-        "small batches waste no padding).",
+        default=32, ge=1, le=2048,
+        description="Texts per MiniLM call. Texts are sorted by token count before batching, so "
+        "a batch holds almost no padding (bundled corpus: 1.4%) and 32 beats small batches.",
     )
 
     # --- retrieval ---------------------------------------------------------------------

@@ -355,7 +355,7 @@ def build_app(pipeline, svc: Service | None = None):
     import gradio as gr
 
     from rag.chat import Conversation
-    from rag.cli import answer_json
+    from rag import answer_to_dict
     from ui import render
 
     svc = svc or Service(pipeline)
@@ -430,7 +430,7 @@ def build_app(pipeline, svc: Service | None = None):
         except AbstractaError as exc:
             # A user's error, answered in one line: no traceback on the server's terminal.
             raise gr.Error(str(exc), print_exception=False) from None
-        return answer_json(answer)
+        return answer_to_dict(answer)
 
     def library(query: str = ""):
         return render.library_rows(svc.papers(), query) if svc.ready.is_set() else []
