@@ -104,8 +104,11 @@ def load_path(path: Path) -> LoadResult:
 
 
 def one_line(text: str) -> str:
-    """Control characters and line/paragraph separators folded into spaces."""
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    """A message on one line, display-safe: escape sequences and control and bidi
+    characters removed (not turned into visible junk), line breaks folded into spaces."""
+    from rag.text import display_safe
+
+    return " ".join(display_safe(text, newlines=False).split())
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:

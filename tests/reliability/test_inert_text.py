@@ -125,7 +125,7 @@ def test_cli_output_on_a_terminal_is_inert(evil_index):
     assert_inert(out, progress_bar=True)
     assert "2 added" in out
     # The skipped records name the file and quote the title, made safe.
-    assert "fdp.exe.txt:9: 'Lonely" in out and "without abstract' has no abstract" in out
+    assert "evilfdp.exe.txt:9: 'Lonely title without abstract' has no abstract" in out
     assert "more.jsonl:2: no abstract" in out
 
     code, out = run_in_pty(QUESTION, data=data)
