@@ -85,8 +85,14 @@ class WriteLock:
         self.took_over: dict = {}  # the record a dead holder left, if any
 
     def acquire(self, wait: bool = True, on_wait: Callable[[str], None] | None = None) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            # A folder we cannot write (read-only share, full disk, not a folder): no
+            # writer can work there either, and the store refuses the write with a
+            # one-line error that says why.
+            return
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
