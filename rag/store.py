@@ -5,9 +5,8 @@
   title key and the content hash ingest compares against (and the abstract, unless
   the chunk text is exactly title + abstract). It is written *after* the paper's
   other chunks, so it doubles as a commit marker: a paper whose chunk #0 is missing
-  or stale is simply ingested again. (Paper records used to live in a second
-  collection; writing them cost as much as writing the chunks, and an old index is
-  moved over once, when it is opened.)
+  or stale is simply ingested again. (A second collection of paper records would cost
+  as much to write as the chunks.)
 - The lexical index (:mod:`rag.lexical`) is BM25 over the chunk texts, cached on local disk.
   The chunks collection carries a ``generation`` token in its metadata, renewed
   by every write; a process whose cache names another generation rebuilds it
@@ -374,32 +373,6 @@ class Store:
                                         m.get("text", "")) for m in res["metadatas"]]
                 self._call(self.chunks.update, "write", ids=res["ids"], metadatas=metas)
 
-    def move_paper_records(self, papers) -> int:
-        """Move the paper records of an index written before they lived on chunk #0.
-
-        Idempotent and safe to interrupt: a record is merged into its chunk #0 (the
-        same metadata a fresh ingest writes), and the old collection is dropped last.
-        A paper whose chunks are missing is left out; the next ingest adds it again.
-        """
-        moved = offset = 0
-        while True:
-            res = self._call(papers.get, "read", limit=PAGE, offset=offset, include=["metadatas"])
-            firsts = self._first_chunks(res["ids"])
-            ids, metas = [], []
-            for pid, meta in zip(res["ids"], res["metadatas"]):
-                first = firsts.get(pid)
-                if first is not None:
-                    ids.append(f"{pid}#0")
-                    metas.append(chunk_metadata(pid, 0, meta, first.get("text", "")))
-            if ids:
-                self._call(self.chunks.update, "write", ids=ids, metadatas=metas)
-                moved += len(ids)
-            if len(res["ids"]) < PAGE:
-                break
-            offset += PAGE
-        self._call(self._client.delete_collection, "write", papers.name)
-        return moved
-
     def reset(self) -> None:
         """Delete the collection and the lexical cache (``ask ingest --rebuild``)."""
         self._writable()
@@ -512,13 +485,7 @@ def _finish_repair(settings: Settings, client) -> None:
 
 def _open(settings: Settings, client) -> Store:
     _finish_repair(settings, client)
-    store = Store(settings, client, _chunks_collection(client, settings))
-    try:  # an index from before paper records moved onto chunk #0
-        legacy = client.get_collection(f"{settings.collection}_papers", embedding_function=None)
-    except Exception:  # not there: the usual case
-        return store
-    store.move_paper_records(legacy)
-    return store
+    return Store(settings, client, _chunks_collection(client, settings))
 
 
 def _chroma_settings():

@@ -208,32 +208,3 @@ def test_a_one_chunk_abstract_is_stored_once_and_read_back_whole(bundled_copy, t
     assert "abstract" not in first
     assert first["text"] == f"Quibblefrost Sketches for Streams\n{abstract}"
     assert pipe.store.get_papers([pid])[pid].abstract == abstract
-
-
-def test_an_index_with_the_old_separate_paper_records_is_moved_over(bundled_copy, embedder):
-    """Indexes written before paper records moved onto chunk #0 open with nothing lost."""
-    import numpy as np
-
-    from rag.pipeline import Pipeline
-
-    pipe, _ = bundled_copy
-    store = pipe.store
-    want = {p.paper_id: p for p in store.iter_papers()}
-    # Rewrite the index in the old layout: a `_papers` collection with the paper
-    # records, and chunks #0 that carry only what every chunk carries.
-    legacy = store._client.create_collection("abstracta_papers", embedding_function=None)
-    metas = store.paper_meta(list(want))
-    ids = list(metas)
-    legacy.add(ids=ids, embeddings=np.ones((len(ids), 4), dtype=np.float32),
-               metadatas=[dict(metas[i], abstract=want[i].abstract) for i in ids])
-    firsts = store.chunks.get(ids=[f"{i}#0" for i in ids], include=["metadatas", "embeddings"])
-    store.chunks.delete(ids=firsts["ids"])
-    store.chunks.add(ids=firsts["ids"], embeddings=firsts["embeddings"], metadatas=[
-        {k: m[k] for k in ("paper_id", "n", "text", "title", "dates", "sources")}
-        for m in firsts["metadatas"]])
-    assert not list(store.iter_papers())
-
-    other = Pipeline(pipe.settings, embedder=embedder)
-    assert {p.paper_id: p for p in other.store.iter_papers()} == want
-    assert "abstracta_papers" not in [c.name for c in other.store._client.list_collections()]
-    assert other.search("group quantization sparsity", k=1)[0].paper.title.startswith("GQSA")
