@@ -161,11 +161,21 @@ def test_calibration_is_loaded_per_embedder():
 
 
 def test_a_long_question_is_cut_with_a_note():
-    text, note = clean_question_with_note("word " * 600)
+    text, note = clean_question_with_note(" ".join(f"w{i:04d}" for i in range(500)))
     assert len(text) == 2000 and "2,999 characters" in note and "2,000" in note
     assert clean_question_with_note("  short\tquestion ") == ("short question", "")
     with pytest.raises(QuestionError):
         clean_question_with_note(" ?! ")
+
+
+def test_a_question_pasted_many_times_is_asked_once():
+    """Repeats skew the embedding and every word count; escape sequences go whole."""
+    q = "Which paper combines group quantization with structured sparsity?"
+    assert clean_question_with_note((q + " ") * 1600) == (q, "")
+    assert clean_question_with_note(q + " " + q + " " + q[:50]) == (q, "")
+    assert clean_question_with_note("group\x1b[31m quantization\x07 now")[0] == (
+        "group quantization now")
+    assert clean_question_with_note("the the the model")[0] == "the the the model"
 
 
 @pytest.mark.parametrize("text, want", [
