@@ -169,7 +169,7 @@ def run_bm25s(records: list[dict], queries: dict[str, str], k: int = 100) -> dic
     tokens = bm25s.tokenize([queries[q] for q in qids], stopwords="en", stemmer=stemmer,
                             show_progress=False)
     docs, scores = model.retrieve(tokens, k=min(k, len(ids)), show_progress=False)
-    return {q: [ids[int(d)] for d, s in zip(docs[i], scores[i]) if s > 0]
+    return {q: [ids[int(d)] for d, s in zip(docs[i], scores[i], strict=False) if s > 0]
             for i, q in enumerate(qids)}
 
 

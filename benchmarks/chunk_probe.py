@@ -63,7 +63,7 @@ def main(argv: list[str]) -> None:
 
     path, n = argv[0], int(argv[1]) if len(argv) > 1 else 1000
     with open(path, encoding="utf-8") as fh:
-        rows = [json.loads(line) for _, line in zip(range(n), fh)]
+        rows = [json.loads(line) for _, line in zip(range(n), fh, strict=False)]
     papers = [StoredPaper(r["id"], r["title"], r["abstract"], (), ()) for r in rows]
     settings = load_settings(auto_ingest_bundled=False)
     current, fast = make_chunker(settings), batched_chunker(settings)
@@ -75,8 +75,10 @@ def main(argv: list[str]) -> None:
     t2 = time.perf_counter()
     ca, cb = sum(map(len, a)), sum(map(len, b))
     print(f"make_chunker (SentenceSplitter): {len(papers) / (t1 - t0):8.0f} papers/s, {ca} chunks")
-    print(f"batched sketch (regex+encode_batch): {len(papers) / (t2 - t1):8.0f} papers/s, {cb} chunks")
-    same = sum(len(x) == len(y) for x, y in zip(a, b))
+    print(
+        f"batched sketch (regex+encode_batch): {len(papers) / (t2 - t1):8.0f} papers/s, {cb} chunks"
+    )
+    same = sum(len(x) == len(y) for x, y in zip(a, b, strict=False))
     print(f"papers with the same chunk count: {same}/{len(papers)}")
 
 

@@ -36,7 +36,7 @@ def measure(data_dir: Path, k: int) -> str:
     misses = 0
     for start in range(0, len(ids), 1000):
         got = col.query(query_embeddings=vecs[start:start + 1000], n_results=k, include=[])
-        misses += sum(c not in g for c, g in zip(ids[start:start + 1000], got["ids"]))
+        misses += sum(c not in g for c, g in zip(ids[start:start + 1000], got["ids"], strict=False))
     ef = col.configuration["hnsw"]["ef_search"]
     return (f"ef_search={ef} k={k}: {misses} of {len(ids)} chunks not found by their own "
             f"vector (recall {1 - misses / len(ids):.4f}; {impossible} impossible)")

@@ -37,7 +37,9 @@ def bundled_papers():
 
 def _acronym(title: str) -> str | None:
     head, sep, _ = title.partition(":")
-    return head.strip() if sep and 2 <= len(head.strip()) <= 24 and " " not in head.strip() else None
+    return (
+        head.strip() if sep and 2 <= len(head.strip()) <= 24 and " " not in head.strip() else None
+    )
 
 
 def _description(title: str) -> list[str]:
@@ -80,11 +82,14 @@ def make_papers(n: int, seed: int = 0):
             sentences.append(re.sub(rf"\b{re.escape(old)}\b", acro, text) if old else text)
         month = 1 + (i // 99_999) % 12
         yield {
-            "id": f"25{month:02d}.{i % 99_999 + 1:05d}" if i < 12 * 99_999 else f"26{month:02d}.{i:05d}",
+            "id": f"25{month:02d}.{i % 99_999 + 1:05d}"
+            if i < 12 * 99_999
+            else f"26{month:02d}.{i:05d}",
             "title": title,
             "abstract": " ".join(sentences),
-            "authors": ", ".join(f"{rng.choice(FIRST)} {rng.choice(LAST)}"
-                                 for _ in range(rng.randint(1, 6))),
+            "authors": ", ".join(
+                f"{rng.choice(FIRST)} {rng.choice(LAST)}" for _ in range(rng.randint(1, 6))
+            ),
             "categories": " ".join(rng.sample(CATEGORIES, rng.randint(1, 3))),
             "update_date": f"2025-{month:02d}-{rng.randint(1, 28):02d}",
         }

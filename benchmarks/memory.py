@@ -107,9 +107,11 @@ def corpora(sizes_mb: list[float], work: Path, seed: int) -> dict[float, tuple[P
     return out
 
 
-LOAD_ONLY = ("import sys; from pathlib import Path; from rag.ingest import IngestReport, load_files;"
-             " r = IngestReport(); papers = load_files([Path(sys.argv[1])], r);"
-             " print(len(papers), r.records)")
+LOAD_ONLY = (
+    "import sys; from pathlib import Path; from rag.ingest import IngestReport, load_files;"
+    " r = IngestReport(); papers = load_files([Path(sys.argv[1])], r);"
+    " print(len(papers), r.records)"
+)
 
 
 def bench(mb: float, path: Path, n: int, work: Path, log: Path) -> dict:
@@ -144,7 +146,9 @@ def verdict(rows: dict) -> list[list[str]]:
     out = []
     for key in ("peak_rss_mib", "peak_tree_rss_mib"):
         b, s = big["ingest"][key], small["ingest"][key]
-        growth = (big["vectors_mib"] + big["lexical_mib"]) - (small["vectors_mib"] + small["lexical_mib"])
+        growth = (big["vectors_mib"] + big["lexical_mib"]) - (
+            small["vectors_mib"] + small["lexical_mib"]
+        )
         expected = s + growth
         out.append([f"{key} at {max(rows):g} MB <= 1536 MiB", f"{b:,.0f} MiB",
                     "met" if b <= 1536 else "MISSED"])
@@ -159,13 +163,24 @@ def render(res: dict) -> str:
     rows = res["sizes"]
     keys = sorted(rows)
     metric = [
-        ("file (MB) / papers / chunks", lambda r: f"{r['file_mb']:.0f} / {r['papers']} / {r['chunks']}"),
-        ("ingest wall (s) / papers/s", lambda r: f"{r['ingest']['wall_s']:.0f} / {r['papers_per_s']:.0f}"),
+        (
+            "file (MB) / papers / chunks",
+            lambda r: f"{r['file_mb']:.0f} / {r['papers']} / {r['chunks']}",
+        ),
+        (
+            "ingest wall (s) / papers/s",
+            lambda r: f"{r['ingest']['wall_s']:.0f} / {r['papers_per_s']:.0f}",
+        ),
         ("ingest peak RSS, largest process (MiB)", lambda r: f"{r['ingest']['peak_rss_mib']:,.0f}"),
-        ("ingest peak RSS, process tree (MiB)", lambda r: f"{r['ingest']['peak_tree_rss_mib']:,.0f}"),
+        (
+            "ingest peak RSS, process tree (MiB)",
+            lambda r: f"{r['ingest']['peak_tree_rss_mib']:,.0f}",
+        ),
         ("load_files alone: peak RSS (MiB)", lambda r: f"{r['load_only']['peak_rss_mib']:,.0f}"),
-        ("index on disk: Chroma all / vector index / BM25 (MiB)",
-         lambda r: f"{r['chroma_mib']:,.0f} / {r['vectors_mib']:,.0f} / {r['lexical_mib']:,.0f}"),
+        (
+            "index on disk: Chroma all / vector index / BM25 (MiB)",
+            lambda r: f"{r['chroma_mib']:,.0f} / {r['vectors_mib']:,.0f} / {r['lexical_mib']:,.0f}",
+        ),
     ]
     m = res["machine"]
     return "\n".join([

@@ -126,7 +126,7 @@ def _nodes_from_chroma(collection):
     nodes, offset = [], 0
     while True:
         res = collection.get(limit=5000, offset=offset, include=["documents", "metadatas"])
-        for doc, meta in zip(res["documents"], res["metadatas"]):
+        for doc, meta in zip(res["documents"], res["metadatas"], strict=False):
             node = metadata_dict_to_node(meta)
             node.set_content(doc)
             nodes.append(node)

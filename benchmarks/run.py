@@ -52,7 +52,7 @@ def child_env(**abstracta) -> dict:
 
 def run_child(cmd: list[str], env: dict, cwd: Path, log: Path | None = None) -> dict:
     """Run cmd to completion: wall seconds, peak RSS (bytes) of that child, exit code."""
-    out = open(log, "ab") if log else subprocess.DEVNULL
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
     try:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=out)
@@ -62,7 +62,8 @@ def run_child(cmd: list[str], env: dict, cwd: Path, log: Path | None = None) -> 
     finally:
         if log:
             out.close()
-    # CPU seconds are reported next to wall time: on a shared machine they are the less noisy figure.
+    # CPU seconds are reported next to wall time: on a shared machine they are the less noisy
+    # figure.
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
             "max_rss": usage.ru_maxrss * 1024, "rc": proc.returncode}
 
@@ -86,7 +87,9 @@ def cold_runs(cmd_for, env: dict, ctx: dict, questions: list[str], runs: int) ->
     for i, q in enumerate([questions[0]] + questions[1:runs + 1]):
         res = run_child(cmd_for(q), env, ctx["work"], ctx["log"])
         if res["rc"] != 0:
-            raise SystemExit(f"cold run failed (exit {res['rc']}): {cmd_for(q)[:3]}; see {ctx['log']}")
+            raise SystemExit(
+                f"cold run failed (exit {res['rc']}): {cmd_for(q)[:3]}; see {ctx['log']}"
+            )
         if i:
             walls.append(res["wall_s"])
             cpus.append(res["cpu_s"])
@@ -204,7 +207,7 @@ def bench_server(n: int, ctx: dict) -> dict:
     path = ctx["work"] / "chroma-server"
     shutil.rmtree(path, ignore_errors=True)
     port = free_port()
-    log = open(ctx["log"], "ab")
+    log = open(ctx["log"], "ab")  # noqa: SIM115 (the server outlives this function)
     proc = subprocess.Popen([str(BIN / "chroma"), "run", "--path", str(path), "--port", str(port),
                              "--host", "127.0.0.1"], env=child_env(), stdout=log, stderr=log,
                             cwd=ctx["work"])
@@ -231,7 +234,9 @@ def bench_server(n: int, ctx: dict) -> dict:
 
 def speed_bar(ctx: dict) -> dict:
     """``ask --help`` wall time (median of 10 cold processes)."""
-    runs = [run_child([str(BIN / "ask"), "--help"], child_env(), ctx["work"]) for _ in range(11)][1:]
+    runs = [run_child([str(BIN / "ask"), "--help"], child_env(), ctx["work"]) for _ in range(11)][
+        1:
+    ]
     return {"ask_help_median_s": round(statistics.median(r["wall_s"] for r in runs), 3),
             "ask_help_cpu_median_s": round(statistics.median(r["cpu_s"] for r in runs), 3)}
 
@@ -367,7 +372,10 @@ def _size(key: str) -> str:
 
 def table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+
+    def line(r):
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
                       *map(line, rows)])
 

@@ -115,7 +115,10 @@ def matrix(rows, names) -> tuple[np.ndarray, np.ndarray]:
 
 
 def scores_of(row, names, coef, intercept) -> list[float]:
-    return [float(intercept + sum(c * f[n] for n, c in zip(names, coef))) for f in row["features"]]
+    return [
+        float(intercept + sum(c * f[n] for n, c in zip(names, coef, strict=False)))
+        for f in row["features"]
+    ]
 
 
 def order(row, z) -> list[int]:
@@ -182,11 +185,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="Refit only the follow-up rule, keeping the relevance model.")
     args = parser.parse_args(argv)
 
+    from eval.harness import load_dataset
     from rag.pipeline import Pipeline
     from rag.retrieve import CALIBRATION_DIR, PAPER_FEATURES, QUESTION_FEATURES
     from rag.settings import load_settings
-
-    from eval.harness import load_dataset
 
     settings = load_settings(data_dir=args.data_dir)
     if settings.embedder == "openai":
@@ -217,11 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(items)} questions ({cut['answerable']} answerable), {len(y)} candidate rows, "
           f"{int(y.sum())} gold; {time.perf_counter() - t0:.1f} s")
     print("paper model:")
-    for n, c in zip(names, coef):
+    for n, c in zip(names, coef, strict=False):
         print(f"  {n:15s} {c:+8.3f}")
     print(f"  {'intercept':15s} {intercept:+8.3f}")
     print("question model:")
-    for n, c in zip(q_names, q_coef):
+    for n, c in zip(q_names, q_coef, strict=False):
         print(f"  {n:15s} {c:+8.3f}")
     print(f"  {'intercept':15s} {q_intercept:+8.3f}  (shifted so the cut is {CUT})")
     print(f"tune: hit@1 {result['hit@1']:.3f}  mrr@10 {result['mrr@10']:.3f}  "
@@ -234,26 +236,43 @@ def main(argv: list[str] | None = None) -> int:
     data = {
         "embedder": settings.embedder,
         "embedding_model": pipeline.embedder.name,
-        "fitted_on": {"dataset": args.dataset.name,
-                      "sha256": hashlib.sha256(args.dataset.read_bytes()).hexdigest(),
-                      "questions": len(items), "rows": int(len(y)),
-                      "date": time.strftime("%Y-%m-%d"), "script": "eval/calibrate.py"},
-        "paper_model": {"coef": {n: round(float(c), 5) for n, c in zip(names, coef)},
-                        "intercept": round(intercept, 5)},
-        "question_model": {"coef": {n: round(float(c), 5) for n, c in zip(q_names, q_coef)},
-                           "intercept": round(q_intercept, 5)},
+        "fitted_on": {
+            "dataset": args.dataset.name,
+            "sha256": hashlib.sha256(args.dataset.read_bytes()).hexdigest(),
+            "questions": len(items),
+            "rows": int(len(y)),
+            "date": time.strftime("%Y-%m-%d"),
+            "script": "eval/calibrate.py",
+        },
+        "paper_model": {
+            "coef": {n: round(float(c), 5) for n, c in zip(names, coef, strict=False)},
+            "intercept": round(intercept, 5),
+        },
+        "question_model": {
+            "coef": {n: round(float(c), 5) for n, c in zip(q_names, q_coef, strict=False)},
+            "intercept": round(q_intercept, 5),
+        },
         "note": "z = paper intercept + sum(coef * paper feature) orders the papers; relevance "
-                "= 1/(1+exp(-(question intercept + coef_z * z + sum(coef * question "
-                f"feature)))); {CUT} is the cut that keeps false abstention on the tune split at "
-                f"or under {args.max_false_abstention}",
-        "tune": {"hit@1": round(result["hit@1"], 4), "mrr@10": round(result["mrr@10"], 4),
-                 "recall@10": round(result["recall@10"], 4),
-                 "false_abstention": round(cut["false_abstention"], 4),
-                 "correct_abstention": None if cut["correct_abstention"] is None
-                 else round(cut["correct_abstention"], 4)},
-        "settings": {"candidates": settings.candidates, "rerank_depth": settings.rerank_depth,
-                     "rrf_k": settings.rrf_k, "dense_weight": settings.dense_weight,
-                     "lexical_weight": settings.lexical_weight, "top_k": settings.top_k},
+        "= 1/(1+exp(-(question intercept + coef_z * z + sum(coef * question "
+        f"feature)))); {CUT} is the cut that keeps false abstention on the tune split at "
+        f"or under {args.max_false_abstention}",
+        "tune": {
+            "hit@1": round(result["hit@1"], 4),
+            "mrr@10": round(result["mrr@10"], 4),
+            "recall@10": round(result["recall@10"], 4),
+            "false_abstention": round(cut["false_abstention"], 4),
+            "correct_abstention": None
+            if cut["correct_abstention"] is None
+            else round(cut["correct_abstention"], 4),
+        },
+        "settings": {
+            "candidates": settings.candidates,
+            "rerank_depth": settings.rerank_depth,
+            "rrf_k": settings.rrf_k,
+            "dense_weight": settings.dense_weight,
+            "lexical_weight": settings.lexical_weight,
+            "top_k": settings.top_k,
+        },
     }
     out = args.out or CALIBRATION_DIR / f"{settings.embedder}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -293,12 +312,17 @@ def add_followup(pipeline, questions, settings, out: Path) -> None:
     data["followup"] = rule
     out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     load_followup_rule.cache_clear()
-    print(f"follow-up rule ({rule['informative_rows']} informative turns of {rule['rows']}; "
-          f"{time.perf_counter() - t0:.0f} s): "
-          + ", ".join(f"{n} {c:+.2f}" for n, c in rule["coef"].items())
-          + f", intercept {rule['intercept']:+.2f}; top paper right on tune: "
-          + "; ".join(f"{kind} {r['rule']:.3f} (alone {r['always_alone']:.3f}, joined "
-                      f"{r['always_joined']:.3f})" for kind, r in rule["tune_top_paper_right"].items()))
+    print(
+        f"follow-up rule ({rule['informative_rows']} informative turns of {rule['rows']}; "
+        f"{time.perf_counter() - t0:.0f} s): "
+        + ", ".join(f"{n} {c:+.2f}" for n, c in rule["coef"].items())
+        + f", intercept {rule['intercept']:+.2f}; top paper right on tune: "
+        + "; ".join(
+            f"{kind} {r['rule']:.3f} (alone {r['always_alone']:.3f}, joined "
+            f"{r['always_joined']:.3f})"
+            for kind, r in rule["tune_top_paper_right"].items()
+        )
+    )
 
 
 def followup_examples(pipeline, questions, k: int, seed: int = 11) -> list[dict]:
@@ -329,7 +353,7 @@ def followup_examples(pipeline, questions, k: int, seed: int = 11) -> list[dict]
         turns = q.turns + (q.question,)
         golds = q.turn_gold_titles or ((),) * len(q.turns) + (q.gold_titles,)
         conversation = Conversation()
-        for i, (text, gold) in enumerate(zip(turns, golds)):
+        for i, (text, gold) in enumerate(zip(turns, golds, strict=False)):
             about = subject(conversation)
             if i and about is not None and gold:
                 rows.append(row("conversation", f"{q.id}#{i + 1}", text, gold, about))
@@ -337,7 +361,7 @@ def followup_examples(pipeline, questions, k: int, seed: int = 11) -> list[dict]
     alone = [q for q in questions if not q.turns and q.gold_titles]
     before = alone[:]
     random.Random(seed).shuffle(before)
-    for q, prev in zip(alone, before[1:] + before[:1]):
+    for q, prev in zip(alone, before[1:] + before[:1], strict=False):
         if prev.id == q.id:
             continue
         conversation = Conversation()
@@ -363,7 +387,7 @@ def fit_followup(rows: list[dict]) -> dict:
         return r["joined"] if follow else r["alone"]
 
     def z(r):
-        return intercept + sum(c * r["features"][n] for n, c in zip(FEATURES, coef))
+        return intercept + sum(c * r["features"][n] for n, c in zip(FEATURES, coef, strict=False))
 
     report = {}
     for kind in ("conversation", "new question"):
@@ -376,7 +400,7 @@ def fit_followup(rows: list[dict]) -> dict:
                 "always_joined": round(sum(r["joined"] for r in part) / len(part), 4),
             }
     return {"features": list(FEATURES),
-            "coef": {n: round(float(c), 5) for n, c in zip(FEATURES, coef)},
+            "coef": {n: round(float(c), 5) for n, c in zip(FEATURES, coef, strict=False)},
             "intercept": round(float(intercept), 5),
             "rows": len(rows), "informative_rows": len(informative),
             "tune_top_paper_right": report,

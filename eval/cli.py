@@ -105,8 +105,14 @@ def library_versions() -> dict:
 
 def _progress(label: str):
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TimeRemainingColumn(), console=Console(stderr=True))
@@ -115,8 +121,12 @@ def _progress(label: str):
 
 
 @click.command(name="eval", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--dataset", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Question set (JSON Lines). Default: the shipped held-out split eval/datasets/test.jsonl.")
+@click.option(
+    "--dataset",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Question set (JSON Lines). Default: the shipped held-out split eval/datasets/test.jsonl.",
+)
 @click.option("--name", default=None, help="Run folder name (default: a timestamp).")
 @click.option("-k", "--k", "k", type=click.IntRange(1, 100), default=None,
               help="Papers the answerer gets (default: the top_k setting). Retrieval metrics "
@@ -155,10 +165,9 @@ def eval_command(dataset, name, k, judge, compare_to, floors, ceilings, allow_mi
     The run folder holds config.json, per_question.jsonl, summary.json, report.md
     and metrics_by_type.png.
     """
+    from eval import harness, report
     from rag.pipeline import Pipeline
     from rag.settings import load_settings
-
-    from eval import harness, report
 
     parsed_floors = [_floor(f) for f in floors]
     parsed_ceilings = [_floor(c, "--fail-over") for c in ceilings]

@@ -17,9 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.errors import AbstractaError
-
 from eval import metrics as M
+from rag.errors import AbstractaError
 
 DATASETS = Path(__file__).parent / "datasets"
 DEFAULT_DATASET = DATASETS / "test.jsonl"  # the held-out split: what the README quotes
@@ -102,10 +101,17 @@ def parse_line(text: str, where: str) -> Question:
         raise DatasetError(f"{where}: 'turn_gold_titles' needs one list per turn "
                            f"({len(turns) + 1}), not {len(turn_gold)}.")
     return Question(
-        id=obj["id"].strip(), type=qtype.strip() or "untyped", question=question,
-        gold_titles=_str_list(obj, "gold_titles", where), gold_ids=_str_list(obj, "gold_ids", where),
-        answer=_str_list(obj, "answer", where), turns=turns, subtype=subtype.strip(),
-        switch=switch, turn_gold_titles=turn_gold, missing=_str_list(obj, "missing", where),
+        id=obj["id"].strip(),
+        type=qtype.strip() or "untyped",
+        question=question,
+        gold_titles=_str_list(obj, "gold_titles", where),
+        gold_ids=_str_list(obj, "gold_ids", where),
+        answer=_str_list(obj, "answer", where),
+        turns=turns,
+        subtype=subtype.strip(),
+        switch=switch,
+        turn_gold_titles=turn_gold,
+        missing=_str_list(obj, "missing", where),
     )
 
 
@@ -151,9 +157,9 @@ class GoldIndex:
 
 
 def build_gold_index(pipeline) -> GoldIndex:
-    from rag.identity import normalize_title
-
     import hashlib
+
+    from rag.identity import normalize_title
 
     by_title: dict[str, list[str]] = {}
     titles: dict[str, str] = {}
@@ -225,17 +231,34 @@ def run_question(pipeline, q: Question, index: GoldIndex, *, k: int, use_llm: bo
     cited = [index.key_of(c.paper_id) for c in ans.citations]
     sources = {index.key_of(h.paper.paper_id) for h in ans.hits}
     record = {
-        "id": q.id, "type": q.type, "question": q.question, "turns": list(q.turns),
+        "id": q.id,
+        "type": q.type,
+        "question": q.question,
+        "turns": list(q.turns),
         "standalone_question": ans.standalone_question or None,
-        "gold_titles": list(q.gold_titles), "gold_ids": list(q.gold_ids),
-        "gold_missing": gold.missing, "answer_facts": list(q.answer),
-        "retrieved": [{"rank": i, "paper_id": h.paper.paper_id, "title": h.paper.title,
-                       "gold": key in gold.keys}
-                      for i, (h, key) in enumerate(zip(ranked_hits, ranked), start=1)],
-        "cited": [{"n": c.n, "paper_id": c.paper_id, "title": c.title,
-                   "gold": key in gold.keys} for c, key in zip(ans.citations, cited)],
-        "abstained": ans.abstained, "answer": ans.text, "answerer": ans.answerer,
-        "note": ans.note or None, "usage": usage or None, "timings_ms": ans.timings_ms,
+        "gold_titles": list(q.gold_titles),
+        "gold_ids": list(q.gold_ids),
+        "gold_missing": gold.missing,
+        "answer_facts": list(q.answer),
+        "retrieved": [
+            {
+                "rank": i,
+                "paper_id": h.paper.paper_id,
+                "title": h.paper.title,
+                "gold": key in gold.keys,
+            }
+            for i, (h, key) in enumerate(zip(ranked_hits, ranked, strict=False), start=1)
+        ],
+        "cited": [
+            {"n": c.n, "paper_id": c.paper_id, "title": c.title, "gold": key in gold.keys}
+            for c, key in zip(ans.citations, cited, strict=False)
+        ],
+        "abstained": ans.abstained,
+        "answer": ans.text,
+        "answerer": ans.answerer,
+        "note": ans.note or None,
+        "usage": usage or None,
+        "timings_ms": ans.timings_ms,
         **_check_fields(ans),
     }
     scores: dict = {}

@@ -200,7 +200,7 @@ def compare(old: list[dict], new: list[dict], n_boot: int = 2000, seed: int = SE
                 and (da is None or (da[i] is not None and db[i] is not None))]
         if not keep:
             continue
-        sub = lambda xs: None if xs is None else [xs[i] for i in keep]  # noqa: E731
+        sub = lambda xs, keep=keep: None if xs is None else [xs[i] for i in keep]  # noqa: E731
         full = np.arange(len(keep))[None, :]
         va = float(_aggregate(sub(na), sub(da), spec.kind, full)[0])
         vb = float(_aggregate(sub(nb), sub(db), spec.kind, full)[0])
@@ -217,7 +217,7 @@ def compare(old: list[dict], new: list[dict], n_boot: int = 2000, seed: int = SE
                      "better": None if vb == va else (vb > va) == spec.higher_is_better})
     flips = {"hit_to_miss": [], "miss_to_hit": [], "answered_to_abstained": [],
              "abstained_to_answered": []}
-    for ra, rb in zip(a, b):
+    for ra, rb in zip(a, b, strict=False):
         ha, hb = ra["metrics"].get("hit@5"), rb["metrics"].get("hit@5")
         if ha == 1 and hb == 0:
             flips["hit_to_miss"].append(rb["id"])
@@ -365,7 +365,7 @@ def print_summary(summary: dict) -> None:
         table.add_row(name, _cell(stats),
                       *[_fmt((summary["by_type"][t].get(name) or {}).get("value"))
                         for t in types])
-    for model, judged in summary.get("judge", {}).items():
+    for judged in summary.get("judge", {}).values():
         for name, stats in judged["overall"].items():
             table.add_row(f"judge:{name}", _cell(stats),
                           *[_fmt((judged["by_type"][t].get(name) or {}).get("value"))

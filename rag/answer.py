@@ -233,7 +233,8 @@ def missing_terms_text(unknown: Sequence[str], question: str = "") -> str:
     """'None of the indexed papers mentions NVMe or SSD.' ('' when nothing is missing)."""
     if not unknown:
         return ""
-    return f"None of the indexed papers mentions {_or_list([as_written(t, question) for t in unknown])}."
+    words = _or_list([as_written(t, question) for t in unknown])
+    return f"None of the indexed papers mentions {words}."
 
 
 def abstain_text(hits: Iterable[Hit], unknown: Sequence[str] = (), question: str = "") -> str:

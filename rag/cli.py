@@ -21,7 +21,6 @@ from rag.serialize import answer_to_dict
 from rag.text import display_safe, json_safe
 
 
-
 def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
     """Print text that may hold paper text or file names, made inert first.
 
@@ -61,8 +60,12 @@ class AskGroup(DefaultGroup):
 
 def common_options(fn):
     """--data-dir and --chroma-url on every command."""
-    fn = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-                      help="Index folder (env ABSTRACTA_DATA_DIR; default ~/.local/share/abstracta).")(fn)
+    fn = click.option(
+        "--data-dir",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Index folder (env ABSTRACTA_DATA_DIR; default ~/.local/share/abstracta).",
+    )(fn)
     fn = click.option("--chroma-url", default=None,
                       help="Use the Chroma server at this URL (env ABSTRACTA_CHROMA_URL).")(fn)
     return fn
@@ -232,7 +235,6 @@ def question_cmd(question, as_json, use_llm, verbose, k, since, until, sources, 
                  chroma_url):
     """Answer a QUESTION from the indexed papers, citing them as [n]."""
     from rag.pipeline import Pipeline
-
     from rag.retrieve import clean_question
 
     text = " ".join(question)
@@ -504,7 +506,7 @@ def chat(use_llm, k, since, until, sources, data_dir, chroma_url):
         streamed: list[str] = []
         waiting = WaitingLine()
 
-        def on_token(tok: str) -> None:
+        def on_token(tok: str, waiting=waiting, streamed=streamed) -> None:
             waiting.stop()
             if stream:
                 streamed.append(tok)

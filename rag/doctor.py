@@ -21,6 +21,7 @@ to ingest again are named. It holds the write lock, like an ingest.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass, field
 
@@ -111,7 +112,7 @@ def check(store: Store, model: str, sample: int = SAMPLE, seed: int = 0) -> Chec
     offset = 0
     while True:
         res = chunks.get(limit=PAGE, offset=offset, include=["metadatas"])
-        for cid, meta in zip(res["ids"], res["metadatas"]):
+        for cid, meta in zip(res["ids"], res["metadatas"], strict=False):
             ids_all.append(cid)
             pid = (meta or {}).get("paper_id") or cid.rsplit("#", 1)[0]
             if not _required_ok(meta):
@@ -148,10 +149,13 @@ def check(store: Store, model: str, sample: int = SAMPLE, seed: int = 0) -> Chec
     for start in range(0, len(picked), 100):
         part = picked[start:start + 100]
         vecs = chunks.get(ids=[f"{p}#0" for p in part], include=["embeddings"])
-        own = dict(zip(vecs["ids"], vecs["embeddings"]))
+        own = dict(zip(vecs["ids"], vecs["embeddings"], strict=False))
         query = [f"{p}#0" for p in part if f"{p}#0" in own]
-        up.not_found += [c.rsplit("#", 1)[0] for c, got in zip(query, _knn(chunks, query, own))
-                         if c not in got]
+        up.not_found += [
+            c.rsplit("#", 1)[0]
+            for c, got in zip(query, _knn(chunks, query, own), strict=False)
+            if c not in got
+        ]
     return up
 
 
@@ -199,10 +203,8 @@ def _rebuild(store: Store, settings, embedder, up: Checkup) -> None:
     name, tmp = old.name, f"{old.name}{REPAIR_SUFFIX}"
     broken, dropped, unreadable = up.broken_papers, set(up.no_record), set(up.unreadable)
     with store._guard.hold(exclusive=True) if store._guard else _nothing():
-        try:
-            client.delete_collection(tmp)  # a repair that was stopped part-way
-        except Exception:
-            pass
+        with contextlib.suppress(Exception):  # a repair that was stopped part-way
+            client.delete_collection(tmp)
         meta = {k: v for k, v in (old.metadata or {}).items()}
         new = client.create_collection(
             tmp, embedding_function=None, metadata=meta,
@@ -210,12 +212,12 @@ def _rebuild(store: Store, settings, embedder, up: Checkup) -> None:
         copied = offset = 0
         while True:
             res = old.get(limit=PAGE, offset=offset, include=["metadatas"])
-            keep = [(cid, m) for cid, m in zip(res["ids"], res["metadatas"])
+            keep = [(cid, m) for cid, m in zip(res["ids"], res["metadatas"], strict=False)
                     if cid.rsplit("#", 1)[0] not in broken | dropped and cid not in unreadable
                     and _required_ok(m)]
             if keep:
                 vecs = old.get(ids=[c for c, _ in keep], include=["embeddings"])
-                by_id = dict(zip(vecs["ids"], vecs["embeddings"]))
+                by_id = dict(zip(vecs["ids"], vecs["embeddings"], strict=False))
                 new.upsert(ids=[c for c, _ in keep], embeddings=[by_id[c] for c, _ in keep],
                            metadatas=[m for _, m in keep])
                 copied += len(keep)

@@ -182,7 +182,9 @@ class OpenAIEmbedder:
         out = []
         try:
             for start in range(0, len(texts), 256):
-                resp = self._client.embeddings.create(model=self._model, input=texts[start:start + 256])
+                resp = self._client.embeddings.create(
+                    model=self._model, input=texts[start : start + 256]
+                )
                 out.extend(item.embedding for item in resp.data)
         except openai.OpenAIError as exc:
             raise EmbedderError(

@@ -494,12 +494,20 @@ def _stop_pool(pool) -> None:
     """Stop the workers now: a stopped run must not wait for jobs nobody will write, nor
     forever for a worker that died."""
     procs = list((getattr(pool, "_processes", None) or {}).values())
+    queue = getattr(pool, "_result_queue", None)  # shutdown() forgets it
     pool.shutdown(wait=False, cancel_futures=True)
     for proc in procs:
         if proc.is_alive():
             proc.kill()
     for proc in procs:
         proc.join(timeout=5)
+    # A worker killed while it was sending its result leaves half a message in the result
+    # pipe: the pool's manager thread then waits forever for the rest, and the interpreter's
+    # exit waits for that thread (a stopped ingest that never exits). With every worker
+    # gone, closing our own copy of the pipe's write end turns that wait into end-of-file,
+    # which the manager thread treats as a broken pool and ends.
+    if queue is not None and not any(proc.is_alive() for proc in procs):
+        queue._writer.close()
 
 
 def _embed_in_worker(items, settings, store: Store, fresh: bool, progress, run: _Run) -> int:

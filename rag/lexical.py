@@ -256,7 +256,7 @@ class Builder:
         cuts = [np.searchsorted(_array(seg["cols"], mmap=True), bounds) for seg in self.segments]
         for k in range(len(bounds) - 1):
             parts = [[_array(seg[name], lo=c[k], hi=c[k + 1]) for name in ("cols", "rows", "tfs")]
-                     for seg, c in zip(self.segments, cuts) if c[k + 1] > c[k]]
+                     for seg, c in zip(self.segments, cuts, strict=False) if c[k + 1] > c[k]]
             if not parts:
                 continue
             col, row, tf = (np.concatenate([p[n] for p in parts]) for n in range(3))
@@ -319,7 +319,7 @@ def _array(value, lo: int = 0, hi: int | None = None, mmap: bool = False) -> np.
 
 def _npy(path: Path, dtype, length: int):
     """A file holding a 1-D .npy header; the caller writes the ``length`` values after it."""
-    fh = open(path, "wb")
+    fh = open(path, "wb")  # noqa: SIM115 (the caller writes the values and closes it)
     np.lib.format.write_array_header_1_0(fh, {
         "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
         "shape": (length,)})

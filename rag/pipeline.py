@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from rag.answer import answer_offline
-from rag.chat import (Conversation, Subject, evidence, load_followup_rule, paper_idf_ratio,
-                      subject, with_subject)
+from rag.chat import (
+    Conversation,
+    Subject,
+    evidence,
+    load_followup_rule,
+    paper_idf_ratio,
+    subject,
+    with_subject,
+)
 from rag.embed import Embedder, build_embedder
 from rag.ingest import BUNDLED_CORPUS, IngestReport, ensure_bundled_corpus, ingest_paths
 from rag.retrieve import Filters, clean_question_with_note, search

@@ -201,7 +201,7 @@ def group(name: str, paper_ids, scores, texts=None) -> Ranking:
     ['a', 'b']
     """
     ranking = Ranking(name, [], {}, {})
-    for i, (pid, score) in enumerate(zip(paper_ids, scores)):
+    for i, (pid, score) in enumerate(zip(paper_ids, scores, strict=False)):
         if pid not in ranking.scores:
             ranking.papers.append(pid)
             ranking.scores[pid] = float(score)
@@ -261,7 +261,7 @@ def rrf(rankings: list[list[str]], weights: list[float], k: int = 60) -> dict[st
     [0.03227, 0.01613, 0.01639]
     """
     fused: dict[str, float] = {}
-    for ranking, weight in zip(rankings, weights):
+    for ranking, weight in zip(rankings, weights, strict=False):
         for rank, pid in enumerate(ranking, start=1):
             fused[pid] = fused.get(pid, 0.0) + weight / (k + rank)
     return fused

@@ -15,8 +15,14 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, \
-    model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rag.errors import SettingsError
@@ -194,7 +200,7 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
-    def _overlap_below_chunk(self) -> "Settings":
+    def _overlap_below_chunk(self) -> Settings:
         if self.chunk_overlap >= self.chunk_size:
             where = ("ABSTRACTA_CHUNK_TOKENS" if self.chunk_tokens is not None
                      else f"the {self.embedder} default")
@@ -273,13 +279,18 @@ def load_settings(**overrides: object) -> Settings:
         if not err.get("loc"):  # a rule across fields: its message names them
             raise SettingsError(f"{str(err['msg']).removeprefix('Value error, ')}.") from exc
         loc = str(err["loc"][0]) if err.get("loc") else "?"
-        name = loc.upper() if loc.upper().startswith(("ABSTRACTA_", "OPENAI_")) else (
-            ENV_PREFIX + loc.upper())
+        name = (
+            loc.upper()
+            if loc.upper().startswith(("ABSTRACTA_", "OPENAI_"))
+            else (ENV_PREFIX + loc.upper())
+        )
         if err.get("type") == "extra_forbidden":
             raise SettingsError(
                 f"Unknown setting {name} (in .env); see .env.example for the known variables."
             ) from exc
-        raise SettingsError(f"Setting {name}: {err['msg']}. Fix it in the environment or .env.") from exc
+        raise SettingsError(
+            f"Setting {name}: {err['msg']}. Fix it in the environment or .env."
+        ) from exc
 
 
 def _dotenv_keys() -> list[str]:

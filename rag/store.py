@@ -288,7 +288,7 @@ class Store:
         def by_paper(**query) -> dict[str, list]:
             res = self._call(self.chunks.get, "read", include=["embeddings", "metadatas"], **query)
             rows: dict[str, list] = {}
-            for meta, vec in zip(res["metadatas"], res["embeddings"]):
+            for meta, vec in zip(res["metadatas"], res["embeddings"], strict=False):
                 rows.setdefault(meta["paper_id"], []).append(vec)
             return rows
 
@@ -363,7 +363,7 @@ class Store:
 
     def update_paper_meta(self, ids: list[str], metadatas: list[dict]) -> None:
         """New listings for unchanged papers: update their chunks and paper records."""
-        by_paper = dict(zip(ids, metadatas))
+        by_paper = dict(zip(ids, metadatas, strict=False))
         for start in range(0, len(ids), 500):
             part = ids[start:start + 500]
             res = self._call(self.chunks.get, "read", where={"paper_id": {"$in": part}},
@@ -377,10 +377,8 @@ class Store:
         """Delete the collection and the lexical cache (``ask ingest --rebuild``)."""
         self._writable()
         with self._guard.hold(exclusive=True) if self._guard else contextlib.nullcontext():
-            try:
+            with contextlib.suppress(Exception):  # already gone
                 self._client.delete_collection(self.chunks.name)
-            except Exception:  # already gone
-                pass
             shutil.rmtree(self._lexical_dir(), ignore_errors=True)
             self._lexical = None
             self.chunks = _chunks_collection(self._client, self.settings)
@@ -476,10 +474,8 @@ def _finish_repair(settings: Settings, client) -> None:
     if not meta.pop("repair_complete", False):
         client.delete_collection(copy.name)  # a repair stopped part-way: the original stands
         return
-    try:
+    with contextlib.suppress(Exception):  # already gone
         client.delete_collection(name)
-    except Exception:  # already gone
-        pass
     copy.modify(name=name, metadata=meta)
 
 

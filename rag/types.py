@@ -117,7 +117,7 @@ class Answer:
     raw_reply: str = ""  # the LLM's reply before the check (eval records it)
 
 
-_MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
 def display_date(date: str) -> str:

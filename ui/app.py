@@ -354,8 +354,8 @@ def build_app(pipeline, svc: Service | None = None):
     _quiet_gradio()
     import gradio as gr
 
-    from rag.chat import Conversation
     from rag import answer_to_dict
+    from rag.chat import Conversation
     from ui import render
 
     svc = svc or Service(pipeline)
@@ -473,40 +473,39 @@ def build_app(pipeline, svc: Service | None = None):
         status = gr.HTML(svc.status_html(), elem_id="status")
         timer = gr.Timer(1.0)
         with gr.Tabs():
-            with gr.Tab("Chat", id="chat"):
-                with gr.Row(equal_height=False):
-                    with gr.Column(scale=4):
-                        # HTML, not Markdown: no autolinks from paper text, escaped once.
-                        chatbot = gr.Chatbot(
-                            elem_id="chat", height=620, show_label=False, latex_delimiters=[],
-                            render_markdown=False,
-                            feedback_options=None, buttons=["copy"], layout="panel",
-                            placeholder="**Ask about the indexed papers.** Answers cite their "
-                                        "sources as [n]; click a number to jump to the paper.",
-                            examples=[{"text": q} for q in EXAMPLES])
-                        with gr.Row():
-                            box = gr.Textbox(placeholder="Ask a question, or a follow-up…",
-                                             show_label=False, scale=8, autofocus=True,
-                                             elem_id="question", max_lines=4, submit_btn=False)
-                            send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
-                    with gr.Column(scale=1, min_width=250):
-                        clear = gr.Button("New conversation", size="sm", variant="secondary",
-                                          elem_id="new-chat")
-                        gr.Markdown("#### Search options")
-                        k = gr.Slider(1, 20, value=settings.top_k, step=1, label="Papers (k)")
-                        since = gr.Textbox(label="Listed on or after",
-                                           placeholder="2024-08-13, Aug 13 or 08-13")
-                        until = gr.Textbox(label="Listed on or before", placeholder="Aug 20")
-                        sources = gr.Dropdown([], multiselect=True,
-                                              label="Sources", info="Empty: all files")
-                        mode = gr.Radio(
-                            [OFFLINE, LLM], label="Answerer",
-                            value=LLM if settings.use_llm else OFFLINE,
-                            visible=settings.llm_configured,
-                            info=f"LLM: {settings.llm_model}" if settings.llm_configured else None)
-                        if not settings.llm_configured:
-                            gr.Markdown("Answerer: offline (extractive). Set an OpenAI-compatible "
-                                        "key or base URL to use an LLM.", elem_id="status")
+            with gr.Tab("Chat", id="chat"), gr.Row(equal_height=False):
+                with gr.Column(scale=4):
+                    # HTML, not Markdown: no autolinks from paper text, escaped once.
+                    chatbot = gr.Chatbot(
+                        elem_id="chat", height=620, show_label=False, latex_delimiters=[],
+                        render_markdown=False,
+                        feedback_options=None, buttons=["copy"], layout="panel",
+                        placeholder="**Ask about the indexed papers.** Answers cite their "
+                                    "sources as [n]; click a number to jump to the paper.",
+                        examples=[{"text": q} for q in EXAMPLES])
+                    with gr.Row():
+                        box = gr.Textbox(placeholder="Ask a question, or a follow-up…",
+                                         show_label=False, scale=8, autofocus=True,
+                                         elem_id="question", max_lines=4, submit_btn=False)
+                        send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+                with gr.Column(scale=1, min_width=250):
+                    clear = gr.Button("New conversation", size="sm", variant="secondary",
+                                      elem_id="new-chat")
+                    gr.Markdown("#### Search options")
+                    k = gr.Slider(1, 20, value=settings.top_k, step=1, label="Papers (k)")
+                    since = gr.Textbox(label="Listed on or after",
+                                       placeholder="2024-08-13, Aug 13 or 08-13")
+                    until = gr.Textbox(label="Listed on or before", placeholder="Aug 20")
+                    sources = gr.Dropdown([], multiselect=True,
+                                          label="Sources", info="Empty: all files")
+                    mode = gr.Radio(
+                        [OFFLINE, LLM], label="Answerer",
+                        value=LLM if settings.use_llm else OFFLINE,
+                        visible=settings.llm_configured,
+                        info=f"LLM: {settings.llm_model}" if settings.llm_configured else None)
+                    if not settings.llm_configured:
+                        gr.Markdown("Answerer: offline (extractive). Set an OpenAI-compatible "
+                                    "key or base URL to use an LLM.", elem_id="status")
             with gr.Tab("Library", id="library"):
                 stats_md = gr.HTML()
                 with gr.Row():

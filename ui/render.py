@@ -93,7 +93,7 @@ def highlight_abstract(abstract: str, evidence: str) -> str:
     """The abstract as HTML, supporting sentences wrapped in <mark>."""
     marks = supporting(abstract, evidence)
     return " ".join(f"<mark>{_text(s)}</mark>" if m else _text(s)
-                    for s, m in zip(sentences(abstract), marks))
+                    for s, m in zip(sentences(abstract), marks, strict=False))
 
 
 def _evidence_for(text: str, n: int) -> str:

@@ -99,7 +99,9 @@ def load_path(path: Path) -> LoadResult:
     result.skipped = [one_line(r) for r in result.skipped]
     if not result.papers:
         reasons = "; ".join(result.skipped[:2])
-        raise SourceError(f"{path}: no usable paper in this {fmt} file ({reasons or 'no records'}).")
+        raise SourceError(
+            f"{path}: no usable paper in this {fmt} file ({reasons or 'no records'})."
+        )
     return result
 
 
@@ -117,8 +119,10 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             found = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
                 and p.suffix.lower() in _SUFFIXES
             )
             if not found:

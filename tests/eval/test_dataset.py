@@ -83,7 +83,9 @@ def test_question_sets_ship_with_their_corpus(bundled_pipeline, name):
     questions = load_dataset(DATASETS / name)
     index = build_gold_index(bundled_pipeline)
     papers = {p.paper_id: p for p in bundled_pipeline.store.iter_papers()}
-    corpus_words = {w for p in papers.values() for w in WORD.findall(f"{p.title} {p.abstract}".lower())}
+    corpus_words = {
+        w for p in papers.values() for w in WORD.findall(f"{p.title} {p.abstract}".lower())
+    }
     assert len(questions) >= 150
     problems = []
     for q in questions:
@@ -119,11 +121,24 @@ def test_tune_and_test_do_not_share_a_question():
 
 def test_parses_subtype_switch_turn_gold_and_missing(tmp_path):
     rows = [
-        {"id": "f1", "type": "followup", "question": "And OmniACT?", "turns": ["A?", "And OmniACT?"],
-         "gold_titles": ["B"], "answer": [], "turn_gold_titles": [["A"], ["B"]], "switch": True},
+        {
+            "id": "f1",
+            "type": "followup",
+            "question": "And OmniACT?",
+            "turns": ["A?", "And OmniACT?"],
+            "gold_titles": ["B"],
+            "answer": [],
+            "turn_gold_titles": [["A"], ["B"]],
+            "switch": True,
+        },
         {"id": "l1", "type": "lookup", "subtype": "para", "question": "q", "gold_titles": ["T"]},
-        {"id": "u1", "type": "unanswerable", "question": "PipeDream?", "gold_titles": [],
-         "missing": ["PipeDream", "weight stashing"]},
+        {
+            "id": "u1",
+            "type": "unanswerable",
+            "question": "PipeDream?",
+            "gold_titles": [],
+            "missing": ["PipeDream", "weight stashing"],
+        },
     ]
     f1, l1, u1 = load_dataset(write_jsonl(tmp_path / "set.jsonl", rows))
     assert f1.switch and f1.turn_gold_titles == (("A",), ("B",)) and f1.last_gold_titles == ("B",)

@@ -82,7 +82,9 @@ def test_accuracy_and_precision_aggregate_the_litqa2_way():
                 "metrics": M.abstention_metrics(c, g, a)} for i, (c, g, a) in enumerate(cases)]
     summary = report.summarize(records)
     assert summary["overall"]["accuracy"]["value"] == 0.25  # 1 correct / 4
-    assert summary["overall"]["precision"]["value"] == pytest.approx(1 / 3, abs=1e-6)  # 1/3 answered
+    assert summary["overall"]["precision"]["value"] == pytest.approx(
+        1 / 3, abs=1e-6
+    )  # 1/3 answered
     assert summary["overall"]["precision"]["n"] == 3
 
 

@@ -39,7 +39,10 @@ def test_run_folder_fail_under_and_compare(tmp_path, bundled_dir, small_dataset,
                              "unanswerable-1"]
     for r in records.values():
         assert len(r["retrieved"]) == 10 and r["retrieved"][0]["rank"] == 1
-        assert r["metrics"]["latency_ms"] > 0 and r["metrics"]["invented_citation_rate"] in (None, 0)
+        assert r["metrics"]["latency_ms"] > 0 and r["metrics"]["invented_citation_rate"] in (
+            None,
+            0,
+        )
     assert records["lookup-2"]["metrics"]["hit@5"] == 1.0  # matched through gold_ids
     assert records["detail-1"]["retrieved"][0]["gold"] and records["detail-1"]["cited"][0]["gold"]
     # The follow-up was asked after its first turn: the search named the paper.
@@ -81,10 +84,9 @@ def test_run_folder_fail_under_and_compare(tmp_path, bundled_dir, small_dataset,
 
 
 def test_judge_scores_and_counts_unparsable(bundled_dir, bundled_pipeline, small_dataset):
-    from rag.settings import load_settings
-
     from eval import harness, report
     from eval.judge import Judge
+    from rag.settings import load_settings
 
     good = json.dumps({"claims": [
         {"claim": "A", "supported": True, "cited": [1], "citation_supports": True},
@@ -180,7 +182,7 @@ def test_llm_run_on_a_stratified_subset_shows_the_check(tmp_path, bundled_dir, n
     judged = summary["judge"][config["judge_model"]]
     assert judged["errors"] == sum(not r["abstained"] for r in records) > 0
     # The terminal table says all this too.
-    for row in ("invented_number_rate", "unsupported_rate", f"judge:errors "):
+    for row in ("invented_number_rate", "unsupported_rate", "judge:errors "):
         assert row in proc.stdout, proc.stdout
     assert f"usage not reported by the server for {len(llm)}" in proc.stdout.lower()
     assert "HTTP 500" in json.dumps([r["judge"] for r in records])

@@ -225,12 +225,11 @@ def test_any_model_name_is_answered(bundled_dir, embedder, openai_stub):
 # --- one client -------------------------------------------------------------------------
 
 def test_one_client_factory_for_llm_embedder_and_judge(openai_stub):
+    from eval.judge import Judge
     from rag.embed import OpenAIEmbedder
     from rag.errors import EmbedderError
     from rag.llm import PLACEHOLDER_KEY, openai_client
     from rag.settings import load_settings
-
-    from eval.judge import Judge
 
     keyless = load_settings(openai_base_url=openai_stub.url, llm_connect_timeout=3.0,
                             llm_read_timeout=7.0)

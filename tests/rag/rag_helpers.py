@@ -48,7 +48,9 @@ def index_snapshot(data_dir: Path) -> dict:
         "papers": sorted(papers),
         "paper_meta": {pid: (m["hash"], m["dates"], m["sources"]) for pid, m in papers.items()},
         "chunks": sorted(chunks["ids"]),
-        "chunk_texts": {cid: m["text"] for cid, m in zip(chunks["ids"], chunks["metadatas"])},
+        "chunk_texts": {
+            cid: m["text"] for cid, m in zip(chunks["ids"], chunks["metadatas"], strict=False)
+        },
         "chunk_count": store.count_chunks(),
         "paper_count": store.count_papers(),
     }

@@ -6,8 +6,13 @@ import re
 
 import pytest
 
-from rag.answer import (abstain_text, answer_offline, asks_which_paper, check_citations,
-                        pick_sentences)
+from rag.answer import (
+    abstain_text,
+    answer_offline,
+    asks_which_paper,
+    check_citations,
+    pick_sentences,
+)
 from rag.text import sentences
 from rag.types import Hit, StoredPaper
 
@@ -33,8 +38,13 @@ TIDAL = (
 
 def _hit(n: int, title: str = "", relevance: float = 0.9, abstract: str = "",
          dense: float | None = None) -> Hit:
-    paper = StoredPaper(f"p{n}", title or f"Paper {n}", abstract or "An abstract. It has sentences.",
-                        ("--08-13",), ("a.txt",))
+    paper = StoredPaper(
+        f"p{n}",
+        title or f"Paper {n}",
+        abstract or "An abstract. It has sentences.",
+        ("--08-13",),
+        ("a.txt",),
+    )
     return Hit(rank=n, paper=paper, score=1.0 / n, relevance=relevance, dense=dense)
 
 
@@ -209,8 +219,9 @@ def test_check_citations_merges_repeats_and_reports_uncited_sentences():
     hits = [_hit(1), _hit(2)]
     checked = check_citations("First claim with support [2]. A second sentence with no source "
                               "at all. Last [1; 2].", hits)
-    assert checked.text == ("First claim with support [1]. A second sentence with no source at all. "
-                            "Last [2][1].")
+    assert checked.text == (
+        "First claim with support [1]. A second sentence with no source at all. Last [2][1]."
+    )
     assert [c.paper_id for c in checked.citations] == ["p2", "p1"]
     assert checked.unsupported == ("A second sentence with no source at all.",)
 

@@ -5,8 +5,17 @@ from __future__ import annotations
 
 from helpers import run_ask
 
-from rag.chat import (FEATURES, Conversation, FollowupRule, Subject, evidence,
-                      load_followup_rule, named_terms, subject, with_subject)
+from rag.chat import (
+    FEATURES,
+    Conversation,
+    FollowupRule,
+    Subject,
+    evidence,
+    load_followup_rule,
+    named_terms,
+    subject,
+    with_subject,
+)
 from rag.types import Answer, Citation, Hit, StoredPaper
 
 GQSA = "Which paper combines group quantization with structured sparsity to speed up LLM inference?"

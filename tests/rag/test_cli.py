@@ -8,7 +8,9 @@ import pytest
 from helpers import run_ask
 from rag_helpers import BUNDLED_PAPERS, index_snapshot, one_line, write
 
-GQSA_Q = "Which paper combines group quantization with structured sparsity to speed up LLM inference?"
+GQSA_Q = (
+    "Which paper combines group quantization with structured sparsity to speed up LLM inference?"
+)
 
 
 def _no_traceback(res) -> None:
@@ -108,8 +110,11 @@ def test_failed_ingest_reports_one_line_and_leaves_the_index_unchanged(bundled_c
 
 def test_ingest_rebuild_replaces_the_index(bundled_copy, tmp_path):
     _, data = bundled_copy
-    path = write(tmp_path / "mine.csv", "title,abstract,id\nQuibblefrost Sketches,We introduce "
-                 "quibblefrost sketches that count distinct events in constant memory.,2501.00042v2\n")
+    path = write(
+        tmp_path / "mine.csv",
+        "title,abstract,id\nQuibblefrost Sketches,We introduce "
+        "quibblefrost sketches that count distinct events in constant memory.,2501.00042v2\n",
+    )
     env = {"ABSTRACTA_DATA_DIR": str(data)}
     res = run_ask("ingest", "--rebuild", str(path), env=env)
     assert res.returncode == 0, res.stderr

@@ -52,8 +52,11 @@ def test_durations_read_as_minutes_and_hours():
 
 
 def test_ingest_summary_gives_wall_time_and_peak_memory(tmp_path):
-    path = write(tmp_path / "mine.csv", "title,abstract,id\nQuibblefrost Sketches,We introduce "
-                 "quibblefrost sketches that count distinct events in constant memory.,2501.00042\n")
+    path = write(
+        tmp_path / "mine.csv",
+        "title,abstract,id\nQuibblefrost Sketches,We introduce "
+        "quibblefrost sketches that count distinct events in constant memory.,2501.00042\n",
+    )
     res = run_ask("ingest", str(path), env={"ABSTRACTA_DATA_DIR": str(tmp_path / "data"),
                                             "ABSTRACTA_EMBEDDER": "wordllama"})
     assert res.returncode == 0, res.stderr

@@ -13,8 +13,14 @@ import sys
 import time
 
 import pytest
-from rag_helpers import (BUNDLED, BUNDLED_PAPERS, BUNDLED_RECORDS, index_snapshot, listing_page,
-                         write)
+from rag_helpers import (
+    BUNDLED,
+    BUNDLED_PAPERS,
+    BUNDLED_RECORDS,
+    index_snapshot,
+    listing_page,
+    write,
+)
 
 from rag.errors import EmbeddingMismatchError
 from rag.identity import paper_id
@@ -33,7 +39,7 @@ def _original_abstract(store) -> str:
 
 def _chunks_of(store, pid: str) -> list[str]:
     res = store.chunks.get(where={"paper_id": pid}, include=["metadatas"])
-    return [m["text"] for _, m in sorted(zip(res["ids"], res["metadatas"]))]
+    return [m["text"] for _, m in sorted(zip(res["ids"], res["metadatas"], strict=False))]
 
 
 def test_reingesting_the_same_files_changes_nothing(bundled_copy):
@@ -104,8 +110,11 @@ def test_one_bad_file_does_not_stop_the_good_ones(settings, embedder, tmp_path):
     from rag.pipeline import Pipeline
 
     pipe = Pipeline(settings, embedder=embedder)
-    write(tmp_path / "in" / "a.csv", "title,abstract\nZorbulated Widgets,"
-          "We introduce zorbulated widgets which halve the tail latency of frobnication services.\n")
+    write(
+        tmp_path / "in" / "a.csv",
+        "title,abstract\nZorbulated Widgets,"
+        "We introduce zorbulated widgets which halve the tail latency of frobnication services.\n",
+    )
     write(tmp_path / "in" / "b.txt", "")
     report = pipe.ingest([tmp_path / "in"])
     assert report.added == 1 and report.files == 2
@@ -125,9 +134,16 @@ def test_arxiv_record_of_a_listing_paper_is_the_same_paper(bundled_copy, tmp_pat
 def test_same_title_with_and_without_arxiv_id_in_one_run_is_one_paper(settings, embedder, tmp_path):
     from rag.pipeline import Pipeline
 
-    abstract = "We introduce zorbulated widgets which halve the tail latency of frobnication services."
-    write(tmp_path / "in" / "a.csv", f"title,abstract,id\nZorbulated Widgets,{abstract},2501.00001\n")
-    write(tmp_path / "in" / "b.csv", f"title,abstract,date\nZorbulated Widgets,{abstract},2025-02-01\n")
+    abstract = (
+        "We introduce zorbulated widgets which halve the tail latency of frobnication services."
+    )
+    write(
+        tmp_path / "in" / "a.csv", f"title,abstract,id\nZorbulated Widgets,{abstract},2501.00001\n"
+    )
+    write(
+        tmp_path / "in" / "b.csv",
+        f"title,abstract,date\nZorbulated Widgets,{abstract},2025-02-01\n",
+    )
     pipe = Pipeline(settings, embedder=embedder)
     pipe.ingest([tmp_path / "in"])
     assert pipe.store.count_papers() == 1

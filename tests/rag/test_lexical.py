@@ -8,7 +8,7 @@ import pytest
 from rag_helpers import BUNDLED
 
 from rag import lexical
-from rag.lexical import B, K1, Builder, idf
+from rag.lexical import K1, B, Builder, idf
 from rag.text import sentences, terms
 
 

@@ -8,10 +8,19 @@ import pytest
 from helpers import run_ask
 
 from rag.errors import QuestionError
-from rag.retrieve import (Filters, Ranking, clean_question_with_note, fused_order,
-                          load_calibration, parse_date, rerank_pool, rrf, title_in_question,
-                          unknown_terms)
 from rag.identity import normalize_title
+from rag.retrieve import (
+    Filters,
+    Ranking,
+    clean_question_with_note,
+    fused_order,
+    load_calibration,
+    parse_date,
+    rerank_pool,
+    rrf,
+    title_in_question,
+    unknown_terms,
+)
 from rag.types import StoredPaper
 
 KEYWORD_QUESTIONS = [
@@ -31,7 +40,7 @@ def test_keyword_question_ranks_the_right_paper_first(bundled_pipeline, query, t
     assert len({h.paper.paper_id for h in hits}) == len(hits)  # one hit per paper
     assert hits[0].relevance >= 0.5
     # Shown in order of relevance (the fused score only chose the candidates).
-    assert all(a.relevance >= b.relevance for a, b in zip(hits, hits[1:]))
+    assert all(a.relevance >= b.relevance for a, b in zip(hits, hits[1:], strict=False))
 
 
 def test_k_is_respected(bundled_pipeline):

@@ -20,8 +20,11 @@ CHROMA = Path(sys.executable).parent / "chroma"
 
 
 def _start(path: Path, port: int, log: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([str(CHROMA), "run", "--path", str(path), "--port", str(port),
-                             "--host", "127.0.0.1"], stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(CHROMA), "run", "--path", str(path), "--port", str(port), "--host", "127.0.0.1"],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:

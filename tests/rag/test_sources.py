@@ -87,7 +87,7 @@ def test_arxiv_bad_records_are_skipped_with_file_and_line(tmp_path):
 
 def test_numeric_arxiv_id_is_not_trusted(tmp_path):
     """A JSON number loses trailing zeros (1706.03760 -> 1706.0376): no id beats a wrong one."""
-    text = '{"id": 1706.03760, "title": "Attention", "abstract": "%s"}\n' % ABSTRACT
+    text = f'{{"id": 1706.03760, "title": "Attention", "abstract": "{ABSTRACT}"}}\n'
     paper = load_path(write(tmp_path / "snap.jsonl", text)).papers[0]
     assert paper.arxiv_id is None
 

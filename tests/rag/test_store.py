@@ -38,7 +38,9 @@ def test_ingest_renews_the_generation_and_the_lexical_index(bundled_copy, tmp_pa
     assert hits[0].lexical is not None and hits[0].lexical > 0
 
 
-def test_a_fresh_process_loads_the_cache_for_the_current_generation(bundled_copy, embedder, tmp_path):
+def test_a_fresh_process_loads_the_cache_for_the_current_generation(
+    bundled_copy, embedder, tmp_path
+):
     """A new Pipeline on the same data dir (a new `ask` process) sees the new paper in BM25."""
     from rag.pipeline import Pipeline
 
@@ -118,14 +120,14 @@ def test_bm25_scores_match_bm25s_with_stemming(bundled_pipeline):
     import numpy as np
     import Stemmer
 
-    from rag.lexical import B, K1
+    from rag.lexical import K1, B
     from rag.text import terms
 
     stemmer = Stemmer.Stemmer("english")
     lex = bundled_pipeline.store.lexical()
     docs = bundled_pipeline.store.chunks.get(ids=list(map(str, lex.chunk_ids)),
                                              include=["metadatas"])
-    text_of = dict(zip(docs["ids"], (m["text"] for m in docs["metadatas"])))
+    text_of = dict(zip(docs["ids"], (m["text"] for m in docs["metadatas"]), strict=False))
     corpus = [text_of[str(c)] for c in lex.chunk_ids]
     reference = bm25s.BM25(k1=K1, b=B)
     reference.index(bm25s.tokenize(corpus, stopwords="en", stemmer=stemmer, show_progress=False),
@@ -154,10 +156,12 @@ def test_an_ask_process_with_a_cached_index_never_imports_bm25s(bundled_copy):
 
     pipe, data = bundled_copy
     pipe.store.lexical()  # the cache exists, as after any ingest-then-ask
-    code = ("import sys; from rag.pipeline import Pipeline; from rag.settings import load_settings\n"
-            "hits = Pipeline(load_settings()).search('group quantization sparsity', k=1)\n"
-            "print(hits[0].paper.title[:4], hits[0].lexical is not None,"
-            " 'bm25s' in sys.modules, 'scipy' in sys.modules)")
+    code = (
+        "import sys; from rag.pipeline import Pipeline; from rag.settings import load_settings\n"
+        "hits = Pipeline(load_settings()).search('group quantization sparsity', k=1)\n"
+        "print(hits[0].paper.title[:4], hits[0].lexical is not None,"
+        " 'bm25s' in sys.modules, 'scipy' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(__import__("os").environ, ABSTRACTA_DATA_DIR=str(data)),
                          timeout=120)

@@ -159,7 +159,7 @@ def test_three_writers_and_a_reader_at_once(tmp_path):
     finally:
         stop.set()
         thread.join(timeout=600)
-    for w, (out, err) in zip(writers, outs):
+    for w, (out, err) in zip(writers, outs, strict=False):
         assert w.returncode == 0, err[-2000:]
         assert "Traceback" not in err and "Index:" in out
     waited = sum("Waiting for another process" in err for _, err in outs)

@@ -32,7 +32,7 @@ def _break(data) -> dict:
 
     store = _store(data)
     firsts = store.chunks.get(where={"n": 0}, include=["metadatas"])
-    records = sorted(zip(firsts["ids"], firsts["metadatas"]))
+    records = sorted(zip(firsts["ids"], firsts["metadatas"], strict=False))
     by_title = {m["title"]: cid for cid, m in records}
     # 1. A paper whose record (chunk #0) is gone but whose other chunk remains.
     two = store.chunks.get(where={"n": 1}, include=["metadatas"])["metadatas"]

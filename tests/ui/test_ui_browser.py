@@ -136,6 +136,7 @@ def test_paper_text_cannot_run_script_in_the_page(copy_app, page, tmp_path):
 def test_llm_answer_streams_into_the_chat(bundled_dir, embedder, launch_app, page):
     from llm.llm_helpers import llm_settings
     from llm.openai_stub import Reply, StubOpenAI
+
     from rag.pipeline import Pipeline
 
     text = "GQSA couples group quantization with structured sparsity for faster inference [1]."
@@ -176,6 +177,7 @@ def test_waiting_for_the_model_shows_in_the_answer_bubble(bundled_dir, embedder,
     the seconds instead of saying "Searching the papers…" all along."""
     from llm.llm_helpers import llm_settings
     from llm.openai_stub import Reply, StubOpenAI
+
     from rag.pipeline import Pipeline
 
     with StubOpenAI() as stub:

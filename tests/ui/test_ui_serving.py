@@ -90,7 +90,7 @@ def test_ten_clients_at_once_get_their_own_answers(shared_app):
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         results = list(pool.map(ask, QUESTIONS))
-    for (question, title), out in zip(QUESTIONS.items(), results):
+    for (question, title), out in zip(QUESTIONS.items(), results, strict=False):
         assert out["question"] == question
         assert out["citations"] and out["citations"][0]["title"].startswith(title), out["answer"]
 
@@ -224,7 +224,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 from test_disk import full_disk  # noqa: E402,F401
 
 
-def test_full_disk_during_an_upload_is_one_line_on_the_ingest_tab(full_disk, embedder, tmp_path):
+def test_full_disk_during_an_upload_is_one_line_on_the_ingest_tab(full_disk, embedder, tmp_path):  # noqa: F811
     from rag.pipeline import Pipeline
     from rag.settings import load_settings
     from ui.app import Service

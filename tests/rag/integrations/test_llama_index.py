@@ -42,7 +42,7 @@ def test_one_node_per_paper_with_fused_scores(bundled_pipeline):
     assert [n.node.node_id for n in nodes] == [h.paper.paper_id for h in hits]
     assert [n.score for n in nodes] == [h.score for h in hits]
     assert [n.node.metadata["rank"] for n in nodes] == list(range(1, 9))  # Abstracta's order
-    for n, h in zip(nodes, hits):
+    for n, h in zip(nodes, hits, strict=False):
         meta = n.node.metadata
         assert n.node.get_content() == f"{h.paper.title}\n\n{h.paper.abstract}"
         assert meta["dates"] == list(h.paper.dates) and meta["date"] == h.paper.date
