@@ -11,7 +11,8 @@ small file is the first tenth of the large one: the same papers' shape). Each in
 peak is measured two ways: the largest single process (``os.wait4``'s ru_maxrss, which
 covers the ingest worker processes too) and the whole process tree summed, sampled from
 /proc every 0.2 s (the workers run beside the parent). A second child only reads the
-file (``rag.ingest.load_files``) to show what loading the records costs on its own.
+file's records as ingest does (``rag.ingest.open_files`` then ``_records``: checked,
+counted, then streamed; none kept) to show what reading costs on its own.
 The index's own growth is what of the index lives in memory: Chroma's vector index files
 (vectors and HNSW graph, held in memory; not chroma.sqlite3, the metadata store on disk)
 and the BM25 arrays (memory-mapped: an upper bound).
@@ -108,9 +109,9 @@ def corpora(sizes_mb: list[float], work: Path, seed: int) -> dict[float, tuple[P
 
 
 LOAD_ONLY = (
-    "import sys; from pathlib import Path; from rag.ingest import IngestReport, load_files;"
-    " r = IngestReport(); papers = load_files([Path(sys.argv[1])], r);"
-    " print(len(papers), r.records)"
+    "import sys; from pathlib import Path; from rag.ingest import IngestReport, open_files,"
+    " _records; r = IngestReport(); s = open_files([Path(sys.argv[1])], r);"
+    " print(sum(1 for _ in _records(s, r)), r.records)"
 )
 
 
@@ -126,7 +127,7 @@ def bench(mb: float, path: Path, n: int, work: Path, log: Path) -> dict:
     text = log.read_text()
     summary = re.search(r"(\d+) added.*?(\d+) chunks written", text)
     chunks = int(summary.group(2)) if summary else None
-    print(f"== {mb:g} MB: load_files only", flush=True)
+    print(f"== {mb:g} MB: reading the records only", flush=True)
     load = measure([sys.executable, "-c", LOAD_ONLY, str(path)], env, log)
     out = {"file_mb": round(path.stat().st_size / 1e6, 1), "papers": n, "chunks": chunks,
            "ingest": ingest, "load_only": load,
@@ -176,7 +177,10 @@ def render(res: dict) -> str:
             "ingest peak RSS, process tree (MiB)",
             lambda r: f"{r['ingest']['peak_tree_rss_mib']:,.0f}",
         ),
-        ("load_files alone: peak RSS (MiB)", lambda r: f"{r['load_only']['peak_rss_mib']:,.0f}"),
+        (
+            "reading the records alone: peak RSS (MiB)",
+            lambda r: f"{r['load_only']['peak_rss_mib']:,.0f}",
+        ),
         (
             "index on disk: Chroma all / vector index / BM25 (MiB)",
             lambda r: f"{r['chroma_mib']:,.0f} / {r['vectors_mib']:,.0f} / {r['lexical_mib']:,.0f}",

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Queue
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,7 +39,7 @@ from rag.errors import AbstractaError, Interrupted, SourceError
 from rag.identity import abstract_key, normalize_title, paper_id, title_key
 from rag.lock import writing
 from rag.settings import Settings
-from rag.sources import expand_paths, load_path
+from rag.sources import RecordStream, expand_paths, open_path
 from rag.store import Store, chunk_metadata, metadata_for_paper, split_list
 from rag.types import Chunk, Paper, StoredPaper
 
@@ -50,6 +51,9 @@ WORKER_PAPERS = 512  # papers per worker job (~2,000 chunks: one efficient Chrom
 WORKER_AHEAD = 4  # jobs queued in the workers while the parent writes
 WORKERS = max(1, min(2, (os.cpu_count() or 1)))  # chunk+embed processes
 WRITE_QUEUE = 64  # embedded steps that may wait for the writer (~16 MB of vectors at most)
+# Records read, deduplicated against the index and written per step of a streamed ingest:
+# memory holds one batch (~10 MB of records at arXiv abstract lengths), whatever the file.
+MERGE_RECORDS = 10_000
 
 Progress = Callable[[int, int], None]  # (papers done, papers to embed)
 
@@ -98,6 +102,23 @@ def content_hash(title: str, abstract: str) -> str:
     return hashlib.sha1(f"{title}\n{abstract}".encode()).hexdigest()
 
 
+def own_id(p: Paper) -> str | None:
+    """The record's own id (arXiv id or the file's), None for a record known by title only."""
+    pid = paper_id(p.title, p.arxiv_id, p.record_id)
+    return None if pid.startswith("t:") else pid
+
+
+class _Prior(NamedTuple):
+    """A paper an earlier batch of this run wrote or checked (see :class:`_Seen`)."""
+
+    added: bool  # the run added it (it was not in the index before the run)
+    where: str  # "file:line" of its first record in this run ("" when unknown)
+    abstract_keys: frozenset[str]  # abstracts of its records other than the stored one
+
+
+PriorOf = Callable[[str], "_Prior | None"]
+
+
 @dataclass
 class _Group:
     """The records that are one paper, while merging."""
@@ -106,54 +127,41 @@ class _Group:
     title_key: str
     abstract_keys: set[str]
     sources: set[str]
-    known: bool = False  # already in the index
-    wheres: list[str] = field(default_factory=list)  # "file:line" of each record merged in
+    known: bool = False  # in the index before this run
+    first_where: str | None = None  # "file:line" of the first record of this run
+    records: int = 0  # records of this batch merged into it
 
 
-def _merge(papers: list[Paper], known: dict[str, list[StoredPaper]],
-           report: IngestReport | None = None) -> dict[str, StoredPaper]:
-    """Group records into one StoredPaper per paper id; later abstracts replace earlier ones.
+class _Groups:
+    """Papers by id and by title key, for one batch: the index's papers of the batch's
+    titles, then the batch's own records, in the order :func:`_merge` gives them."""
 
-    Records are one paper when they share an arXiv id or a file's own id (``csv:17``),
-    or when they share a title *and* an abstract (normalized: whitespace, case, TeX),
-    so a listing page and an arXiv snapshot of one paper meet. A record without an id
-    whose title is taken by another paper with a different abstract is another paper
-    ("Summary", "Erratum"): it gets ``t:<title key>-<abstract key>``. The exception is
-    an edit: a record from the same file as an indexed paper of that title replaces its
-    abstract. ``known``: title key -> the indexed papers with that title. Every record
-    merged into another is listed in ``report.merges``.
-    """
-    groups: dict[str, _Group] = {}
-    by_title: dict[str, list[_Group]] = {}
+    def __init__(self) -> None:
+        self.by_id: dict[str, _Group] = {}
+        self.by_title: dict[str, list[_Group]] = {}
 
-    def add_group(pid, key, akey, sources, known_=False) -> _Group:
-        group = _Group(pid, key, {akey}, set(sources), known_)
-        groups[pid] = group
-        by_title.setdefault(key, []).append(group)
+    def add(self, pid: str, key: str, akeys: set[str], sources, known: bool = False,
+            first_where: str | None = None) -> _Group:
+        group = _Group(pid, key, set(akeys), set(sources), known, first_where)
+        self.by_id[pid] = group
+        self.by_title.setdefault(key, []).append(group)
         return group
 
-    for key, stored in known.items():
-        for sp in stored:
-            add_group(sp.paper_id, key, abstract_key(sp.abstract), sp.sources, True)
-
-    def own_id(p: Paper) -> str | None:
-        pid = paper_id(p.title, p.arxiv_id, p.record_id)
-        return None if pid.startswith("t:") else pid
-
-    assigned: list[tuple[Paper, _Group]] = []
-    # Records with an id first: a title-only record then joins the paper it matches.
-    for p in sorted(papers, key=lambda p: own_id(p) is None):
+    def assign(self, p: Paper, prior: PriorOf) -> _Group:
+        """The paper this record belongs to (a new one when none matches)."""
         key, akey = title_key(p.title), abstract_key(p.abstract)
         sources = {lst.source for lst in p.listings if lst.source}
-        same_title = by_title.get(key, [])
+        same_title = self.by_title.get(key, [])
         match = next((g for g in same_title if akey in g.abstract_keys), None)
         own = own_id(p)
         if own is not None:
-            group = groups.get(own)
+            group = self.by_id.get(own)
             if group is None and match is not None and match.known and match.pid.startswith("t:"):
                 group = match  # indexed by its title before: it keeps that id
             if group is None:
-                group = add_group(own, key, akey, sources)
+                before = prior(own)
+                group = self.add(own, key, {akey}, sources,
+                                 first_where=before.where if before else None)
         elif match is not None:
             group = match
         else:
@@ -162,23 +170,63 @@ def _merge(papers: list[Paper], known: dict[str, list[StoredPaper]],
                 group = edited  # the same file brings a new abstract for the paper
             else:
                 plain = f"t:{key}"
-                pid = plain if plain not in groups else f"{plain}-{akey[:8]}"
-                group = add_group(pid, key, akey, sources)
+                pid = plain if plain not in self.by_id else f"{plain}-{akey[:8]}"
+                group = self.add(pid, key, {akey}, sources)
         group.abstract_keys.add(akey)
         group.sources |= sources
-        assigned.append((p, group))
+        return group
 
+
+def _merge(papers: list[Paper], known: dict[str, list[StoredPaper]],
+           report: IngestReport | None = None, prior: PriorOf | None = None,
+           ) -> dict[str, StoredPaper]:
+    """Group records into one StoredPaper per paper id; later abstracts replace earlier ones.
+
+    Records are one paper when they share an arXiv id or a file's own id (``csv:17``),
+    or when they share a title *and* an abstract (normalized: whitespace, case, TeX),
+    so a listing page and an arXiv snapshot of one paper meet. A record without an id
+    whose title is taken by another paper with a different abstract is another paper
+    ("Summary", "Erratum"): it gets ``t:<title key>-<abstract key>``. The exception is
+    an edit: a record from the same file as an indexed paper of that title replaces its
+    abstract. ``known``: title key -> the indexed papers with that title. ``prior``:
+    what earlier batches of this run did with a paper id. Every record merged into
+    another is listed in ``report.merges``.
+    """
+    return _merge_groups(papers, known, report, prior)[0]
+
+
+def _merge_groups(papers: list[Paper], known: dict[str, list[StoredPaper]],
+                  report: IngestReport | None, prior: PriorOf | None,
+                  ) -> tuple[dict[str, StoredPaper], dict[str, _Group]]:
+    """:func:`_merge`, and the groups (records, abstract keys, first record) by id."""
+    prior_of: PriorOf = prior or (lambda pid: None)
+    groups = _Groups()
+    for key, stored in known.items():
+        for sp in stored:
+            before = prior_of(sp.paper_id)
+            groups.add(sp.paper_id, key, {abstract_key(sp.abstract)} | set(
+                before.abstract_keys if before else ()), sp.sources,
+                known=not (before and before.added),
+                first_where=before.where if before else None)
+    # Records with an id first: a title-only record then joins the paper it matches.
+    assigned = [(p, groups.assign(p, prior_of))
+                for p in sorted(papers, key=lambda p: own_id(p) is None)]
+    return _combine(assigned, report), groups.by_id
+
+
+def _combine(assigned: list[tuple[Paper, _Group]],
+             report: IngestReport | None) -> dict[str, StoredPaper]:
+    """One StoredPaper per group: listings pooled, the last abstract, the first title."""
     merged: dict[str, StoredPaper] = {}
-    first_where: dict[str, str] = {}
     for p, group in assigned:
         pid = group.pid
+        group.records += 1
         dates = tuple(lst.date for lst in p.listings if lst.date)
         sources = tuple(lst.source for lst in p.listings if lst.source)
         old = merged.get(pid)
         if old is None:
             merged[pid] = StoredPaper(pid, p.title, p.abstract, tuple(sorted(set(dates))),
                                       tuple(sorted(set(sources))), p.authors, p.url)
-            first_where[pid] = p.where
         else:
             merged[pid] = StoredPaper(
                 pid, old.title, p.abstract,
@@ -186,10 +234,101 @@ def _merge(papers: list[Paper], known: dict[str, list[StoredPaper]],
                 tuple(sorted(set(old.sources) | set(sources))),
                 p.authors or old.authors, p.url or old.url,
             )
-            if report is not None:
-                report.merges.append(f"{p.where or p.title} into {first_where[pid] or pid}: "
-                                     f"{p.title}")
+        if group.first_where is None:  # the first record of this paper in this run
+            group.first_where = p.where
+        elif report is not None:
+            report.merges.append(f"{p.where or p.title} into {group.first_where or pid}: "
+                                 f"{p.title}")
     return merged
+
+
+class _Seen:
+    """The papers this run has written or checked, for the batches that follow: whether
+    the run added, updated or left each one unchanged, and where its first record was.
+
+    Kept in numpy arrays of 15 bytes a paper (a 64-bit hash of the id, the outcome, the
+    file's number and the line), not in a dict of ids: 2.7M papers (the whole arXiv)
+    take 40 MB instead of ~500 MB. A hash collision (odds ~1e-7 at 2.7M) would at most
+    miscount one paper as updated or misname the record a merge went into. Papers whose
+    records brought several abstracts keep the others' keys (``extra``): a later record
+    with any of them still matches; such papers are few (as few as the merges reported).
+    """
+
+    ADDED, UPDATED, UNCHANGED = 0, 1, 2
+
+    def __init__(self) -> None:
+        self.keys = np.empty(0, np.int64)
+        self.outcome = np.empty(0, np.uint8)
+        self.source = np.empty(0, np.uint16)
+        self.line = np.empty(0, np.uint32)
+        self.names: list[str] = []  # file names by number (a run reads few files)
+        self.numbers: dict[str, int] = {}
+        self.extra: dict[str, frozenset[str]] = {}
+        self.batch: dict[str, tuple[int, str]] = {}  # this batch, until commit()
+
+    @staticmethod
+    def key(pid: str) -> int:
+        return int.from_bytes(hashlib.blake2b(pid.encode(), digest_size=8).digest(), "little",
+                              signed=True)
+
+    def _find(self, pid: str) -> int | None:
+        k = self.key(pid)
+        i = int(np.searchsorted(self.keys, k))
+        return i if i < len(self.keys) and self.keys[i] == k else None
+
+    def get(self, pid: str) -> _Prior | None:
+        """What an earlier batch did with this paper (None: not seen in this run)."""
+        i = self._find(pid)
+        if i is None:
+            return None
+        where = "" if self.source[i] == 0xFFFF else f"{self.names[self.source[i]]}:{self.line[i]}"
+        return _Prior(bool(self.outcome[i] == self.ADDED), where,
+                      self.extra.get(pid, frozenset()))
+
+    def outcome_of(self, pid: str) -> int | None:
+        i = self._find(pid)
+        return None if i is None else int(self.outcome[i])
+
+    def put(self, pid: str, outcome: int, where: str, extra: set[str]) -> None:
+        self.batch[pid] = (outcome, where)
+        if extra:
+            self.extra[pid] = frozenset(extra)
+        else:
+            self.extra.pop(pid, None)
+
+    def _where(self, where: str) -> tuple[int, int]:
+        name, _, line = where.rpartition(":")
+        if not name or not line.isdigit() or int(line) >= 2**32:
+            return 0xFFFF, 0
+        if name not in self.numbers:
+            if len(self.names) >= 0xFFFF:
+                return 0xFFFF, 0
+            self.numbers[name] = len(self.names)
+            self.names.append(name)
+        return self.numbers[name], int(line)
+
+    def commit(self) -> None:
+        """Fold this batch into the arrays (a paper seen before keeps its first record)."""
+        new_keys, new_out, new_src, new_line = [], [], [], []
+        for pid, (outcome, where) in self.batch.items():
+            i = self._find(pid)
+            if i is not None:
+                self.outcome[i] = outcome
+                continue
+            source, line = self._where(where)
+            new_keys.append(self.key(pid))
+            new_out.append(outcome)
+            new_src.append(source)
+            new_line.append(line)
+        self.batch = {}
+        if not new_keys:
+            return
+        keys = np.concatenate([self.keys, np.array(new_keys, np.int64)])
+        order = np.argsort(keys, kind="stable")
+        self.keys = keys[order]
+        self.outcome = np.concatenate([self.outcome, np.array(new_out, np.uint8)])[order]
+        self.source = np.concatenate([self.source, np.array(new_src, np.uint16)])[order]
+        self.line = np.concatenate([self.line, np.array(new_line, np.uint32)])[order]
 
 
 # --- chunking ---------------------------------------------------------------------------
@@ -268,24 +407,90 @@ def _sentences_for_splitter(text: str) -> list[str]:
 
 # --- the ingest run ---------------------------------------------------------------------
 
-def load_files(paths: list[Path], report: IngestReport) -> list[Paper]:
-    """Every usable record in the files; bad files and records are noted in the report."""
-    papers: list[Paper] = []
+def open_files(paths: list[Path], report: IngestReport) -> list[RecordStream]:
+    """The readable files, checked and their records counted (none held); files that
+    cannot be read are noted in the report."""
+    streams: list[RecordStream] = []
     for path in expand_paths(paths):
         report.files += 1
         try:
-            result = load_path(path)
+            streams.append(open_path(path))
         except SourceError as exc:
             report.failed_files.append(str(exc))
-            continue
         except Exception as exc:  # a loader bug must not stop the other files
-            report.failed_files.append(
-                f"{path}: could not be read ({type(exc).__name__}); please report this file.")
+            report.failed_files.append(_loader_bug(path, exc))
+    return streams
+
+
+def _loader_bug(path: Path, exc: Exception) -> str:
+    return f"{path}: could not be read ({type(exc).__name__}); please report this file."
+
+
+def _records(streams: list[RecordStream], report: IngestReport | None) -> Iterator[Paper]:
+    """Every usable record of the files, read as needed. With ``report`` (the first
+    pass) each file's records and skipped lines are counted, and a file that turns out
+    to hold no usable record (or breaks its loader) is noted and dropped from ``streams``
+    so a second pass does not read it again."""
+    for stream in list(streams):
+        try:
+            yield from stream
+        except Exception as exc:  # SourceError: the file changed since its check
+            failed = str(exc) if isinstance(exc, SourceError) else _loader_bug(stream.path, exc)
+        else:
+            failed = str(stream.no_papers()) if not stream.papers else ""
+        if report is None:
             continue
-        report.records += len(result.papers)
-        report.skipped.extend(result.skipped)
-        papers.extend(result.papers)
-    return papers
+        if failed:
+            report.failed_files.append(failed)
+            streams.remove(stream)
+        else:
+            report.records += stream.papers
+            report.skipped.extend(stream.skipped)
+
+
+def _file_batches(streams: list[RecordStream], report: IngestReport) -> Iterator[list[Paper]]:
+    """The files' records in batches of up to MERGE_RECORDS, in :func:`_merge`'s order:
+    records with an id of their own first, then records known only by their title (so a
+    listing and an arXiv record of one paper meet under the arXiv id, as in one batch).
+    Files of at most MERGE_RECORDS records are one batch, read once; larger inputs are
+    read twice (the second pass only when the first met title-only records)."""
+    if sum(s.records for s in streams) <= MERGE_RECORDS:
+        papers = list(_records(streams, report))
+        if papers:
+            yield papers
+        return
+    title_only = 0
+
+    def with_ids(papers: Iterator[Paper]) -> Iterator[Paper]:
+        nonlocal title_only
+        for p in papers:
+            if own_id(p) is None:
+                title_only += 1
+            else:
+                yield p
+
+    yield from _chunked(with_ids(_records(streams, report)))
+    if title_only:
+        yield from _chunked(p for p in _records(streams, None) if own_id(p) is None)
+
+
+def _chunked(papers: Iterator[Paper]) -> Iterator[list[Paper]]:
+    batch: list[Paper] = []
+    for p in papers:
+        batch.append(p)
+        if len(batch) >= MERGE_RECORDS:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _list_batches(papers: list[Paper]) -> Iterator[list[Paper]]:
+    """Records already in memory (:func:`ingest_papers`), in :func:`_file_batches`' order."""
+    if len(papers) > MERGE_RECORDS:
+        papers = sorted(papers, key=lambda p: own_id(p) is None)
+    for start in range(0, len(papers), MERGE_RECORDS):
+        yield papers[start:start + MERGE_RECORDS]
 
 
 # --- one writer at a time, and a clean stop ----------------------------------------------
@@ -352,16 +557,23 @@ def ingest_paths(
 ) -> IngestReport:
     """Add the papers in these files and folders to the index (``rebuild``: to an empty
     one). Holds the index's write lock; ``wait=False`` fails at once when another process
-    holds it (:class:`rag.errors.IndexBusyError`), else ``on_wait`` is told and it waits."""
+    holds it (:class:`rag.errors.IndexBusyError`), else ``on_wait`` is told and it waits.
+
+    The files are read as a stream (see :func:`_file_batches`): memory holds one batch
+    of records, however large the files. ``progress`` counts records (a first pass
+    counts them without keeping any)."""
     report = IngestReport()
-    papers = load_files(paths, report)  # read (and refuse) files before touching the index
-    if not papers and not rebuild:
+    streams = open_files(paths, report)  # check (and refuse) files before touching the index
+    if not streams and not rebuild:
         return report
     with _writer(store, settings, wait, on_wait, command):
         if rebuild:
             store.reset()
-        if papers:
-            ingest_papers(papers, settings, store, embedder, report, progress)
+        if streams:
+            run = _Run(total=sum(s.records for s in streams))
+            with _stoppable(run):
+                _ingest(_file_batches(streams, report), settings, store, embedder, report,
+                        progress, run)
     return report
 
 
@@ -373,75 +585,165 @@ def ingest_papers(
     report = report or IngestReport(records=len(papers))
     run = _Run(total=len(papers))
     with _writer(store, settings, wait, on_wait, command), _stoppable(run):
-        _ingest(papers, settings, store, embedder, report, progress, run)
+        _ingest(_list_batches(papers), settings, store, embedder, report, progress, run)
     return report
 
 
-def _ingest(papers, settings, store: Store, embedder: Embedder, report: IngestReport,
-            progress: Progress | None, run: _Run) -> None:
-    store.check_model(embedder.name, embedder.dim)
+def _ingest(batches: Iterator[list[Paper]], settings: Settings, store: Store,
+            embedder: Embedder, report: IngestReport, progress: Progress | None,
+            run: _Run) -> None:
+    """Each batch: merge its records with the index's papers of the same titles, update
+    the listings of unchanged papers, then chunk, embed and write the rest, all before
+    the next batch is merged (which then finds this one's papers in the index)."""
+    seen = _Seen()
+    writer = _Embedding(settings, store, embedder, progress, run)
+    try:
+        for n, papers in enumerate(batches):
+            if n == 0:
+                store.check_model(embedder.name, embedder.dim)
+            items = _dedupe(papers, store, report, seen, run)
+            if progress:
+                progress(run.done, run.total)
+            _note_capped([item.paper for item in items], settings, report)
+            if items:
+                writer.write(items)
+            seen.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    report.chunks = writer.finish()
+    if progress and run.total:
+        progress(run.total, run.total)  # skipped lines were counted in the total
+
+
+class _Item(NamedTuple):
+    """A paper to chunk, embed and write."""
+
+    paper: StoredPaper
+    digest: str  # content_hash of its title and abstract
+    records: int  # the records it stands for (progress counts records)
+    rewrite: bool  # an earlier batch of this run wrote it: its chunks must be replaced
+
+
+def _dedupe(papers: list[Paper], store: Store, report: IngestReport, seen: _Seen,
+            run: _Run) -> list[_Item]:
+    """Merge one batch against the index; update the listings of unchanged papers (their
+    records counted done); return the papers to embed."""
     keys = sorted({title_key(p.title) for p in papers})
     known_ids = store.ids_by_title_key(keys)
     stored = store.get_papers(sorted({pid for ids in known_ids.values() for pid in ids}))
-    merged = _merge(papers, {key: [stored[pid] for pid in ids if pid in stored]
-                             for key, ids in known_ids.items()}, report)
+    merged, groups = _merge_groups(
+        papers, {key: [stored[pid] for pid in ids if pid in stored]
+                 for key, ids in known_ids.items()}, report, seen.get)
     existing = store.paper_meta(list(merged))
-
-    to_embed: list[tuple[StoredPaper, str]] = []
-    meta_ids, meta_updates = [], []
+    items, meta_ids, meta_updates = [], [], []
     for pid, paper in merged.items():
         old = existing.get(pid)
+        paper = _with_stored(paper, old)
         digest = content_hash(paper.title, paper.abstract)
-        if old is not None:
-            paper = StoredPaper(
-                pid, old.get("title") or paper.title, paper.abstract,
-                tuple(sorted(set(paper.dates) | set(split_list(old.get("dates"))))),
-                tuple(sorted(set(paper.sources) | set(split_list(old.get("sources"))))),
-                paper.authors or old.get("authors", ""), paper.url or old.get("url", ""),
-            )
-            digest = content_hash(paper.title, paper.abstract)
+        group, before = groups[pid], seen.outcome_of(pid)
         if old is None or old.get("hash") != digest:
-            to_embed.append((paper, digest))
-            if old is None:
-                report.added += 1
-            else:
-                report.updated += 1
-            continue
-        new_meta = metadata_for_paper(paper, digest, title_key(paper.title))
-        if any(new_meta[k] != old.get(k) for k in ("dates", "sources", "authors", "url")):
-            meta_ids.append(pid)
-            meta_updates.append(new_meta)
-            report.updated += 1
+            outcome = _Seen.ADDED if old is None else _Seen.UPDATED
+            items.append(_Item(paper, digest, group.records, before is not None))
         else:
-            report.unchanged += 1
-
+            new_meta = metadata_for_paper(paper, digest, title_key(paper.title))
+            outcome = _Seen.UNCHANGED
+            if any(new_meta[k] != old.get(k) for k in ("dates", "sources", "authors", "url")):
+                meta_ids.append(pid)
+                meta_updates.append(new_meta)
+                outcome = _Seen.UPDATED
+            run.done += group.records
+        outcome = _count(report, before, outcome)
+        seen.put(pid, outcome, group.first_where or "",
+                 group.abstract_keys - {abstract_key(paper.abstract)})
     if meta_ids:
         store.update_paper_meta(meta_ids, meta_updates)
-    _note_capped([p for p, _ in to_embed], settings, report)
-    run.total = len(to_embed)
-    if to_embed:
-        report.chunks = _embed_and_write(to_embed, settings, store, embedder, progress, run)
+    return items
 
 
-def _embed_and_write(items, settings, store: Store, embedder: Embedder, progress,
-                     run: _Run) -> int:
-    store.check_model(embedder.name, embedder.dim, claim=True)
-    # A collection that starts empty has no old chunks to delete: skipping the delete
-    # saves ~15% of write time on a first ingest. (A resumed run starts non-empty.)
-    fresh = store.count_chunks() == 0
-    # Mark the chunk set dirty before the first write: a run killed half-way must not
-    # leave a lexical cache that believes it is current.
-    store.bump_generation()
-    if len(items) >= WORKER_MIN_PAPERS and _rebuildable(embedder, settings):
-        written = _embed_in_worker(items, settings, store, fresh, progress, run)
-    else:
-        written = _embed_in_thread(items, settings, store, embedder, fresh, progress, run)
-    store.flush()  # every process then loads the same vector index (see Store.flush)
-    store.bump_generation(indexed=True)
-    # Build the BM25 cache now rather than in the first question after the ingest
-    # (at 100k chunks that took 40 s of a user's first `ask`).
-    store.lexical()
-    return written
+def _with_stored(paper: StoredPaper, old: dict | None) -> StoredPaper:
+    """The merged paper with what the index holds for it: its title, every listing."""
+    if old is None:
+        return paper
+    return StoredPaper(
+        paper.paper_id, old.get("title") or paper.title, paper.abstract,
+        tuple(sorted(set(paper.dates) | set(split_list(old.get("dates"))))),
+        tuple(sorted(set(paper.sources) | set(split_list(old.get("sources"))))),
+        paper.authors or old.get("authors", ""), paper.url or old.get("url", ""),
+    )
+
+
+def _count(report: IngestReport, before: int | None, outcome: int) -> int:
+    """Count a paper once per run: a paper an earlier batch added stays added, one it
+    updated stays updated; one it left unchanged is updated now if this batch changed it."""
+    names = {_Seen.ADDED: "added", _Seen.UPDATED: "updated", _Seen.UNCHANGED: "unchanged"}
+    if before is not None:
+        setattr(report, names[before], getattr(report, names[before]) - 1)
+        if before != _Seen.UNCHANGED:
+            outcome = before
+    setattr(report, names[outcome], getattr(report, names[outcome]) + 1)
+    return outcome
+
+
+class _Embedding:
+    """Chunk, embed and write the papers of a run, batch after batch.
+
+    Started on the first paper to embed (a run with none leaves the index's generation
+    alone); worker processes, once started, serve the rest of the run. ``finish`` saves
+    the vector index whole and builds the BM25 cache.
+    """
+
+    def __init__(self, settings: Settings, store: Store, embedder: Embedder,
+                 progress: Progress | None, run: _Run) -> None:
+        self.settings, self.store, self.embedder = settings, store, embedder
+        self.progress, self.run = progress, run
+        self.started, self.fresh, self.written = False, False, 0
+        self.pool = None
+        self.chunker: Callable[[StoredPaper], list[Chunk]] | None = None
+
+    def write(self, items: list[_Item]) -> None:
+        if not self.started:
+            self._start()
+        if self.pool is None and len(items) >= WORKER_MIN_PAPERS and _rebuildable(
+                self.embedder, self.settings):
+            self.pool = _start_pool(self.settings)
+        if self.pool is not None:
+            self.written += _embed_in_worker(items, self.pool, self.store, self.fresh,
+                                             self.progress, self.run)
+            return
+        if self.chunker is None:
+            self.chunker = make_chunker(self.settings)
+        self.written += _embed_in_thread(items, self.chunker, self.store, self.embedder,
+                                         self.fresh, self.progress, self.run)
+
+    def _start(self) -> None:
+        self.started = True
+        self.store.check_model(self.embedder.name, self.embedder.dim, claim=True)
+        # A collection that starts empty has no old chunks to delete: skipping the delete
+        # saves ~15% of write time on a first ingest. (A resumed run starts non-empty.)
+        self.fresh = self.store.count_chunks() == 0
+        # Mark the chunk set dirty before the first write: a run killed half-way must not
+        # leave a lexical cache that believes it is current.
+        self.store.bump_generation()
+
+    def abort(self) -> None:
+        if self.pool is not None:
+            _stop_pool(self.pool)
+            self.pool = None
+
+    def finish(self) -> int:
+        """Chunks written. Saves the vector index and builds the BM25 cache."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+        if not self.started:
+            return 0
+        self.store.flush()  # every process then loads the same vector index (Store.flush)
+        self.store.bump_generation(indexed=True)
+        # Build the BM25 cache now rather than in the first question after the ingest
+        # (at 100k chunks that took 40 s of a user's first `ask`).
+        self.store.lexical()
+        return self.written
 
 
 def _rebuildable(embedder: Embedder, settings: Settings) -> bool:
@@ -459,7 +761,7 @@ def _rebuildable(embedder: Embedder, settings: Settings) -> bool:
 _WORKER: dict = {}
 
 
-def _worker_init(settings: Settings, parent: int) -> None:
+def _worker_init(settings: Settings, parent: int, threads: int) -> None:
     from rag.embed import build_embedder
 
     _die_with_parent(parent)
@@ -467,11 +769,18 @@ def _worker_init(settings: Settings, parent: int) -> None:
     # these workers with it, so they must not print tracebacks of their own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER["chunker"] = make_chunker(settings)
-    _WORKER["embedder"] = build_embedder(settings)
+    # Each worker's share of the cores: WORKERS embedders that each spin a thread per
+    # core would fight over them (MiniLM's onnxruntime; wordllama is numpy).
+    _WORKER["embedder"] = build_embedder(settings, threads=threads)
 
 
-def _worker_job(batch: list[tuple[StoredPaper, str]]):
-    chunks = [c for paper, _ in batch for c in _WORKER["chunker"](paper)]
+def _worker_threads() -> int:
+    """Inference threads per worker process: 2 cores, 2 workers -> 1 each."""
+    return max(1, (os.cpu_count() or 1) // WORKERS)
+
+
+def _worker_job(batch: list[_Item]):
+    chunks = [c for item in batch for c in _WORKER["chunker"](item.paper)]
     return batch, chunks, _WORKER["embedder"].embed_documents([c.text for c in chunks])
 
 
@@ -488,6 +797,17 @@ def _die_with_parent(parent: int) -> None:
         return
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
+
+
+def _start_pool(settings: Settings):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # "spawn": the parent runs Chroma and onnxruntime threads, which fork would copy
+    # in an undefined state.
+    return ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init,
+                               initargs=(settings, os.getpid(), _worker_threads()))
 
 
 def _stop_pool(pool) -> None:
@@ -510,106 +830,120 @@ def _stop_pool(pool) -> None:
         queue._writer.close()
 
 
-def _embed_in_worker(items, settings, store: Store, fresh: bool, progress, run: _Run) -> int:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+def _embed_in_worker(items: list[_Item], pool, store: Store, fresh: bool,
+                     progress: Progress | None, run: _Run) -> int:
+    """Chunk and embed in the worker processes, WORKER_AHEAD jobs ahead of the writes."""
     from concurrent.futures.process import BrokenProcessPool
 
-    # "spawn": the parent runs Chroma and onnxruntime threads, which fork would copy
-    # in an undefined state.
-    ctx = multiprocessing.get_context("spawn")
     batches = [items[i:i + WORKER_PAPERS] for i in range(0, len(items), WORKER_PAPERS)]
     written = 0
-    pool = ProcessPoolExecutor(WORKERS, mp_context=ctx, initializer=_worker_init,
-                               initargs=(settings, os.getpid()))
-    try:
-        pending = [pool.submit(_worker_job, b) for b in batches[:WORKER_AHEAD]]
-        next_batch = len(pending)
-        while pending:
-            try:
-                batch, chunks, vectors = pending.pop(0).result()
-            except BrokenProcessPool as exc:
-                raise AbstractaError(
-                    f"A chunk-and-embed worker process died (out of memory?) after {run.done} "
-                    f"of {run.total} papers; run the same command again to finish.") from exc
-            if next_batch < len(batches):
-                pending.append(pool.submit(_worker_job, batches[next_batch]))
-                next_batch += 1
-            _write_batch(store, batch, chunks, vectors, fresh)
-            written += len(chunks)
-            run.done += len(batch)
-            if progress:
-                progress(run.done, len(items))
-    except BaseException:
-        _stop_pool(pool)
-        raise
-    pool.shutdown(wait=True)
+    pending = [pool.submit(_worker_job, b) for b in batches[:WORKER_AHEAD]]
+    next_batch = len(pending)
+    while pending:
+        try:
+            batch, chunks, vectors = pending.pop(0).result()
+        except BrokenProcessPool as exc:
+            raise AbstractaError(
+                f"A chunk-and-embed worker process died (out of memory?) after {run.done} "
+                f"of {run.total} papers; run the same command again to finish.") from exc
+        if next_batch < len(batches):
+            pending.append(pool.submit(_worker_job, batches[next_batch]))
+            next_batch += 1
+        _write_batch(store, batch, chunks, vectors, fresh)
+        written += len(chunks)
+        run.done += sum(item.records for item in batch)
+        if progress:
+            progress(run.done, run.total)
     return written
 
 
-def _embed_in_thread(items, settings, store: Store, embedder: Embedder, fresh: bool,
-                     progress, run: _Run) -> int:
-    chunker = make_chunker(settings)
-    queue: Queue = Queue(maxsize=WRITE_QUEUE)
-    failure: list[BaseException] = []
-    stop = threading.Event()  # Ctrl-C: write nothing more
+class _Writes:
+    """The writer thread of :func:`_embed_in_thread`: embedded steps in, Chroma writes out.
 
-    def writer() -> None:
+    Chroma's Rust bindings hold the GIL while they write, so this overlaps little with
+    embedding; it keeps the writes in big calls and the main thread free to stop.
+    """
+
+    def __init__(self, store: Store, fresh: bool, run: _Run) -> None:
+        self.store, self.fresh, self.run = store, fresh, run
+        self.queue: Queue = Queue(maxsize=WRITE_QUEUE)
+        self.failure: list[BaseException] = []
+        self.stop = threading.Event()  # Ctrl-C: write nothing more
+        self.thread = threading.Thread(target=self._loop, name="abstracta-writer", daemon=True)
+        self.thread.start()
+
+    def _take(self) -> list:
+        """The next step, and whatever else is waiting, up to WRITE_CHUNKS: Chroma writes
+        cost far less per row in big calls (measured at 10k papers: 272 chunks/s with
+        260-chunk calls, 716 chunks/s with 4,000-chunk calls)."""
+        jobs = [self.queue.get()]
+        while jobs[-1] is not None and sum(len(j[1]) for j in jobs) < WRITE_CHUNKS:
+            try:
+                jobs.append(self.queue.get_nowait())
+            except Empty:
+                break
+        return jobs
+
+    def _loop(self) -> None:
         done = False
         while not done:
-            jobs = [queue.get()]
-            # Take whatever else is waiting, up to WRITE_CHUNKS: Chroma writes cost far
-            # less per row in big calls (measured at 10k papers: 272 chunks/s with
-            # 260-chunk calls, 716 chunks/s with 4,000-chunk calls).
-            while jobs[-1] is not None and sum(len(j[1]) for j in jobs) < WRITE_CHUNKS:
-                try:
-                    jobs.append(queue.get_nowait())
-                except Empty:
-                    break
+            jobs = self._take()
             if jobs[-1] is None:
                 done = True
                 jobs.pop()
-            if failure or stop.is_set() or not jobs:
+            if self.failure or self.stop.is_set() or not jobs:
                 continue
             try:
-                _write_batch(store, [p for j in jobs for p in j[0]],
+                _write_batch(self.store, [p for j in jobs for p in j[0]],
                              [c for j in jobs for c in j[1]],
-                             np.concatenate([j[2] for j in jobs]), fresh)
-                run.done += sum(len(j[0]) for j in jobs)
+                             np.concatenate([j[2] for j in jobs]), self.fresh)
+                self.run.done += sum(item.records for j in jobs for item in j[0])
             except BaseException as exc:  # handed to the main thread
-                failure.append(exc)
+                self.failure.append(exc)
 
-    thread = threading.Thread(target=writer, name="abstracta-writer", daemon=True)
-    thread.start()
-    written = 0
-    try:
-        for start in range(0, len(items), PAPERS_PER_BATCH):
-            if failure:
-                break
-            batch = items[start:start + PAPERS_PER_BATCH]
-            chunks = [c for paper, _ in batch for c in chunker(paper)]
-            vectors = embedder.embed_documents([c.text for c in chunks])
-            queue.put((batch, chunks, vectors))
-            written += len(chunks)
-            if progress:
-                progress(min(start + PAPERS_PER_BATCH, len(items)), len(items))
-    except BaseException:
-        stop.set()  # the writer finishes the call it is in and writes nothing more
-        raise
-    finally:
+    def close(self) -> None:
+        """Let the writer finish (or, after a stop, drop what waits) and join it."""
         while True:  # the end marker must get in even when the queue is full
             try:
-                queue.put(None, timeout=0.1)
+                self.queue.put(None, timeout=0.1)
                 break
             except Exception:  # queue.Full
-                if stop.is_set():
-                    _drain(queue)
-        thread.join()
-    if failure:
-        exc = failure[0]
-        if isinstance(exc, AbstractaError):
-            raise exc
-        raise AbstractaError(f"Ingest stopped: {exc}") from exc
+                if self.stop.is_set():
+                    _drain(self.queue)
+        self.thread.join()
+
+    def check(self) -> None:
+        """Raise what stopped the writer, if anything did."""
+        if self.failure:
+            exc = self.failure[0]
+            if isinstance(exc, AbstractaError):
+                raise exc
+            raise AbstractaError(f"Ingest stopped: {exc}") from exc
+
+
+def _embed_in_thread(items: list[_Item], chunker, store: Store, embedder: Embedder,
+                     fresh: bool, progress: Progress | None, run: _Run) -> int:
+    """Chunk and embed here, PAPERS_PER_BATCH papers a step, while a thread writes."""
+    writes = _Writes(store, fresh, run)
+    written, embedded = 0, run.done
+    try:
+        for start in range(0, len(items), PAPERS_PER_BATCH):
+            if writes.failure:
+                break
+            batch = items[start:start + PAPERS_PER_BATCH]
+            chunks = [c for item in batch for c in chunker(item.paper)]
+            vectors = embedder.embed_documents([c.text for c in chunks])
+            writes.queue.put((batch, chunks, vectors))
+            written += len(chunks)
+            embedded += sum(item.records for item in batch)
+            if progress:
+                progress(embedded, run.total)
+    except BaseException:
+        writes.stop.set()  # the writer finishes the call it is in and writes nothing more
+        raise
+    finally:
+        writes.close()
+    writes.check()
     return written
 
 
@@ -621,14 +955,17 @@ def _drain(queue: Queue) -> None:
         pass
 
 
-def _write_batch(store: Store, batch, chunks: list[Chunk], vectors: np.ndarray,
+def _write_batch(store: Store, batch: list[_Item], chunks: list[Chunk], vectors: np.ndarray,
                  fresh: bool = False) -> None:
-    ids = [p.paper_id for p, _ in batch]
-    metas = {p.paper_id: metadata_for_paper(p, digest, title_key(p.title)) for p, digest in batch}
+    ids = [item.paper.paper_id for item in batch]
+    metas = {item.paper.paper_id: metadata_for_paper(item.paper, item.digest,
+                                                     title_key(item.paper.title))
+             for item in batch}
     store.replace_chunks(
         ids, [c.chunk_id for c in chunks], vectors,
         [chunk_metadata(c.paper_id, c.index, metas[c.paper_id], c.text) for c in chunks],
-        delete_old=not fresh,
+        # Fresh collection: nothing to delete, unless this run wrote the paper before.
+        delete_old=not fresh or any(item.rewrite for item in batch),
     )
 
 

@@ -8,10 +8,18 @@ from the file's first bytes, so a file's name does not matter.
 A record that cannot be used (no title, no abstract, bad JSON on one line) is
 skipped with a reason naming ``file:line``; a file that holds no usable record,
 or is not text, raises :class:`~rag.errors.SourceError`.
+
+Streaming: :func:`open_path` checks a file and counts its records in one cheap pass
+(no record kept), then yields the records lazily, as often as it is iterated. JSON
+Lines and CSV are read line by line, so memory does not grow with the file (a 4 GB
+arXiv snapshot reads like a small one); listing pages, JSON arrays and UTF-16
+exports are small by nature and parsed whole (at most ``MAX_FILE_BYTES``).
+:func:`load_path` is the whole-file convenience: every record in a list.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +27,10 @@ from rag.errors import SourceError
 from rag.types import Paper
 
 FORMATS = ("listing", "arxiv-jsonl", "csv")
-MAX_FILE_BYTES = 2 * 1024**3
+MAX_FILE_BYTES = 2 * 1024**3  # for the formats parsed whole; JSON Lines and CSV stream
+HEAD_BYTES = 256 * 1024  # what format sniffing reads (listing detection looks at 200,000 chars)
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_UTF8_BOM = b"\xef\xbb\xbf"
 _SUFFIXES = {".txt", ".md", ".jsonl", ".json", ".ndjson", ".csv", ".tsv", ""}
 
 
@@ -79,8 +90,148 @@ def detect_format(text: str) -> str | None:
     return None
 
 
-def load_path(path: Path) -> LoadResult:
-    """Load every paper in one file, whatever its format."""
+@dataclass
+class RecordStream:
+    """One checked file's records, read lazily (each iteration reads the file again).
+
+    ``records``: how many the check counted (JSON Lines: non-blank lines; CSV: rows;
+    parsed formats: usable records), a total for progress. ``skipped``: the reasons of
+    the latest iteration, one display-safe line each.
+    """
+
+    path: Path
+    format: str
+    records: int
+    skipped: list[str] = field(default_factory=list)
+    papers: int = 0  # usable records yielded by the latest complete iteration
+    streamed: bool = True  # False: parsed from the whole text
+    delimiter: str = ","
+
+    def __iter__(self) -> Iterator[Paper]:
+        from rag.sources import arxiv, csvfile
+
+        self.skipped, self.papers = [], 0
+        if not self.streamed:
+            result = _parse_whole(self.path)
+            self.skipped = result.skipped
+            yield from result.papers
+            self.papers = len(result.papers)
+            return
+        skip = self._skip
+        # Universal newlines turn \r\n and \r into \n, as read_text() does.
+        with self.path.open(encoding="utf-8-sig", newline=None) as fh:
+            if self.format == "csv":
+                papers = csvfile.records(fh, self.path.name, skip, self.delimiter)
+            else:
+                papers = arxiv.records(fh, self.path.name, skip)
+            n = 0
+            for paper in papers:
+                n += 1
+                yield paper
+        self.papers = n
+
+    def _skip(self, reason: str) -> None:
+        self.skipped.append(one_line(reason))
+
+    def no_papers(self) -> SourceError:
+        """The error for a file none of whose records could be used."""
+        reasons = "; ".join(self.skipped[:2])
+        return SourceError(f"{self.path}: no usable paper in this {self.format} file "
+                           f"({reasons or 'no records'}).")
+
+
+def open_path(path: Path) -> RecordStream:
+    """Check a file (exists, text, UTF-8, a known format) and count its records, holding
+    none of them; raises SourceError with what is wrong, as :func:`read_text` does."""
+    from rag.sources import csvfile
+
+    head = _head(path)
+    if head[:2] in _UTF16_BOMS or head.lstrip(_UTF8_BOM + b" \t\r\n").startswith(b"["):
+        return _whole_stream(path)
+    if b"\x00" in head[:8192]:
+        read_text(path)  # raises its binary-file error
+    head_text = head.decode("utf-8-sig", errors="replace").replace("\r\n", "\n")
+    fmt = detect_format(head_text.replace("\r", "\n"))
+    if fmt not in ("arxiv-jsonl", "csv"):
+        return _whole_stream(path)
+    delimiter = csvfile.dialect(head_text)
+    records = _scan(path, fmt, delimiter)
+    return RecordStream(path, fmt, records, delimiter=delimiter)
+
+
+def _head(path: Path) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise SourceError(f"{path}: the file is empty; nothing to ingest.")
+        with path.open("rb") as fh:
+            return fh.read(HEAD_BYTES)
+    except FileNotFoundError as exc:
+        raise SourceError(f"{path}: no such file; check the path.") from exc
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read it ({exc.strerror}).") from exc
+
+
+def _whole_stream(path: Path) -> RecordStream:
+    result = _parse_whole(path)
+    if not result.papers:
+        reasons = "; ".join(result.skipped[:2])
+        raise SourceError(
+            f"{path}: no usable paper in this {result.format} file ({reasons or 'no records'})."
+        )
+    return RecordStream(path, result.format, len(result.papers), streamed=False)
+
+
+def _lines(path: Path) -> Iterator[str]:
+    """The file's lines, checked to be UTF-8 (SourceError at the first bad byte), with
+    newlines made ``\\n``; one line in memory at a time."""
+    offset, bom = 0, 0
+    with path.open("rb") as fh:
+        for raw in fh:
+            if offset == 0 and raw.startswith(_UTF8_BOM):
+                bom = len(_UTF8_BOM)  # utf-8-sig counts offsets after the mark
+                raw = raw[bom:]
+                offset = bom
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise SourceError(
+                    f"{path}: not UTF-8 text (bad byte at offset {offset - bom + exc.start}); "
+                    "re-save the file as UTF-8.") from exc
+            offset += len(raw)
+            if "\r" not in line:
+                yield line
+                continue
+            parts = line.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+            yield from (part + "\n" for part in parts[:-1])
+            if parts[-1]:
+                yield parts[-1]
+
+
+def _scan(path: Path, fmt: str, delimiter: str) -> int:
+    """Records in a JSON Lines or CSV file (the cheap first pass), checking its text."""
+    from rag.sources import csvfile
+
+    content = False
+
+    def checked() -> Iterator[str]:
+        nonlocal content
+        for line in _lines(path):
+            content = content or bool(line.strip())
+            yield line
+
+    if fmt == "csv":
+        records = csvfile.count_rows(checked(), delimiter)
+        for _ in checked():  # a csv.Error stops the count; the rest must still be UTF-8
+            pass
+    else:
+        records = sum(1 for line in checked() if line.strip())
+    if not content:
+        raise SourceError(f"{path}: the file holds only white space; nothing to ingest.")
+    return records
+
+
+def _parse_whole(path: Path) -> LoadResult:
     from rag.sources import arxiv, csvfile, listing
 
     text = read_text(path)
@@ -97,11 +248,15 @@ def load_path(path: Path) -> LoadResult:
     result.format = fmt
     # Reasons quote record text; keep each one a single printable line.
     result.skipped = [one_line(r) for r in result.skipped]
+    return result
+
+
+def load_path(path: Path) -> LoadResult:
+    """Load every paper in one file, whatever its format."""
+    stream = open_path(path)
+    result = LoadResult(list(stream), stream.skipped, stream.format)
     if not result.papers:
-        reasons = "; ".join(result.skipped[:2])
-        raise SourceError(
-            f"{path}: no usable paper in this {fmt} file ({reasons or 'no records'})."
-        )
+        raise stream.no_papers()
     return result
 
 

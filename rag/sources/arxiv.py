@@ -4,12 +4,16 @@ One JSON object per line with ``id``, ``title``, ``abstract`` and optionally
 ``authors``, ``categories``, ``update_date`` (``2023-05-01``). A JSON array of
 such objects is accepted too. Titles and abstracts in the snapshot carry hard
 line breaks and leading spaces; they are folded into single spaces.
+
+:func:`records` reads JSON Lines one line at a time (an open file streams: memory does
+not grow with the file); :func:`load` reads a whole text (JSON arrays, tests).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable, Iterator
 
 from rag.identity import normalize_arxiv_id, record_id
 from rag.types import Listing, Paper
@@ -25,15 +29,18 @@ def _text(value) -> str:
     return " ".join(value.split())
 
 
-def _record(obj, source: str, line: int, result) -> None:
+Skip = Callable[[str], None]  # told "file:line: reason" for each record left out
+
+
+def _record(obj, source: str, line: int, skip: Skip) -> Paper | None:
     if not isinstance(obj, dict):
-        result.skipped.append(f"{source}:{line}: not a JSON object; skipped")
-        return
+        skip(f"{source}:{line}: not a JSON object; skipped")
+        return None
     title, abstract = _text(obj.get("title")), _text(obj.get("abstract"))
     if not title or not abstract:
         missing = "title" if not title else "abstract"
-        result.skipped.append(f"{source}:{line}: no {missing} (a non-empty string); skipped")
-        return
+        skip(f"{source}:{line}: no {missing} (a non-empty string); skipped")
+        return None
     raw_date = obj.get("update_date") or obj.get("date") or ""
     date = raw_date[:10] if isinstance(raw_date, str) and _ISO_DATE.match(raw_date) else ""
     authors = obj.get("authors")
@@ -41,7 +48,7 @@ def _record(obj, source: str, line: int, result) -> None:
         authors = ", ".join(str(a) for a in authors)
     raw_id = obj.get("id")
     arxiv_id = normalize_arxiv_id(raw_id) if isinstance(raw_id, str) else None
-    result.papers.append(Paper(
+    return Paper(
         title=title,
         abstract=abstract,
         listings=(Listing(date, source),),
@@ -53,7 +60,23 @@ def _record(obj, source: str, line: int, result) -> None:
         categories=_text(obj.get("categories")),
         url=_text(obj.get("url")),
         where=f"{source}:{line}",
-    ))
+    )
+
+
+def records(lines: Iterable[str], source: str, skip: Skip) -> Iterator[Paper]:
+    """The papers of JSON Lines (one object per line, blank lines ignored), in order."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+            msg = getattr(exc, "msg", None) or f"unreadable: {type(exc).__name__}"
+            skip(f"{source}:{number}: malformed JSON ({msg}); skipped")
+            continue
+        paper = _record(obj, source, number, skip)
+        if paper is not None:
+            yield paper
 
 
 def load(text: str, source: str):
@@ -71,16 +94,9 @@ def load(text: str, source: str):
             result.skipped.append(f"{source}:1: unreadable JSON ({type(exc).__name__}); skipped")
             return result
         for number, obj in enumerate(items if isinstance(items, list) else [items], start=1):
-            _record(obj, source, number, result)
+            paper = _record(obj, source, number, result.skipped.append)
+            if paper is not None:
+                result.papers.append(paper)
         return result
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except (json.JSONDecodeError, RecursionError, ValueError) as exc:
-            msg = getattr(exc, "msg", None) or f"unreadable: {type(exc).__name__}"
-            result.skipped.append(f"{source}:{number}: malformed JSON ({msg}); skipped")
-            continue
-        _record(obj, source, number, result)
+    result.papers = list(records(text.split("\n"), source, result.skipped.append))
     return result

@@ -3,6 +3,9 @@
 Optional columns: ``id`` (an arXiv id, or any id of the file's own: it becomes the
 paper id as ``csv:<id>``), ``date``, ``authors``, ``url``. Column names are matched
 case-insensitively; other columns are ignored.
+
+:func:`records` reads rows from any iterable of lines (an open file streams: memory
+does not grow with the file); :func:`load` reads a whole text.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Callable, Iterable, Iterator
 
 from rag.identity import normalize_arxiv_id, record_id
 from rag.sources.listing import parse_listing_date
@@ -18,7 +22,7 @@ from rag.types import Listing, Paper
 csv.field_size_limit(64 * 1024 * 1024)
 
 
-def _dialect(text: str) -> str:
+def dialect(text: str) -> str:
     """The delimiter the header line uses most: comma, tab, or semicolon (European Excel)."""
     first = text.split("\n", 1)[0]
     return max((",", "\t", ";"), key=first.count)
@@ -32,7 +36,7 @@ def _column_name(cell: str) -> str:
 def _header(text: str) -> list[str]:
     first = text.split("\n", 1)[0]
     try:
-        row = next(csv.reader([first], delimiter=_dialect(text)))
+        row = next(csv.reader([first], delimiter=dialect(text)))
     except (csv.Error, StopIteration):
         return []
     return [_column_name(c) for c in row]
@@ -50,27 +54,40 @@ def _date(raw: str) -> str:
     return parse_listing_date(raw) or ""
 
 
-def load(text: str, source: str):
-    from rag.sources import LoadResult
+Skip = Callable[[str], None]  # told "file:line: reason" for each row left out
 
-    result = LoadResult()
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_dialect(text))
+
+def count_rows(lines: Iterable[str], delimiter: str) -> int:
+    """Rows with any text after the header, as :func:`records` reads them (a cheap pass
+    for a progress total: nothing is kept)."""
+    reader = csv.reader(lines, delimiter=delimiter)
+    rows = 0
+    try:
+        for row in reader:
+            rows += any(c.strip() for c in row)
+    except csv.Error:  # records() stops at the same row
+        pass
+    return max(0, rows - 1)
+
+
+def records(lines: Iterable[str], source: str, skip: Skip, delimiter: str) -> Iterator[Paper]:
+    """The papers of a CSV's rows, in order (``lines``: newlines already ``\\n``)."""
+    reader = csv.reader(lines, delimiter=delimiter)
     try:
         header = [_column_name(c) for c in next(reader)]
     except (StopIteration, csv.Error):
-        return result
+        return
     col = {name: header.index(name) for name in header[::-1]}
     if "abstract" not in col and "summary" in col:
         col["abstract"] = col["summary"]
     if "title" not in col or "abstract" not in col:
-        result.skipped.append(f"{source}:1: the header has no 'title' and 'abstract' columns")
-        return result
+        skip(f"{source}:1: the header has no 'title' and 'abstract' columns")
+        return
 
     def cell(row: list[str], name: str) -> str:
         idx = col.get(name)
         return " ".join(row[idx].split()) if idx is not None and idx < len(row) else ""
 
-    line = 1
     while True:
         line = reader.line_num + 1
         try:
@@ -78,24 +95,37 @@ def load(text: str, source: str):
         except StopIteration:
             break
         except csv.Error as exc:
-            result.skipped.append(f"{source}:{line}: malformed CSV ({exc}); skipped")
+            skip(f"{source}:{line}: malformed CSV ({exc}); skipped")
             break
         if not any(c.strip() for c in row):
             continue
         title, abstract = cell(row, "title"), cell(row, "abstract")
         if not title or not abstract:
             missing = "title" if not title else "abstract"
-            result.skipped.append(f"{source}:{line}: empty {missing}; skipped")
+            skip(f"{source}:{line}: empty {missing}; skipped")
             continue
-        raw_id = cell(row, "id")
-        result.papers.append(Paper(
-            title=title,
-            abstract=abstract,
-            listings=(Listing(_date(cell(row, "date")), source),),
-            arxiv_id=normalize_arxiv_id(raw_id),
-            record_id=None if normalize_arxiv_id(raw_id) else record_id("csv", raw_id),
-            authors=cell(row, "authors"),
-            url=cell(row, "url"),
-            where=f"{source}:{line}",
-        ))
+        yield _paper(title, abstract, cell, row, source, line)
+
+
+def _paper(title: str, abstract: str, cell, row: list[str], source: str, line: int) -> Paper:
+    raw_id = cell(row, "id")
+    arxiv_id = normalize_arxiv_id(raw_id)
+    return Paper(
+        title=title,
+        abstract=abstract,
+        listings=(Listing(_date(cell(row, "date")), source),),
+        arxiv_id=arxiv_id,
+        record_id=None if arxiv_id else record_id("csv", raw_id),
+        authors=cell(row, "authors"),
+        url=cell(row, "url"),
+        where=f"{source}:{line}",
+    )
+
+
+def load(text: str, source: str):
+    from rag.sources import LoadResult
+
+    result = LoadResult()
+    result.papers = list(records(io.StringIO(text, newline=""), source, result.skipped.append,
+                                 dialect(text)))
     return result

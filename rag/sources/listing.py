@@ -38,7 +38,9 @@ def parse_listing_date(line: str) -> str | None:
 
 def _paragraphs(text: str) -> list[tuple[int, str]]:
     """(first line number, paragraph text) for each blank-line separated paragraph."""
-    out, buf, start = [], [], 0
+    out: list[tuple[int, str]] = []
+    buf: list[str] = []
+    start = 0
     for number, line in enumerate(text.split("\n"), start=1):
         if line.strip():
             if not buf:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pty
-import re
-import select
 import signal
 import subprocess
 import sys
@@ -164,7 +162,9 @@ def test_index_built_with_another_model_refuses_queries(wordllama_dir, embedder)
 
 def _ingest_killed_part_way(data_dir, after: int, jitter_s: float) -> tuple[int, str]:
     """Run `ask ingest --bundled` (wordllama) under a pty; SIGKILL it ``jitter_s`` seconds
-    after its progress bar first shows ``after`` or more papers embedded."""
+    after its progress bar first shows ``after`` or more records done."""
+    from reliability.reliability_helpers import progress_count, read_pty
+
     master, slave = pty.openpty()
     env = dict(os.environ, ABSTRACTA_EMBEDDER="wordllama", ABSTRACTA_DATA_DIR=str(data_dir),
                ABSTRACTA_CHUNK_TOKENS="110", TERM="xterm", COLUMNS="120")
@@ -172,22 +172,13 @@ def _ingest_killed_part_way(data_dir, after: int, jitter_s: float) -> tuple[int,
                             stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env,
                             start_new_session=True)
     os.close(slave)
-    seen, done = b"", 0
-    deadline = time.monotonic() + 120
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            ready, _, _ = select.select([master], [], [], 0.05)
-            if ready:
-                try:
-                    seen += os.read(master, 4096)
-                except OSError:
-                    break
-            counts = [int(n) for n in re.findall(rb"(\d+)/%d" % BUNDLED_PAPERS, seen)]
-            done = max(counts, default=0)
-            if after <= done < BUNDLED_PAPERS:
-                time.sleep(jitter_s)
-                os.kill(proc.pid, signal.SIGKILL)
-                break
+        # The bar counts records (404), of which 358 are papers.
+        seen = read_pty(master, proc, lambda out: progress_count(out, BUNDLED_RECORDS) >= after,
+                        timeout=120)
+        if after <= progress_count(seen, BUNDLED_RECORDS) < BUNDLED_RECORDS:
+            time.sleep(jitter_s)
+            os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
         os.close(master)
@@ -242,3 +233,71 @@ def test_large_ingest_in_a_worker_process_gives_the_same_index(
     assert index_snapshot(data) == index_snapshot(wordllama_dir)
     hits = pipe.search("GQSA group quantization and sparse acceleration", k=3)
     assert GQSA in [h.paper.title for h in hits]
+
+
+# --- streaming: batches of records, deduplicated against the index -------------------------
+
+def _wordllama_pipe(wordllama, data):
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+
+    return Pipeline(Settings(data_dir=data, embedder="wordllama", chunk_tokens=110,
+                             auto_ingest_bundled=False, _env_file=None), embedder=wordllama)
+
+
+def test_bundled_corpus_in_small_batches_gives_the_same_index(wordllama, wordllama_dir,
+                                                              tmp_path, monkeypatch):
+    """Records read and merged 50 at a time (a large file's path): the 46 repeated
+    listings still merge into their papers through the index, and the index is the one
+    a single batch builds."""
+    import rag.ingest
+
+    monkeypatch.setattr(rag.ingest, "MERGE_RECORDS", 50)
+    report = _wordllama_pipe(wordllama, tmp_path / "small").ingest([BUNDLED])
+    assert (report.added, report.updated, report.unchanged) == (BUNDLED_PAPERS, 0, 0)
+    assert report.records == BUNDLED_RECORDS
+    assert len(report.merges) == BUNDLED_RECORDS - BUNDLED_PAPERS
+    assert index_snapshot(tmp_path / "small") == index_snapshot(wordllama_dir)
+
+
+def test_batches_merge_like_one_batch(wordllama, tmp_path, monkeypatch):
+    """Ids, merges, counts and listings do not depend on where batches are cut: a
+    listing before the arXiv record of its paper, two papers named "Summary", one id
+    with two abstracts. A re-run leaves the index as it is; cut into batches, a paper
+    whose records disagree on the abstract's text is re-embedded on the way (a batch
+    cannot know that a later one brings the text back), so it counts as updated."""
+    import rag.ingest
+
+    rows = [{"title": "GPipe: Pipelines", "abstract": "We pipe.", "update_date": "2019-01-01"},
+            {"title": "Summary", "abstract": "Cats purr when content."},
+            {"id": "1811.06965", "title": "GPipe: Pipelines", "abstract": "We\n pipe."},
+            {"title": "Summary", "abstract": "Dogs bark at strangers."},
+            {"id": "2401.00001", "title": "Widgets", "abstract": "First words on widgets."},
+            {"title": "Summary", "abstract": "cats  PURR when content"},
+            {"id": "2401.00001v2", "title": "Widgets", "abstract": "Second words on widgets."},
+            {"title": "Widgets", "abstract": "first words on widgets"}]
+    path = write(tmp_path / "in.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
+    runs = {}
+    for size in (1000, 2, 1):
+        monkeypatch.setattr(rag.ingest, "MERGE_RECORDS", size)
+        data = tmp_path / f"data{size}"
+        pipe = _wordllama_pipe(wordllama, data)
+        first = pipe.ingest([path])
+        again = pipe.ingest([path])
+        snapshot = index_snapshot(data)
+        runs[size] = (snapshot, first.added, first.updated, first.unchanged,
+                      sorted(first.merges))
+        assert again.added == 0 and again.updated + again.unchanged == 4
+        assert index_snapshot(data) == snapshot
+        if size == 1000:
+            assert (again.updated, again.unchanged) == (0, 4)
+    assert runs[2] == runs[1000] and runs[1] == runs[1000]
+    snapshot, added, updated, unchanged, merges = runs[1000]
+    assert snapshot["papers"] == sorted(["1811.06965", "2401.00001", paper_id("Summary"),
+                                         [p for p in snapshot["papers"]
+                                          if p.startswith(paper_id("Summary") + "-")][0]])
+    assert (added, updated, unchanged) == (4, 0, 0)
+    assert merges == ["in.jsonl:1 into in.jsonl:3: GPipe: Pipelines",
+                      "in.jsonl:6 into in.jsonl:2: Summary",
+                      "in.jsonl:7 into in.jsonl:5: Widgets",
+                      "in.jsonl:8 into in.jsonl:5: Widgets"]

@@ -89,3 +89,36 @@ def write_bytes(path: Path, data: bytes | str) -> Path:
     path.write_bytes(data if isinstance(data, bytes)
                      else data.encode("utf-8", errors="surrogatepass"))
     return path
+
+
+def read_pty(master: int, proc, until=None, seen: bytes = b"", timeout: float = 60) -> bytes:
+    """Read a pty's output (a process drawing its progress bar) into ``seen`` until
+    ``until(seen)`` holds, the process ends and its output is read, or ``timeout``
+    seconds pass. The reader must keep reading while the process stops: a pty whose
+    reader stops reading blocks the writer, which would look like a hang."""
+    import select
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if until is not None and until(seen):
+            break
+        ready, _, _ = select.select([master], [], [], 0.05)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the other end closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+        elif proc.poll() is not None:
+            break
+    return seen
+
+
+def progress_count(seen: bytes, total: int) -> int:
+    """The largest ``done`` a progress bar has drawn as ``done/total``."""
+    import re
+
+    return max((int(n) for n in re.findall(rb"(\d+)/%d" % total, seen)), default=0)

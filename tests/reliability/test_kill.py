@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import pty
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from reliability_helpers import progress_count, read_pty
 from synthetic import papers, write_csv
 
 from rag.ingest import WORKER_MIN_PAPERS
@@ -65,35 +65,13 @@ def _start(csv: Path, data: Path):
 
 
 def _read_until(proc, master, seen: bytes, done: int, timeout: float = 240) -> bytes:
-    """Read the pty until the progress bar shows ``done`` papers (or the run ends)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        ready, _, _ = select.select([master], [], [], 0.05)
-        if ready:
-            try:
-                seen += os.read(master, 4096)
-            except OSError:
-                break
-        counts = [int(n) for n in re.findall(rb"(\d+)/%d" % N_PAPERS, seen)]
-        if max(counts, default=0) >= done and len(_descendants(proc.pid)) >= 2:
-            return seen
-    raise AssertionError(f"the ingest never reached {done} papers: {seen[-800:]!r}")
+    """Read the pty until the progress bar shows ``done`` papers and the workers run."""
+    def reached(out: bytes) -> bool:
+        return progress_count(out, N_PAPERS) >= done and len(_descendants(proc.pid)) >= 2
 
-
-def _drain(proc, master, seen: bytes, timeout: float) -> bytes:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.05)
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-        elif proc.poll() is not None:
-            break
+    seen = read_pty(master, proc, reached, seen, timeout)
+    if not reached(seen):
+        raise AssertionError(f"the ingest never reached {done} papers: {seen[-800:]!r}")
     return seen
 
 
@@ -156,10 +134,10 @@ def test_stop_says_how_far_it_got_and_the_same_command_finishes(tmp_path, corpus
         started = time.monotonic()
         # Keep reading while it stops: a pty whose reader stops reading blocks the writer
         # (the "Stopped after" line and any warning), which would look like a hang.
-        seen = _drain(proc, master, seen, 60)
+        seen = read_pty(master, proc, None, seen, 60)
         proc.wait(timeout=5)  # never hangs (it used to, when a worker had died)
         assert time.monotonic() - started < 30, seen[-1500:]
-        seen = _drain(proc, master, seen, 2).decode(errors="replace")
+        seen = read_pty(master, proc, None, seen, 2).decode(errors="replace")
     finally:
         os.close(master)
         if proc.poll() is None:
