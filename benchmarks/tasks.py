@@ -108,16 +108,15 @@ def ingest_floor(args: dict) -> dict:
     from chromadb.config import Settings as ChromaSettings
 
     from rag.store import open_store
+    from rag.store.schema import encode
 
     store = open_store(_settings(args))
     ids, vecs, metas = [], [], []  # the chunk records as Abstracta wrote them (text in metadata)
-    while True:  # paged: one get of 300k rows is slow and large
-        res = store.chunks.get(limit=5000, offset=len(ids), include=["embeddings", "metadatas"])
-        ids += res["ids"]
-        vecs += list(res["embeddings"])
-        metas += res["metadatas"]
-        if len(res["ids"]) < 5000:
-            break
+    for page in store.scan():  # paged: one get of 300k rows is slow and large
+        by_id = store.vectors([r.chunk_id for r in page])
+        ids += [r.chunk_id for r in page]
+        vecs += [by_id[r.chunk_id] for r in page]
+        metas += [encode(r) for r in page]
     papers = len({m["paper_id"] for m in metas})
     vecs = np.asarray(vecs, dtype=np.float32)  # as Abstracta hands them to Chroma
     client = chromadb.PersistentClient(path=str(Path(args["folder"]) / "chroma"),

@@ -179,7 +179,7 @@ class OpenAIEmbedder:
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         import openai
 
-        out = []
+        out: list[list[float]] = []
         try:
             for start in range(0, len(texts), 256):
                 resp = self._client.embeddings.create(

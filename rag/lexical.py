@@ -113,7 +113,8 @@ class Builder:
         self._pending = 0  # tokens in the current segment
         self._lengths: list[np.ndarray] = []  # tokens per chunk, one array per segment
         self._df = np.zeros(0, dtype=np.int64)  # chunks per word, over the segments
-        self._spill: Path | None | bool = False  # False: no folder made yet; None: none can be
+        self._spill: Path | None = None  # the spill folder (None: not made, or none can be)
+        self._spill_tried = False
 
     def add(self, chunk_ids: list[str], paper_ids: list[str], texts: list[str]) -> None:
         vocab, surface = self.vocab, self.surface
@@ -186,8 +187,8 @@ class Builder:
         return arrays
 
     def _spill_folder(self) -> Path | None:
-        if self._spill is False:
-            self._spill = None
+        if not self._spill_tried:
+            self._spill_tried = True
             for parent in (self.workdir, None):  # None: the system's temp folder
                 try:
                     if parent is not None:
@@ -204,7 +205,7 @@ class Builder:
         """Remove the spilled segments (build() does, when it is done)."""
         if self._spill:
             shutil.rmtree(self._spill, ignore_errors=True)
-        self.segments, self._spill = [], False
+        self.segments, self._spill, self._spill_tried = [], None, False
 
     def build(self, generation: str, folder: Path | None = None) -> Lexical | None:
         """The index, written into ``folder`` (as :func:`save` would) and memory-mapped

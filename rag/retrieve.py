@@ -29,6 +29,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Set
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -64,11 +65,17 @@ class Filters:
         return bool(self.since or self.until or self.sources)
 
     def keeps(self, paper: StoredPaper) -> bool:
-        if self.sources and not any(_source_matches(s, want)
-                                    for s in paper.sources for want in self.sources):
-            return False
+        return self.keeps_sources(paper.sources) and self.keeps_dates(paper.dates)
+
+    def keeps_sources(self, sources: tuple[str, ...]) -> bool:
+        """Whether a paper listed in these files passes (any of them matches one wanted)."""
+        return not self.sources or any(_source_matches(s, want)
+                                       for s in sources for want in self.sources)
+
+    def keeps_dates(self, dates: tuple[str, ...]) -> bool:
+        """Whether a paper listed on these dates passes (any of them is in the range)."""
         if self.since or self.until:
-            return any(_in_range(d, self.since, self.until) for d in paper.dates)
+            return any(_in_range(d, self.since, self.until) for d in dates)
         return True
 
 
@@ -85,6 +92,7 @@ def parse_date(text: str) -> str:
     from rag.sources.listing import parse_listing_date
 
     text = text.strip()
+    iso: str | None
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}|--\d{2}-\d{2}", text):
         iso = text
     elif re.fullmatch(r"\d{2}-\d{2}", text):
@@ -219,6 +227,8 @@ class DenseRetriever:
         self.store = store
 
     def rank(self, query: Query, depth: int, allowed: list[str] | None) -> Ranking:
+        if query.vector is None:  # a query made without an embedder
+            return Ranking(self.name, [], {})
         _, pids, docs, sims = self.store.dense(query.vector, depth, allowed)
         return group(self.name, pids, sims, docs)
 
@@ -239,9 +249,9 @@ class LexicalRetriever:
         if allowed is not None:
             scores = np.where(np.isin(lex.paper_ids, allowed), scores, 0.0)
         n = min(depth, len(scores))  # a built index has at least one row
-        idx = np.argpartition(-scores, n - 1)[:n]
-        idx = idx[np.argsort(-scores[idx], kind="stable")]
-        idx = [i for i in idx if scores[i] > 0]
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        idx = [i for i in top if scores[i] > 0]
         return group(self.name, [str(lex.paper_ids[i]) for i in idx], [scores[i] for i in idx])
 
 
@@ -291,7 +301,8 @@ FEATURES = PAPER_FEATURES + QUESTION_FEATURES
 # and coverage only, with no second stage. Worked example: cosine 0.62, coverage 0.8 ->
 # z = 11.07*0.62 + 5.79*0.8 - 6.88 = 4.61 -> relevance 0.99; cosine 0.40, coverage 0.30
 # -> z = -0.71 -> 0.33.
-DEFAULT_MODEL = {"coef": {"cosine": 11.07, "coverage": 5.79}, "intercept": -6.88}
+DEFAULT_COEF = {"cosine": 11.07, "coverage": 5.79}
+DEFAULT_INTERCEPT = -6.88
 
 
 def _sigmoid(z: float) -> float:
@@ -348,8 +359,7 @@ def load_calibration(embedder: str) -> Calibration:
              if k in QUESTION_FEATURES or k == "z"},
             float(question["intercept"]), str(path))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return Calibration(embedder, dict(DEFAULT_MODEL["coef"]), DEFAULT_MODEL["intercept"],
-                           False)
+        return Calibration(embedder, dict(DEFAULT_COEF), DEFAULT_INTERCEPT, False)
 
 
 @dataclass(frozen=True)
@@ -382,7 +392,7 @@ def term_stats(query_terms, lex, question: str = "") -> TermStats:
                      named)
 
 
-def coverage(weights: dict[str, float], present: set[str]) -> float:
+def coverage(weights: dict[str, float], present: Set[str]) -> float:
     """IDF-weighted share of the question's terms that a text contains.
 
     >>> coverage({"gpipe": 6.0, "propos": 1.0, "paper": 1.0}, {"gpipe", "paper"})
@@ -457,18 +467,23 @@ def title_in_question(title: str, question_norm: str) -> bool:
 
 def allowed_papers(store: Store, filters: Filters | None) -> list[str] | None:
     """Ids of the papers the filters keep (None: no filter). A source name that matches
-    no indexed source is an error, not an empty result."""
+    no indexed source is an error, not an empty result.
+
+    Chroma does the filtering (:meth:`rag.store.Store.filter_papers`): the filters are
+    asked about each distinct date and source value, not about every paper.
+    """
     if filters is None or not filters.active():
         return None
-    papers = list(store.iter_papers())
     if filters.sources:
-        known = {s for p in papers for s in p.sources}
+        known = store.sources()
         unknown = [w for w in filters.sources if not any(_source_matches(s, w) for s in known)]
         if unknown:
             raise QuestionError(
                 f"No indexed source matches {', '.join(repr(u) for u in unknown)}; "
                 "`ask stats` lists the sources.")
-    return [p.paper_id for p in papers if filters.keeps(p)]
+    return store.filter_papers(
+        dates=filters.keeps_dates if filters.since or filters.until else None,
+        sources=filters.keeps_sources if filters.sources else None)
 
 
 def unknown_terms(question: str, store: Store) -> list[str]:
@@ -579,7 +594,7 @@ def score_papers(query: Query, pids: list[str], rankings: list[Ranking], setting
     cosines = dict(dense.scores)
     missing = [p for p in pids if p not in cosines and p in papers]
     if missing and query.vector is not None:  # a lexical-only paper needs a cosine too
-        cosines.update(_paper_cosines(store, query.vector, missing))
+        cosines.update(paper_cosines(store, query.vector, missing))
     d_rank, l_rank = dense.ranks(), lexical.ranks()
     stats = term_stats(query.terms, store.lexical(), query.text)
     calibration = load_calibration(settings.embedder)
@@ -603,6 +618,6 @@ def score_papers(query: Query, pids: list[str], rankings: list[Ranking], setting
     return out
 
 
-def _paper_cosines(store: Store, qvec: np.ndarray, pids: list[str]) -> dict[str, float]:
+def paper_cosines(store: Store, qvec: np.ndarray, pids: list[str]) -> dict[str, float]:
     """Best chunk cosine of papers that only BM25 found, as dense papers get theirs."""
     return {pid: float(np.max(vecs @ qvec)) for pid, vecs in store.chunk_vectors(pids).items()}

@@ -39,18 +39,17 @@ def one_line(stderr: str) -> list[str]:
 def index_snapshot(data_dir: Path) -> dict:
     """Paper ids, chunk ids and chunk texts of the embedded index in ``data_dir``."""
     from rag.settings import load_settings
-    from rag.store import open_store
+    from rag.store import open_store, snapshot
 
     store = open_store(load_settings(data_dir=data_dir))
-    papers = store.paper_meta([p.paper_id for p in store.iter_papers()])
-    chunks = store.chunks.get(include=["metadatas"])
+    chunks = snapshot(store)
+    papers = {r.paper_id: r for r in chunks.values() if r.paper is not None}
     return {
         "papers": sorted(papers),
-        "paper_meta": {pid: (m["hash"], m["dates"], m["sources"]) for pid, m in papers.items()},
-        "chunks": sorted(chunks["ids"]),
-        "chunk_texts": {
-            cid: m["text"] for cid, m in zip(chunks["ids"], chunks["metadatas"], strict=False)
-        },
+        "paper_meta": {pid: (r.content_hash, r.paper.dates, r.paper.sources)
+                       for pid, r in papers.items() if r.paper is not None},
+        "chunks": sorted(chunks),
+        "chunk_texts": {cid: r.text for cid, r in chunks.items()},
         "chunk_count": store.count_chunks(),
         "paper_count": store.count_papers(),
     }

@@ -70,6 +70,26 @@ def test_date_filters_restrict_results(bundled_pipeline, since, until, allowed):
     assert all(set(h.paper.dates) & allowed for h in hits)
 
 
+@pytest.mark.parametrize("filters", [
+    Filters(sources=("001_",)), Filters(sources=("001_", "003_")),
+    Filters(since="--07-01"), Filters(until="--07-11"),
+    Filters(since="2024-07-01", until="2024-08-13", sources=("TXT",)),
+])
+def test_chroma_keeps_exactly_the_papers_the_filters_keep(bundled_pipeline, filters):
+    """The filter runs in Chroma (a where on the stored dates and sources), and keeps
+    the same papers as Filters.keeps on each paper record, papers listed in several
+    files or on several dates included."""
+    from rag.retrieve import allowed_papers
+
+    store = bundled_pipeline.store
+    papers = list(store.iter_papers())
+    assert any(len(p.sources) > 1 for p in papers) and any(len(p.dates) > 1 for p in papers)
+    want = {p.paper_id for p in papers if filters.keeps(p)}
+    got = allowed_papers(store, filters)
+    assert got is not None and len(got) == len(set(got)) and set(got) == want
+    assert 0 < len(want) < len(papers)
+
+
 def test_a_source_that_matches_no_indexed_source_is_an_error(bundled_pipeline):
     with pytest.raises(QuestionError, match="No indexed source matches 'nosuchfile'"):
         bundled_pipeline.search("anything", filters=Filters(sources=("nosuchfile",)))

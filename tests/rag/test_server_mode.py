@@ -188,8 +188,8 @@ def test_two_writers_on_one_server(server, tmp_path):
                                       embedder="wordllama"))
         store = pipe.store
         assert store.count_papers() == 2400
-        ids = store.chunks.get(include=[])["ids"]
-        assert len(store.chunks.get(ids=ids, include=["embeddings"])["embeddings"]) == 2400
+        ids = [c.chunk_id for page in store.scan() for c in page]
+        assert len(store.vectors(ids)) == 2400 and not store.unreadable(ids)
         lex = store.lexical()
         assert len(lex.chunk_ids) == 2400  # the BM25 generation caught both writers
         titles = [r["title"] for part in rows.values() for r in part]

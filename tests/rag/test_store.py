@@ -121,13 +121,12 @@ def test_bm25_scores_match_bm25s_with_stemming(bundled_pipeline):
     import Stemmer
 
     from rag.lexical import K1, B
+    from rag.store import snapshot
     from rag.text import terms
 
     stemmer = Stemmer.Stemmer("english")
     lex = bundled_pipeline.store.lexical()
-    docs = bundled_pipeline.store.chunks.get(ids=list(map(str, lex.chunk_ids)),
-                                             include=["metadatas"])
-    text_of = dict(zip(docs["ids"], (m["text"] for m in docs["metadatas"]), strict=False))
+    text_of = {cid: r.text for cid, r in snapshot(bundled_pipeline.store).items()}
     corpus = [text_of[str(c)] for c in lex.chunk_ids]
     reference = bm25s.BM25(k1=K1, b=B)
     reference.index(bm25s.tokenize(corpus, stopwords="en", stemmer=stemmer, show_progress=False),
@@ -188,14 +187,14 @@ def test_a_paper_found_only_by_bm25_gets_its_best_chunk_cosine(bundled_pipeline)
     """Relevance needs a cosine for every hit; a lexical-only hit takes its best chunk's."""
     import numpy as np
 
-    from rag.retrieve import _paper_cosines
+    from rag.retrieve import paper_cosines
 
     store, emb = bundled_pipeline.store, bundled_pipeline.embedder
     pid = next(iter(store.iter_papers())).paper_id
     q = emb.embed_query("quantization")
     vecs = store.chunk_vectors([pid])[pid]
-    assert len(vecs) == len(store.chunks.get(where={"paper_id": pid}, include=[])["ids"])
-    assert _paper_cosines(store, q, [pid])[pid] == pytest.approx(float(np.max(vecs @ q)))
+    assert len(vecs) == len(store.chunks_of(pid))
+    assert paper_cosines(store, q, [pid])[pid] == pytest.approx(float(np.max(vecs @ q)))
     # A paper with more chunks than the by-id read guesses is read whole all the same.
     assert len(vecs) > 1
     np.testing.assert_allclose(store.chunk_vectors([pid], guess=1)[pid], vecs)
@@ -207,8 +206,46 @@ def test_a_one_chunk_abstract_is_stored_once_and_read_back_whole(bundled_copy, t
     pipe, _ = bundled_copy
     _add_paper(pipe, tmp_path)
     pid = paper_id("Quibblefrost Sketches for Streams")
-    first = pipe.store.chunks.get(ids=[f"{pid}#0"], include=["metadatas"])["metadatas"][0]
+    (first,) = pipe.store.chunks_of(pid)
     abstract = ABSTRACT.split(",")[0]  # _add_paper's CSV line is unquoted
-    assert "abstract" not in first
-    assert first["text"] == f"Quibblefrost Sketches for Streams\n{abstract}"
+    assert first.text == f"Quibblefrost Sketches for Streams\n{abstract}"
+    assert first.paper is not None and first.paper.abstract == abstract
     assert pipe.store.get_papers([pid])[pid].abstract == abstract
+    # The layout: chunk #0's metadata leaves the abstract out when its text is title +
+    # abstract (the same kilobyte twice otherwise), and the record is read back whole.
+    from rag.store.schema import chunk_metadata, metadata_for_paper, paper_from_meta
+
+    paper = first.paper
+    meta = chunk_metadata(pid, 0, metadata_for_paper(paper, "h", "k"), first.text)
+    assert "abstract" not in meta and paper_from_meta(pid, meta) == paper
+    longer = chunk_metadata(pid, 0, metadata_for_paper(paper, "h", "k"), "a first span")
+    assert paper_from_meta(pid, longer) == paper
+
+
+def test_filters_follow_new_papers_and_their_sources(bundled_copy, tmp_path):
+    """The facets a filter is built from belong to the generation: a paper ingested from
+    a new file is found by a filter on that file at once, in this process and another."""
+    from rag.retrieve import Filters
+
+    pipe, _ = bundled_copy
+    assert "new.csv" not in pipe.store.sources()
+    _add_paper(pipe, tmp_path)
+    assert pipe.store.sources()["new.csv"] == 1
+    hits = pipe.search("quibblefrost", k=3, filters=Filters(sources=("NEW.csv",)))
+    assert [h.paper.title for h in hits] == ["Quibblefrost Sketches for Streams"]
+
+
+def test_stored_metadata_round_trips_through_records():
+    """decode and encode are inverses on what ingest writes (chunk #0 and the others)."""
+    from rag.store.schema import chunk_metadata, decode, encode, metadata_for_paper
+    from rag.types import StoredPaper
+
+    paper = StoredPaper("p1", "A Title", "First span. Second span.", ("--08-13", "2024-07-11"),
+                        ("a.txt", "b.csv"), "Ann Author", "https://example.org/p1")
+    record = metadata_for_paper(paper, "hash1", "a title")
+    for n, text in ((0, "A Title\nFirst span."), (1, "A Title\nSecond span.")):
+        meta = chunk_metadata("p1", n, record, text)
+        decoded = decode(f"p1#{n}", meta)
+        assert encode(decoded) == meta and decoded.complete
+        assert decoded.dates == paper.dates and decoded.sources == paper.sources
+        assert (decoded.paper == paper) == (n == 0)

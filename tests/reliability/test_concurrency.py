@@ -123,22 +123,11 @@ def _search(title: str, env: dict):
 
 
 @pytest.mark.slow
-def test_three_writers_and_a_reader_at_once(tmp_path):
-    """Two different files and one file twice, 2,000 papers each (above Chroma's sync
-    threshold of 1,000), while a fourth process keeps asking: every writer ends well, the
-    reader never errs, every paper is there and `ask doctor` finds nothing wrong."""
+def _ingest_while_asking(paths, titles, env):
+    """One `ask ingest` per path, all at once, while another thread keeps asking for a
+    random title; returns (writer processes, their (stdout, stderr), the readers' runs)."""
     import random
     import threading
-
-    from synthetic import papers, write_csv
-
-    data = tmp_path / "data"
-    env = dict(WORDLLAMA, ABSTRACTA_DATA_DIR=str(data), ABSTRACTA_AUTO_INGEST_BUNDLED="false")
-    rows_a, rows_b = papers(2000, seed=101), papers(2000, seed=202)
-    a = write_csv(tmp_path / "a.csv", rows_a)
-    b = write_csv(tmp_path / "b.csv", rows_b)
-    titles = [r["title"] for r in rows_a + rows_b]
-    assert len(set(titles)) == 4000
 
     stop = threading.Event()
     reads: list = []
@@ -154,11 +143,30 @@ def test_three_writers_and_a_reader_at_once(tmp_path):
         writers = [subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(path)],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                     env=dict(os.environ, **env))
-                   for path in (a, b, a)]
+                   for path in paths]
         outs = [w.communicate(timeout=1500) for w in writers]
     finally:
         stop.set()
         thread.join(timeout=600)
+    return writers, outs, reads
+
+
+def test_three_writers_and_a_reader_at_once(tmp_path):
+    """Two different files and one file twice, 2,000 papers each (above Chroma's sync
+    threshold of 1,000), while a fourth process keeps asking: every writer ends well, the
+    reader never errs, every paper is there and `ask doctor` finds nothing wrong."""
+    import random
+
+    from synthetic import papers, write_csv
+
+    data = tmp_path / "data"
+    env = dict(WORDLLAMA, ABSTRACTA_DATA_DIR=str(data), ABSTRACTA_AUTO_INGEST_BUNDLED="false")
+    rows_a, rows_b = papers(2000, seed=101), papers(2000, seed=202)
+    a = write_csv(tmp_path / "a.csv", rows_a)
+    b = write_csv(tmp_path / "b.csv", rows_b)
+    titles = [r["title"] for r in rows_a + rows_b]
+    assert len(set(titles)) == 4000
+    writers, outs, reads = _ingest_while_asking((a, b, a), titles, env)
     for w, (out, err) in zip(writers, outs, strict=False):
         assert w.returncode == 0, err[-2000:]
         assert "Traceback" not in err and "Index:" in out

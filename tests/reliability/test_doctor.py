@@ -29,23 +29,21 @@ def _store(data):
 def _break(data) -> dict:
     """Break the index three ways; returns what was broken."""
     from rag import lexical
+    from rag.store import snapshot
 
     store = _store(data)
-    firsts = store.chunks.get(where={"n": 0}, include=["metadatas"])
-    records = sorted(zip(firsts["ids"], firsts["metadatas"], strict=False))
-    by_title = {m["title"]: cid for cid, m in records}
+    chunks = snapshot(store)
+    records = sorted((cid, r) for cid, r in chunks.items() if r.paper is not None)
+    by_title = {r.paper.title: cid for cid, r in records if r.paper is not None}
     # 1. A paper whose record (chunk #0) is gone but whose other chunk remains.
-    two = store.chunks.get(where={"n": 1}, include=["metadatas"])["metadatas"]
-    half = two[0]["paper_id"]
-    store.chunks.delete(ids=[f"{half}#0"])
+    half = sorted(r.paper_id for r in chunks.values() if r.n == 1)[0]
+    store.delete_chunks([f"{half}#0"])
     # 3. A BM25 cache under the current generation that lacks chunks.
-    res = store.chunks.get(include=["metadatas"])
+    rows = sorted(snapshot(store).values(), key=lambda r: r.chunk_id)
     builder = lexical.Builder()
-    keep = len(res["ids"]) // 2
-    builder.add(res["ids"][:keep], [m["paper_id"] for m in res["metadatas"][:keep]],
-                [m["text"] for m in res["metadatas"][:keep]])
-    folder = store._lexical_dir()
-    lexical.save(builder.build(store.generation()), folder)
+    keep = rows[:len(rows) // 2]
+    builder.add([r.chunk_id for r in keep], [r.paper_id for r in keep], [r.text for r in keep])
+    lexical.save(builder.build(store.generation()), store.lexical_folder)
     # 2. Vectors that cannot be read back: the vector index's saved id map loses two
     # chunks and points a third at a vector that does not exist.
     damaged = [by_title[GOOD_TITLE]] + [cid for cid, _ in records if cid != by_title[GOOD_TITLE]
@@ -88,8 +86,7 @@ def test_doctor_finds_each_break_and_repair_restores_every_paper(tmp_path):
 
     store = _store(data)
     assert store.count_papers() == BUNDLED_PAPERS - 1  # only the paper whose record we deleted
-    for cid in broken["damaged"]:
-        assert len(store.chunks.get(ids=[cid], include=["embeddings"])["embeddings"]) == 1
+    assert len(store.vectors(broken["damaged"])) == 3 and not store.unreadable(broken["damaged"])
     answer = json.loads(run_ask("--json", GOOD_QUESTION, env=env).stdout)
     assert answer["citations"][0]["title"] == GOOD_TITLE
 

@@ -3,7 +3,7 @@
 Dense search alone did not promise it: HNSW is approximate, and the part of the vector
 index not yet saved was rebuilt by each process in a thread-dependent order, so a paper
 found in one process was missed in the next. Ingest now saves the vector index whole
-(rag/store.py, Store.flush), so every process searches the same graph.
+(rag/store/chroma.py, ChromaIndex.flush), so every process searches the same graph.
 """
 
 from __future__ import annotations

@@ -1,0 +1,271 @@
+"""The Chroma side of the index: the client, the chunks collection, errors, reopening.
+
+:class:`ChromaIndex` owns the client and the ``<name>_chunks`` collection, runs every
+Chroma call through :meth:`ChromaIndex.read` / :meth:`ChromaIndex.write` (which turn
+chromadb's many exception types into :class:`rag.errors.StoreError`), holds the short
+``chroma.lock`` around embedded writes and opens (:mod:`rag.lock`), and opens an
+embedded index afresh when another process has written it.
+
+Chroma runs embedded (``PersistentClient`` in ``data_dir/chroma``) or as a client of
+a ``chroma run`` server (``ABSTRACTA_CHROMA_URL``). Telemetry is off and no collection
+has an embedding function: vectors always come from our embedder, so Chroma never
+downloads its default model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+from pathlib import Path
+
+from rag.errors import EmbeddingMismatchError, IndexDamagedError, StoreError
+from rag.lock import ChromaGuard
+from rag.settings import Settings
+
+# HNSW search breadth. Chroma's default (100) left 925 of 21,630 chunks of a 20k-paper
+# wordllama index (benchmarks/make_corpus.py, many near-duplicate abstracts) unfound by
+# their own vector in the top 5; 200 leaves 554 (benchmarks/hnsw_recall.py). The rest are
+# graph nodes HNSW cannot reach at any breadth (800 still misses 309): BM25 finds them.
+EF_SEARCH = 200
+SYNC_THRESHOLD = 1000  # Chroma's default: the vector index is saved every 1,000 records
+
+# What Chroma says when its vector index and its records disagree: a damaged index
+# (two processes wrote it at once), not a permissions problem.
+DAMAGED = ("Error finding id", "Error getting embedding", "Error loading hnsw index")
+
+
+def is_damaged(exc: BaseException) -> bool:
+    return any(marker in str(exc) for marker in DAMAGED)
+
+
+def wrap_error(exc: Exception, settings: Settings, doing: str) -> StoreError:
+    """Chroma's exception as our one-line error, naming the index and what to do."""
+    where = f"the Chroma server at {settings.chroma_url}" if settings.chroma_url else (
+        f"the index in {settings.data_dir}")
+    if is_damaged(exc):
+        detail = next(m for m in DAMAGED if m in str(exc))
+        return IndexDamagedError(
+            f"Cannot {doing} {where}: it is damaged ({detail}: its vectors and records "
+            "disagree, e.g. after two processes wrote it at once); run `ask doctor --repair` "
+            "to fix it (no paper is lost).")
+    hint = ("is it running? Start it with `chroma run --path DIR` or unset ABSTRACTA_CHROMA_URL."
+            if settings.chroma_url else "check that the folder is readable and writable, "
+            "or set ABSTRACTA_DATA_DIR / --data-dir to another folder.")
+    detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+    if "disk is full" in detail or "No space left" in detail:
+        hint = "the disk is full: free some space and run it again (nothing indexed is lost)."
+    return StoreError(f"Cannot {doing} {where} ({detail}); {hint}")
+
+
+def chroma_settings():
+    from chromadb.config import Settings as ChromaSettings
+
+    return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+
+
+def persistent_client(path: Path, fresh: bool = False):
+    """An embedded client; ``fresh`` skips the system chromadb caches per path (which
+    holds the vector index as this process first read it)."""
+    import chromadb
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    if fresh:
+        cache = SharedSystemClient._identifier_to_system
+        for key in [k for k in cache if os.path.realpath(k) == os.path.realpath(path)]:
+            # Not stopped: another thread may still be reading through it; it goes when
+            # the last reference does.
+            del cache[key]
+            SharedSystemClient._identifier_to_refcount.pop(key, None)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings())
+
+
+def chunks_name(settings: Settings) -> str:
+    return f"{settings.collection}_chunks"
+
+
+def create_chunks(client, name: str, metadata: dict | None = None, *, existing: bool = True):
+    """The chunks collection (cosine HNSW at :data:`EF_SEARCH`, no embedding function)."""
+    make = client.get_or_create_collection if existing else client.create_collection
+    return make(name, embedding_function=None, metadata=metadata or {"kind": "chunks"},
+                configuration={"hnsw": {"space": "cosine", "ef_search": EF_SEARCH}})
+
+
+class ChromaIndex:
+    """The client and the chunks collection, with errors wrapped and reopening handled."""
+
+    def __init__(self, settings: Settings, client, collection):
+        self.settings = settings
+        self.client = client
+        self.collection = collection
+        self.read_only = ""  # why writes are refused (a read-only or full-disk index)
+        # Embedded only: the short-held lock around Chroma writes and opens (rag/lock.py).
+        self.guard = None if settings.chroma_url else ChromaGuard(settings.data_dir)
+        self.reopen_lock = threading.RLock()
+        self.writing = False  # this process holds the write lock (rag.lock.writing)
+        self.seen_generation = self.generation()
+
+    # --- collection metadata ------------------------------------------------------------
+    def metadata(self) -> dict:
+        return dict(self.collection.metadata or {})
+
+    def generation(self) -> str:
+        return self.metadata().get("generation", "")
+
+    def set_metadata(self, meta: dict) -> None:
+        self.write("modify", metadata=meta)
+
+    def check_model(self, name: str, dim: int, location: str, claim: bool) -> None:
+        """See :meth:`rag.store.Store.check_model`."""
+        meta = self.metadata()
+        recorded = meta.get("embed_model")
+        if recorded and recorded != name:
+            raise EmbeddingMismatchError(
+                f"The index at {location} was built with embedding model '{recorded}', "
+                f"but '{name}' is configured; run `ask ingest --rebuild` to re-embed with "
+                f"'{name}', or set ABSTRACTA_EMBEDDER back."
+            )
+        if recorded and dim and meta.get("dim") not in (None, dim):
+            raise EmbeddingMismatchError(
+                f"The index holds {meta.get('dim')}-d vectors but '{name}' makes {dim}-d ones; "
+                "run `ask ingest --rebuild`."
+            )
+        if claim and not recorded:
+            meta.update(embed_model=name, dim=dim)
+            self.set_metadata(meta)
+
+    # --- calls ----------------------------------------------------------------------------
+    def writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"Cannot write: {self.read_only}. Make the folder writable (or free "
+                             "disk space) and run it again; nothing indexed is lost.")
+
+    def exclusive(self):
+        """Hold ``chroma.lock`` exclusively (embedded; nothing to hold with a server)."""
+        return self.guard.hold(exclusive=True) if self.guard else contextlib.nullcontext()
+
+    def write(self, method: str, **kwargs):
+        """``collection.<method>(**kwargs)`` as a write, under ``chroma.lock``."""
+        self.writable()
+        with self.exclusive():
+            return self._once(method, "write", kwargs)
+
+    def read(self, method: str, doing: str = "read", **kwargs):
+        """``collection.<method>(**kwargs)``; a read that meets vectors this process has
+        never seen opens the index afresh and asks again once."""
+        try:
+            return getattr(self.collection, method)(**kwargs)
+        except StoreError:
+            raise
+        except Exception as exc:
+            if not (is_damaged(exc) and self.reopenable()):
+                raise wrap_error(exc, self.settings, doing) from exc
+        # Embedded Chroma keeps the vector index in memory, read once per process: a
+        # process that opened the index before another one wrote it finds records whose
+        # vectors it has never seen ("Error finding id"). Open it afresh, ask again once.
+        self.reopen()
+        return self._once(method, doing, kwargs)
+
+    def _once(self, method: str, doing: str, kwargs: dict):
+        try:
+            return getattr(self.collection, method)(**kwargs)
+        except StoreError:
+            raise
+        except Exception as exc:  # chromadb raises many types; all mean the same to a user
+            raise wrap_error(exc, self.settings, doing) from exc
+
+    def fetch(self) -> None:
+        """The collection as the server or the folder has it now (fresh metadata)."""
+        try:
+            self.collection = self.client.get_collection(self.collection.name,
+                                                         embedding_function=None)
+        except Exception as exc:
+            raise wrap_error(exc, self.settings, "read") from exc
+
+    # --- other processes' writes (embedded) -----------------------------------------------
+    def reopenable(self) -> bool:
+        return self.guard is not None and not self.read_only and not self.writing
+
+    def reopen(self) -> None:
+        """Open the embedded index afresh: the saved vector index plus the write log, read
+        under ``chroma.lock`` so that no writer is saving it meanwhile."""
+        if self.guard is None:
+            self.fetch()
+            return
+        with self.reopen_lock, self.guard.hold(exclusive=False):
+            path = self.settings.data_dir / "chroma"
+            try:
+                client = persistent_client(path, fresh=True)
+                collection = create_chunks(client, chunks_name(self.settings))
+                collection.get(ids=["\x00"], include=[])  # loads the index now, under the lock
+            except Exception as exc:
+                raise wrap_error(exc, self.settings, "open") from exc
+            self.client, self.collection = client, collection
+            self.seen_generation = self.generation()
+
+    def refresh(self) -> None:
+        """Catch up with other processes' writes: a new generation means a writer started
+        or finished, so an embedded index is opened afresh (cheap otherwise)."""
+        self.fetch()
+        if self.reopenable() and self.generation() != self.seen_generation:
+            with self.reopen_lock:
+                if self.reopenable():
+                    self.reopen()
+
+    def begin_write(self) -> None:
+        """This process now holds the write lock: start from the current index (another
+        writer may have written since it was opened), and stop reopening it."""
+        with self.reopen_lock:
+            self.writing = False
+            if self.guard is not None and not self.read_only:
+                self.reopen()
+            self.writing = True
+
+    def end_write(self) -> None:
+        with self.reopen_lock:
+            self.writing = False
+            self.seen_generation = self.generation()
+
+    def flush(self) -> None:
+        """Save the whole embedded vector index now (end of an ingest).
+
+        Chroma saves it every ``sync_threshold`` records; the rest stays in its write log,
+        and every process that opens the index inserts those into its own copy of the
+        graph, in a thread-dependent order: each process got a slightly different graph,
+        so a chunk found in one process was missed in the next. Saved whole, every
+        process loads the same graph. Chroma has no call for it: the threshold is set to
+        1 for one reopen (which replays the log and saves), then set back. Also brings
+        an older index's ``ef_search`` up to :data:`EF_SEARCH`.
+        """
+        if self.guard is None or self.read_only:
+            return
+        with self.reopen_lock, self.guard.hold(exclusive=True):
+            hnsw = {"sync_threshold": 1}
+            if (self.collection.configuration or {}).get("hnsw", {}).get("ef_search") != EF_SEARCH:
+                hnsw["ef_search"] = EF_SEARCH
+            self._once("modify", "write", {"configuration": {"hnsw": hnsw}})
+            try:
+                self.reopen()
+            finally:
+                self._once("modify", "write",
+                           {"configuration": {"hnsw": {"sync_threshold": SYNC_THRESHOLD}}})
+
+    def bump_generation(self, indexed: bool = False) -> None:
+        """Mark the chunk set as changed (lexical caches everywhere become stale);
+        ``indexed``: a write has completed, so the index holds papers."""
+        self.fetch()
+        meta = self.metadata()
+        meta["generation"] = uuid.uuid4().hex
+        if indexed:
+            meta["indexed"] = True
+        self.set_metadata(meta)
+        self.seen_generation = meta["generation"]
+
+    def reset(self) -> None:
+        """Delete the collection and start an empty one."""
+        self.writable()
+        with self.exclusive():
+            with contextlib.suppress(Exception):  # already gone
+                self.client.delete_collection(self.collection.name)
+            self.collection = create_chunks(self.client, chunks_name(self.settings))

@@ -1,0 +1,66 @@
+"""The copy a repair fills and swaps in (``ask doctor --repair``, :mod:`rag.doctor`).
+
+A damaged vector index cannot be patched in place: Chroma fails to apply a delete or an
+upsert of a record its graph has lost, and then cannot open the index at all. So a
+repair copies the chunks it keeps into ``<name>_chunks_repair``, adds the re-embedded
+ones, marks the copy complete and swaps it in. Killed during the swap, the next open
+finishes it (:func:`rag.store.open.finish_repair`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+
+from rag.store.chroma import ChromaIndex, create_chunks
+from rag.store.open import REPAIR_SUFFIX
+from rag.store.schema import ChunkRecord, chunk_metadata
+from rag.types import Chunk
+
+
+class RepairCopy:
+    """A new chunks collection beside the old one; :func:`repair_copy` makes and swaps it."""
+
+    def __init__(self, index: ChromaIndex, collection):
+        self.index, self.collection = index, collection
+        self.copied = 0
+
+    def copy(self, chunk_ids: list[str]) -> None:
+        """Copy these chunks, vectors and metadata as they are, from the old collection."""
+        if not chunk_ids:
+            return
+        old = self.index.collection.get(ids=chunk_ids, include=["embeddings", "metadatas"])
+        self.collection.upsert(ids=old["ids"], embeddings=old["embeddings"],
+                               metadatas=old["metadatas"])
+        self.copied += len(old["ids"])
+
+    def add(self, chunks: list[Chunk], vectors: np.ndarray,
+            records: dict[str, ChunkRecord]) -> None:
+        """Write re-made chunks; ``records``: their papers' records, by paper id."""
+        self.collection.upsert(
+            ids=[c.chunk_id for c in chunks], embeddings=np.asarray(vectors),
+            metadatas=[chunk_metadata(c.paper_id, c.index, records[c.paper_id].paper_metadata(),
+                                      c.text) for c in chunks])
+
+
+@contextlib.contextmanager
+def repair_copy(index: ChromaIndex) -> Iterator[RepairCopy]:
+    """A :class:`RepairCopy`, swapped in for the chunks collection once the block ends
+    without an error (under ``chroma.lock``, held throughout)."""
+    index.writable()
+    client, name = index.client, index.collection.name
+    tmp = f"{name}{REPAIR_SUFFIX}"
+    with index.exclusive():
+        with contextlib.suppress(Exception):  # a repair that was stopped part-way
+            client.delete_collection(tmp)
+        meta = index.metadata()
+        copy = RepairCopy(index, create_chunks(client, tmp, meta, existing=False))
+        yield copy
+        # Complete: swap it in. Killed between these two calls, the next open finds the
+        # finished copy under its temporary name and puts it in place.
+        copy.collection.modify(metadata={**meta, "repair_complete": True})
+        client.delete_collection(name)
+        copy.collection.modify(name=name, metadata=meta)
+        index.collection = client.get_collection(name, embedding_function=None)
