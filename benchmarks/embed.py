@@ -17,8 +17,14 @@ abstracts/s, CPU seconds, and the wall-time ratio abstracta/bare (the bar: <= 1.
 A last line embeds the synthetic abstracts whole (title + abstract, one text each,
 bare) to show what chunking itself costs in tokens and time.
 
+``--workers N`` runs the abstracta side as ``ask ingest`` does above WORKER_MIN_PAPERS:
+N spawned processes, each embedding its share of the texts with its own embedder of
+``--threads`` intra-op threads (default: cores // N, what rag.ingest gives a worker;
+``--threads 0``: every core in every worker, what workers had before).
+
     python benchmarks/embed.py                   # bundled + 5,000 abstracts, 5 repetitions
     python benchmarks/embed.py --papers 500 --reps 3
+    python benchmarks/embed.py --workers 2 --threads 0   # the ingest's workers, all cores each
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import argparse
 import os
 import statistics
 import time
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +68,44 @@ class BareOnnx:
             pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
             out.append(pooled / np.linalg.norm(pooled, axis=1, keepdims=True))
         return np.concatenate(out)
+
+
+class Workers:
+    """The abstracta side in N worker processes, as the ingest runs them."""
+
+    def __init__(self, workers: int, threads: int | None, batch: int | None):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.n, self.threads = workers, threads
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_init_worker, initargs=(threads, batch))
+        for f in [self.pool.submit(_embed_in_worker, ["warm up"]) for _ in range(workers)]:
+            f.result()
+        self.batch_size = batch or 32
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        # Contiguous shares, like the ingest's jobs of WORKER_PAPERS papers.
+        step = -(-len(texts) // self.n)
+        jobs = [self.pool.submit(_embed_in_worker, texts[i:i + step])
+                for i in range(0, len(texts), step)]
+        return np.concatenate([j.result() for j in jobs])
+
+
+_EMBEDDER: dict = {}
+
+
+def _init_worker(threads: int | None, batch: int | None) -> None:
+    from rag.embed import build_embedder
+    from rag.settings import load_settings
+
+    overrides = {"embed_batch": batch} if batch else {}
+    _EMBEDDER["e"] = build_embedder(load_settings(embedder="minilm", auto_ingest_bundled=False,
+                                                  **overrides), threads=threads)
+
+
+def _embed_in_worker(texts: list[str]) -> np.ndarray:
+    return _EMBEDDER["e"].embed_documents(texts)
 
 
 def chunk_texts(papers) -> list[str]:
@@ -121,6 +166,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="embed only the first N texts of each set (a quick run)")
     parser.add_argument("--batch", type=int, default=None,
                         help="texts per Abstracta MiniLM call (default: the setting embed_batch)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="embed in N worker processes, as a large ingest does")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="intra-op threads per worker (default cores // workers; 0: all)")
     args = parser.parse_args(argv)
 
     from rag.embed import build_embedder
@@ -130,10 +179,15 @@ def main(argv: list[str] | None = None) -> None:
     sets = [(name, n * len(texts[:args.max_texts]) / len(texts), texts[:args.max_texts])
             for name, n, texts in text_sets(args.papers)]
     overrides = {"embed_batch": args.batch} if args.batch else {}
-    abstracta = build_embedder(load_settings(embedder="minilm", auto_ingest_bundled=False,
-                                             **overrides))
+    abstracta: Any = build_embedder(load_settings(embedder="minilm", auto_ingest_bundled=False,
+                                                  **overrides))
+    if args.workers > 1:
+        threads = (max(1, (os.cpu_count() or 1) // args.workers) if args.threads is None
+                   else args.threads or None)
+        abstracta = Workers(args.workers, threads, args.batch)
+        abstracta.threads = f"{args.workers} workers x {threads or 'all'}"
     bare = BareOnnx(args.bare_batch)
-    sides = {"abstracta": abstracta, "bare": bare}
+    sides: dict[str, Any] = {"abstracta": abstracta, "bare": bare}
     print(f"cores {os.cpu_count()}, load {os.getloadavg()[0]:.1f}; abstracta: batch "
           f"{abstracta.batch_size} sorted by tokens, {abstracta.threads} threads; bare: ORT "
           f"defaults, batch {args.bare_batch}, input order; {args.reps} interleaved "

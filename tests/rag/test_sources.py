@@ -201,3 +201,37 @@ def test_a_jsonl_id_that_is_not_an_arxiv_id_is_kept_as_the_record_id(tmp_path):
     papers = load_path(write(tmp_path / "s.jsonl", "\n".join(map(json.dumps, rows)))).papers
     assert [(p.arxiv_id, p.record_id) for p in papers] == [
         (None, "jsonl:doc-17"), (None, "jsonl:17"), ("2406.01234", None), (None, None)]
+
+
+# --- streaming: checked and counted first, then read a line at a time -------------------
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"], ids=["plain", "bom"])
+def test_streamed_files_read_like_whole_ones(tmp_path, newline, bom):
+    """JSON Lines and CSV stream line by line: the same papers, lines and skip reasons as
+    a whole-text parse, whatever the line endings, and a record count up front."""
+    from rag.sources import _parse_whole, open_path
+
+    rows = [json.dumps({"id": f"2401.0000{i}", "title": f"Widgets {i}", "abstract": ABSTRACT})
+            for i in range(4)]
+    jsonl = newline.join(rows[:2] + ["", "{broken"] + rows[2:]) + newline
+    quoted = f'"Widgets 9","{ABSTRACT[:40]}{newline}{ABSTRACT[40:]}"'  # a cell over two lines
+    csv_text = newline.join(["title,abstract,id", quoted, "Widgets 8,,W8",
+                             f"Widgets 7,{ABSTRACT},W7"])
+    for name, text, records in (("a.jsonl", jsonl, 5), ("b.csv", csv_text, 3)):
+        path = write(tmp_path / name, bom + text.encode())
+        stream = open_path(path)
+        assert stream.streamed and stream.records == records
+        papers = list(stream)
+        whole = _parse_whole(path)
+        assert papers == whole.papers and stream.skipped == whole.skipped and stream.skipped
+        assert list(stream) == papers  # each iteration reads the file again
+
+
+def test_a_bad_byte_deep_in_a_streamed_file_is_found_before_any_record(tmp_path):
+    line = json.dumps({"title": "Widgets", "abstract": ABSTRACT}) + "\n"
+    data = line.encode() * 2000 + b'{"title": "Caf\xe9"}\n'
+    from rag.sources import open_path
+
+    with pytest.raises(SourceError, match=f"bad byte at offset {len(line) * 2000 + 14}"):
+        open_path(write(tmp_path / "big.jsonl", data))
