@@ -116,11 +116,7 @@ def doc_id(paper_id: str) -> str:
 def run_abstracta(records: list[dict], queries: dict[str, str], embedder: str,
                   k: int = 100) -> dict[str, dict[str, list[str]]]:
     """Runs of Abstracta (hybrid), its dense retriever alone and its BM25 alone."""
-    from rag.errors import QuestionError
-    from rag.pipeline import Pipeline
-    from rag.retrieve import DenseRetriever, LexicalRetriever, Query, clean_question
-    from rag.settings import load_settings
-    from rag.text import terms
+    from rag import Pipeline, QuestionError, load_settings
 
     out: dict[str, dict[str, list[str]]] = {"Abstracta": {}, "dense only": {},
                                             "Abstracta BM25": {}}
@@ -134,20 +130,16 @@ def run_abstracta(records: list[dict], queries: dict[str, str], embedder: str,
         report = pipe.ingest([corpus])
         print(f"ingested {report.added} papers ({report.chunks} chunks) in "
               f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
-        store, emb = pipe.store, pipe.embedder
-        dense, lexical = DenseRetriever(store), LexicalRetriever(store.lexical())
         depth = max(settings.candidates, 4 * k)  # chunks: enough for k papers alone
         for qid, text in queries.items():
             try:
-                question = clean_question(text)
-            except QuestionError:
+                hits = pipe.search(text, k=k)
+            except QuestionError:  # empty or unusable: BEIR has a few
                 continue
-            hits = pipe.search(question, k=k)
             out["Abstracta"][qid] = [doc_id(h.paper.paper_id) for h in hits]
-            query = Query(question, tuple(terms(question)), emb.embed_query(question))
-            out["dense only"][qid] = [doc_id(p) for p in dense.rank(query, depth, None).papers[:k]]
-            out["Abstracta BM25"][qid] = [doc_id(p) for p in
-                                          lexical.rank(query, depth, None).papers[:k]]
+            alone = pipe.rankings(text, depth)
+            out["dense only"][qid] = [doc_id(p) for p in alone["dense"][:k]]
+            out["Abstracta BM25"][qid] = [doc_id(p) for p in alone["lexical"][:k]]
     return out
 
 

@@ -17,6 +17,7 @@ and writes ``benchmarks/results/latest.json`` and ``latest.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -52,16 +53,13 @@ def child_env(**abstracta) -> dict:
 
 def run_child(cmd: list[str], env: dict, cwd: Path, log: Path | None = None) -> dict:
     """Run cmd to completion: wall seconds, peak RSS (bytes) of that child, exit code."""
-    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
-    try:
+    sink = open(log, "ab") if log else contextlib.nullcontext(subprocess.DEVNULL)  # noqa: SIM115
+    with sink as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=out)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
-    finally:
-        if log:
-            out.close()
     # CPU seconds are reported next to wall time: on a shared machine they are the less noisy
     # figure.
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
@@ -104,7 +102,7 @@ def corpus_records(path: Path) -> list[tuple[str, str]]:
     if path.suffix == ".jsonl":
         with path.open(encoding="utf-8") as fh:
             return [(o["title"], o["abstract"]) for o in map(json.loads, fh)]
-    from rag.sources import expand_paths, load_path
+    from rag import expand_paths, load_path
 
     return [(p.title, p.abstract) for f in expand_paths([path]) for p in load_path(f).papers]
 
@@ -127,7 +125,7 @@ def make_questions(path: Path, n: int, seed: int) -> list[str]:
 
 
 def corpus_for(n: int, ctx: dict) -> Path:
-    from rag.ingest import BUNDLED_CORPUS
+    from rag import BUNDLED_CORPUS
 
     if n == 0:
         return BUNDLED_CORPUS
@@ -420,16 +418,11 @@ def render(res: dict) -> str:
 
 
 def versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
+    from eval.cli import library_versions
 
-    out = {}
-    for name in ("abstracta", "chromadb", "llama-index-core", "llama-index-vector-stores-chroma",
-                 "llama-index-retrievers-bm25", "wordllama", "onnxruntime", "bm25s"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
+    return library_versions(("abstracta", "chromadb", "llama-index-core",
+                             "llama-index-vector-stores-chroma", "llama-index-retrievers-bm25",
+                             "wordllama", "onnxruntime", "bm25s"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,8 +6,8 @@
 
 For every question (lookups, details, multi-paper, unanswerable, and the first turn
 of each follow-up, which stands alone), the retriever's candidates are collected as
-the search makes them (``rag.retrieve.candidates``) and the first ``rerank_depth``
-papers are described by :func:`rag.retrieve.features`. Two logistic regressions
+the search makes them (:meth:`rag.Pipeline.scored_candidates`) and the first
+``rerank_depth`` papers are described by :func:`rag.retrieve.features`. Two logistic regressions
 (L2-regularized, Newton's method on standardized features) are fitted:
 
 1. the paper model, P(paper is gold | paper features), over every candidate row: its
@@ -62,16 +62,12 @@ def examples(questions) -> list[tuple[str, str, tuple[str, ...]]]:
 
 def collect(pipeline, items, settings) -> list[dict]:
     """Per question: the candidate papers' features, gold flags and title matches."""
-    from rag.identity import normalize_title
-    from rag.retrieve import candidates, rerank_pool, score_papers
+    from rag import normalize_title
 
     rows = []
-    store, embedder = pipeline.store, pipeline.embedder
     for qid, text, gold_titles in items:
         gold = {normalize_title(t) for t in gold_titles}
-        query, rankings, _, order = candidates(text, settings, store, embedder)
-        pool = rerank_pool(order, rankings, settings.rerank_depth)
-        scored = score_papers(query, pool, rankings, settings, store)
+        scored = pipeline.scored_candidates(text, settings)
         rows.append({
             "id": qid, "answerable": bool(gold), "n_gold": len(gold),
             "papers": [s.hit.paper.paper_id for s in scored],
@@ -186,9 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from eval.harness import load_dataset
-    from rag.pipeline import Pipeline
-    from rag.retrieve import CALIBRATION_DIR, PAPER_FEATURES, QUESTION_FEATURES
-    from rag.settings import load_settings
+    from rag import Pipeline, load_settings
 
     settings = load_settings(data_dir=args.data_dir)
     if settings.embedder == "openai":
@@ -198,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     pipeline.ensure_corpus()
     questions = load_dataset(args.dataset)
     if args.followup_only:
-        out = args.out or CALIBRATION_DIR / f"{settings.embedder}.json"
+        out = args.out or pipeline.calibration_path
         if not out.exists():
             print(f"{out} does not exist: run without --followup-only first.", file=sys.stderr)
             return 2
@@ -207,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     items = examples(questions)
     t0 = time.perf_counter()
     rows = collect(pipeline, items, settings)
-    names, q_names = list(PAPER_FEATURES), ["z", *QUESTION_FEATURES]
+    names, q_names = list(Pipeline.PAPER_FEATURES), ["z", *Pipeline.QUESTION_FEATURES]
     X, y = matrix(rows, names)
     coef, intercept = fit_logistic(X, y)
     result = evaluate(rows, names, coef, intercept)
@@ -274,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             "top_k": settings.top_k,
         },
     }
-    out = args.out or CALIBRATION_DIR / f"{settings.embedder}.json"
+    out = args.out or pipeline.calibration_path
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     print(f"Wrote {out}")
@@ -301,17 +295,13 @@ def grid(pipeline, items, settings, names, coef, intercept) -> None:
 def add_followup(pipeline, questions, settings, out: Path) -> None:
     """Fit the follow-up rule with the relevance model just written in force, and add it
     to the calibration file as ``"followup"`` (read by rag.chat.load_followup_rule)."""
-    from rag.chat import load_followup_rule
-    from rag.retrieve import load_calibration
-
-    load_calibration.cache_clear()
-    load_followup_rule.cache_clear()
+    pipeline.reload_calibration()
     t0 = time.perf_counter()
     rule = fit_followup(followup_examples(pipeline, questions, settings.top_k))
     data = json.loads(out.read_text(encoding="utf-8"))
     data["followup"] = rule
     out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    load_followup_rule.cache_clear()
+    pipeline.reload_calibration()
     print(
         f"follow-up rule ({rule['informative_rows']} informative turns of {rule['rows']}; "
         f"{time.perf_counter() - t0:.0f} s): "
@@ -336,8 +326,7 @@ def followup_examples(pipeline, questions, k: int, seed: int = 11) -> list[dict]
     """
     import random
 
-    from rag.chat import Conversation, subject
-    from rag.identity import normalize_title
+    from rag import Conversation, normalize_title
 
     def row(kind, qid, text, gold, about):
         feats, alone, joined, _ = pipeline.followup_evidence(text, about, k)
@@ -354,7 +343,7 @@ def followup_examples(pipeline, questions, k: int, seed: int = 11) -> list[dict]
         golds = q.turn_gold_titles or ((),) * len(q.turns) + (q.gold_titles,)
         conversation = Conversation()
         for i, (text, gold) in enumerate(zip(turns, golds, strict=False)):
-            about = subject(conversation)
+            about = conversation.subject()
             if i and about is not None and gold:
                 rows.append(row("conversation", f"{q.id}#{i + 1}", text, gold, about))
             pipeline.answer(text, k=k, conversation=conversation, use_llm=False)
@@ -366,7 +355,7 @@ def followup_examples(pipeline, questions, k: int, seed: int = 11) -> list[dict]
             continue
         conversation = Conversation()
         pipeline.answer(prev.question, k=k, conversation=conversation, use_llm=False)
-        about = subject(conversation)
+        about = conversation.subject()
         if about is not None:
             rows.append(row("new question", f"{q.id}<-{prev.id}", q.question, q.gold_titles,
                             about))
@@ -376,10 +365,11 @@ def followup_examples(pipeline, questions, k: int, seed: int = 11) -> list[dict]
 def fit_followup(rows: list[dict]) -> dict:
     """The follow-up rule: a logistic regression, on the rows where only one of the two
     searches puts a gold paper first, of "the search with the subject is the right one"."""
-    from rag.chat import FEATURES
+    from rag import Pipeline
 
+    names = Pipeline.FOLLOWUP_FEATURES
     informative = [r for r in rows if r["alone"] != r["joined"]]
-    X = np.array([[r["features"][n] for n in FEATURES] for r in informative], dtype=float)
+    X = np.array([[r["features"][n] for n in names] for r in informative], dtype=float)
     y = np.array([1.0 if r["joined"] else 0.0 for r in informative])
     coef, intercept = fit_logistic(X, y)
 
@@ -387,7 +377,7 @@ def fit_followup(rows: list[dict]) -> dict:
         return r["joined"] if follow else r["alone"]
 
     def z(r):
-        return intercept + sum(c * r["features"][n] for n, c in zip(FEATURES, coef, strict=False))
+        return intercept + sum(c * r["features"][n] for n, c in zip(names, coef, strict=False))
 
     report = {}
     for kind in ("conversation", "new question"):
@@ -399,8 +389,8 @@ def fit_followup(rows: list[dict]) -> dict:
                 "always_alone": round(sum(r["alone"] for r in part) / len(part), 4),
                 "always_joined": round(sum(r["joined"] for r in part) / len(part), 4),
             }
-    return {"features": list(FEATURES),
-            "coef": {n: round(float(c), 5) for n, c in zip(FEATURES, coef, strict=False)},
+    return {"features": list(names),
+            "coef": {n: round(float(c), 5) for n, c in zip(names, coef, strict=False)},
             "intercept": round(float(intercept), 5),
             "rows": len(rows), "informative_rows": len(informative),
             "tune_top_paper_right": report,

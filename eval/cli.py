@@ -90,34 +90,22 @@ def code_version() -> str:
         return "unknown"
 
 
-def library_versions() -> dict:
+LIBRARIES = ("abstracta", "chromadb", "llama-index-core", "onnxruntime", "tokenizers",
+             "wordllama", "openai", "numpy", "matplotlib")
+
+
+def library_versions(packages: tuple[str, ...] = LIBRARIES) -> dict[str, str | None]:
+    """Python's version and each package's installed version (None: not installed), for a
+    run's record (``ask eval`` and benchmarks/run.py)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {"python": sys.version.split()[0]}
-    for pkg in ("abstracta", "chromadb", "llama-index-core", "onnxruntime", "tokenizers",
-                "wordllama", "openai", "numpy", "matplotlib"):
+    out: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for pkg in packages:
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
             out[pkg] = None
     return out
-
-
-def _progress(label: str):
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TimeRemainingColumn(), console=Console(stderr=True))
-    task = bar.add_task(label, total=None)
-    return (lambda done, total: bar.update(task, completed=done, total=total)), bar
 
 
 @click.command(name="eval", context_settings={"help_option_names": ["-h", "--help"]})
@@ -166,8 +154,7 @@ def eval_command(dataset, name, k, judge, compare_to, floors, ceilings, allow_mi
     and metrics_by_type.png.
     """
     from eval import harness, report
-    from rag.pipeline import Pipeline
-    from rag.settings import load_settings
+    from rag import Pipeline, auto_ingest, load_settings, progress_bar
 
     parsed_floors = [_floor(f) for f in floors]
     parsed_ceilings = [_floor(c, "--fail-over") for c in ceilings]
@@ -183,22 +170,10 @@ def eval_command(dataset, name, k, judge, compare_to, floors, ceilings, allow_mi
         raise click.UsageError(("--judge" if judge else "--llm") + " needs an LLM: set "
                                "OPENAI_API_KEY or ABSTRACTA_OPENAI_BASE_URL.")
     pipeline = Pipeline(settings)
-    if settings.auto_ingest_bundled and not pipeline.store.has_papers():
-        click.echo(f"No papers indexed yet: ingesting the bundled corpus into "
-                   f"{pipeline.store.location}.", err=True)
-        update, bar = _progress("Indexing")
-        with bar:
-            pipeline.ensure_corpus(update)
+    auto_ingest(pipeline)
 
     index = harness.build_gold_index(pipeline)
-    missing = harness.missing_gold(questions, index)
-    if missing:
-        for q, title in missing:
-            click.echo(f"Gold paper not in the index: {q.id}: {title!r}", err=True)
-        if not allow_missing:
-            raise click.ClickException(
-                f"{len(missing)} gold paper(s) of {dataset} are not in the index "
-                f"({len(index.titles)} papers); ingest them or pass --allow-missing.")
+    missing = _check_gold(harness, questions, index, dataset, allow_missing)
 
     judge_obj = None
     if judge:
@@ -206,7 +181,7 @@ def eval_command(dataset, name, k, judge, compare_to, floors, ceilings, allow_mi
 
         judge_obj = Judge(settings)
     k = k or settings.top_k
-    update, bar = _progress("Evaluating")
+    update, bar = progress_bar("Evaluating", unit="questions")
     with bar:
         records = harness.run_all(pipeline, questions, index, k=k, use_llm=use_llm,
                                   judge=judge_obj, progress=update)
@@ -215,20 +190,50 @@ def eval_command(dataset, name, k, judge, compare_to, floors, ceilings, allow_mi
     config = {
         "name": folder.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "dataset": str(dataset), "n_questions": len(questions), "k": k,
-        "limit": limit, "types": types,
-        "retrieval_k": max(10, k), "code_version": code_version(),
-        "answerer": f"llm:{settings.llm_model}" if use_llm else "offline",
-        "judge_model": judge_obj.model if judge_obj else None,
-        "embedding_model": pipeline.embedder_name(),
-        "settings": settings.public_dict(),
+        "limit": limit, "types": types, **_run_config(pipeline, k, use_llm, judge_obj),
         "corpus": {"papers": len(index.titles), "fingerprint": index.fingerprint},
         "gold_missing": [{"id": q.id, "gold": t} for q, t in missing],
-        "libraries": library_versions(),
     }
     compare_text = None
     if old_folder is not None:
         comparison = report.compare(report.read_records(old_folder), records)
         compare_text = report.format_compare(comparison, str(old_folder))
+    _write_run(report, folder, config, records, summary, compare_text)
+    report.print_summary(summary)
+    if compare_text:
+        click.echo("\n" + compare_text)
+    click.echo(f"\nRun folder: {folder}")
+    _gate(report, summary, parsed_floors, parsed_ceilings)
+
+
+def _run_config(pipeline, k: int, use_llm: bool, judge_obj) -> dict:
+    """What produced the run: depths, code, answerer, judge, models, settings, libraries."""
+    settings = pipeline.settings
+    return {
+        "retrieval_k": max(10, k), "code_version": code_version(),
+        "answerer": f"llm:{settings.llm_model}" if use_llm else "offline",
+        "judge_model": judge_obj.model if judge_obj else None,
+        "embedding_model": pipeline.embedder_name(),
+        "settings": settings.public_dict(),
+        "libraries": library_versions(),
+    }
+
+
+def _check_gold(harness, questions, index, dataset, allow_missing: bool) -> list:
+    """The (question, gold title) pairs whose paper is not in the index, each said on
+    stderr; a usage error unless ``--allow-missing``."""
+    missing = harness.missing_gold(questions, index)
+    for q, title in missing:
+        click.echo(f"Gold paper not in the index: {q.id}: {title!r}", err=True)
+    if missing and not allow_missing:
+        raise click.ClickException(
+            f"{len(missing)} gold paper(s) of {dataset} are not in the index "
+            f"({len(index.titles)} papers); ingest them or pass --allow-missing.")
+    return missing
+
+
+def _write_run(report, folder: Path, config: dict, records, summary: dict,
+               compare_text: str | None) -> None:
     folder.mkdir(parents=True, exist_ok=False)
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     report.write_records(folder, records)
@@ -237,10 +242,10 @@ def eval_command(dataset, name, k, judge, compare_to, floors, ceilings, allow_mi
     (folder / "report.md").write_text(report.markdown(summary, config, compare_text),
                                       encoding="utf-8")
 
-    report.print_summary(summary)
-    if compare_text:
-        click.echo("\n" + compare_text)
-    click.echo(f"\nRun folder: {folder}")
+
+def _gate(report, summary: dict, parsed_floors, parsed_ceilings) -> None:
+    """Exit with EXIT_FAIL_UNDER when an overall metric is under its floor or over its
+    ceiling (a missing value fails too)."""
     failed = []
     for metric, floor in parsed_floors:
         value = report.overall_value(summary, metric)

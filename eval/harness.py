@@ -5,7 +5,7 @@ The dataset is JSON Lines, one question per line (see eval/datasets/README.md)::
     {"id": "q1", "type": "lookup", "question": "...", "gold_titles": ["..."],
      "answer": ["3.7x"], "turns": ["earlier question", "..."]}
 
-Gold titles are matched to indexed papers with :func:`rag.identity.normalize_title`,
+Gold titles are matched to indexed papers with :func:`rag.normalize_title`,
 the function the index uses, so "M$^3$ViT" and "M^3ViT" meet.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eval import metrics as M
-from rag.errors import AbstractaError
+from rag import AbstractaError
 
 DATASETS = Path(__file__).parent / "datasets"
 DEFAULT_DATASET = DATASETS / "test.jsonl"  # the held-out split: what the README quotes
@@ -150,7 +150,7 @@ class GoldIndex:
 
     def key_of(self, paper_id: str) -> str:
         """The key a paper is scored under: one per normalized title (duplicates meet)."""
-        from rag.identity import normalize_title
+        from rag import normalize_title
 
         title = self.titles.get(paper_id)
         return f"title:{normalize_title(title)}" if title else f"id:{paper_id}"
@@ -159,12 +159,12 @@ class GoldIndex:
 def build_gold_index(pipeline) -> GoldIndex:
     import hashlib
 
-    from rag.identity import normalize_title
+    from rag import normalize_title
 
     by_title: dict[str, list[str]] = {}
     titles: dict[str, str] = {}
     hashes = []
-    for paper in pipeline.store.iter_papers():
+    for paper in pipeline.papers():
         by_title.setdefault(normalize_title(paper.title), []).append(paper.paper_id)
         titles[paper.paper_id] = paper.title
         content = hashlib.sha256(f"{paper.title}\n{paper.abstract}".encode()).hexdigest()
@@ -182,7 +182,7 @@ class Gold:
 def resolve_gold(q: Question, index: GoldIndex) -> Gold:
     """The question's gold keys. A gold paper missing from the index keeps a key of its
     own, so it still counts against recall (it cannot be found)."""
-    from rag.identity import normalize_title
+    from rag import normalize_title
 
     gold = Gold(set())
     for title in q.gold_titles:
@@ -211,7 +211,7 @@ Progress = Callable[[int, int], None]
 def run_question(pipeline, q: Question, index: GoldIndex, *, k: int, use_llm: bool | None,
                  judge=None) -> dict:
     """Ask one question (earlier turns first, in one conversation) and score it."""
-    from rag.chat import Conversation
+    from rag import Conversation
 
     conversation = Conversation() if q.turns else None
     usage: dict[str, int] = {}
@@ -291,9 +291,10 @@ def _check_metrics(ans) -> dict:
     source, of all [n] it wrote, counted on the raw reply (after the check removed them
     the answer has none by construction). "A [1]. B [7][1]." over 3 sources: 1 of 3.
     """
-    from rag.text import cited
+    from rag import split_citations
 
-    numbers = len(cited(ans.raw_reply)) if ans.raw_reply else 0
+    numbers = sum(len(part) for part in split_citations(ans.raw_reply or "")
+                  if isinstance(part, list))  # the [n] it wrote
     return {"invented_numbers": float(ans.removed_citations) if numbers else None,
             "citation_numbers": float(numbers) if numbers else None,
             "unsupported": None if ans.abstained else float(not ans.supported)}
@@ -331,7 +332,7 @@ def select(questions: list[Question], *, types: tuple[str, ...] = (),
     for t in sorted(exact, key=lambda t: quota[t] - exact[t])[:limit - sum(quota.values())]:
         quota[t] += 1
     for t in [t for t in quota if quota[t] == 0]:  # every type once, taken from the largest
-        big = max(quota, key=quota.get)
+        big = max(quota, key=lambda t: quota[t])
         if quota[big] > 1:
             quota[big] -= 1
             quota[t] = 1

@@ -36,13 +36,13 @@ class Judge:
     """Scores answers with one chat model, through Abstracta's own client and stream.
 
     The judge shares the answerer's client factory, streaming, timeouts and error
-    messages (:mod:`rag.llm`): a slow local model is waited for within ``llm_budget``,
+    messages (:func:`rag.ask_model`): a slow local model is waited for within ``llm_budget``,
     and an error is recorded as the same one-line, secret-free message the answerer
     gives, never the server's text (which can echo the key).
     """
 
     def __init__(self, settings):
-        from rag.llm import openai_client
+        from rag import openai_client
 
         self.settings = settings
         self.model = settings.llm_model
@@ -52,21 +52,17 @@ class Judge:
         """{"faithfulness", "citation_support", "claims"} or {"status": why it has no score}."""
         if answer.abstained or not answer.text.strip():
             return {"status": "skipped"}
-        import time
-
-        from rag.errors import LLMConfigError, LLMError
-        from rag.llm import scrub, stream_chat
+        from rag import LLMConfigError, LLMError, ask_model
 
         prompt = PROMPT.format(question=question, answer=answer.text,
                                sources=format_sources(answer))
         try:
-            reply = stream_chat(self.client, self.settings, [{"role": "user", "content": prompt}],
-                                max_tokens=JUDGE_MAX_TOKENS, temperature=0,
-                                deadline=time.monotonic() + self.settings.llm_budget)
+            reply = ask_model(self.client, self.settings, prompt, max_tokens=JUDGE_MAX_TOKENS,
+                              temperature=0)
         except LLMConfigError as exc:
             raise LLMConfigError(f"The judge model {self.model!r} was refused: {exc}") from None
-        except LLMError as exc:  # counted, never scored
-            return {"status": "error", "error": scrub(str(exc), self.settings)[:300]}
+        except LLMError as exc:  # counted, never scored; its message is scrubbed
+            return {"status": "error", "error": str(exc)[:300]}
         scored = score_reply(reply.text)
         scored["tokens"] = (reply.usage or {}).get("total_tokens")
         return scored

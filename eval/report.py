@@ -78,7 +78,7 @@ CHART_METRICS = ["hit@1", "hit@5", "recall@10", "ndcg@10", "accuracy", "key_fact
 
 
 # --- aggregation ----------------------------------------------------------------------
-def _values(records: list[dict], spec: Spec) -> tuple[list, list]:
+def _values(records: list[dict], spec: Spec) -> tuple[list, list | None]:
     """Per-question numerator and denominator arrays (None: not applicable)."""
     if spec.section == "judge":
         nums = [r.get("judge", {}).get(spec.field) if r.get("judge", {}).get("status") == "ok"
@@ -116,7 +116,7 @@ def metric_stats(records: list[dict], spec: Spec, n_boot: int = N_BOOT, seed: in
     nums, dens = _values(records, spec)
     present = [i for i, v in enumerate(nums) if v is not None
                and (dens is None or dens[i] is not None)]
-    n = int(sum(dens[i] for i in present)) if spec.kind == "ratio" else len(present)
+    n = int(sum(dens[i] for i in present)) if dens is not None else len(present)  # a ratio
     if not present or n == 0:
         return {"value": None, "n": n, "ci": [None, None]}
     nums = [nums[i] for i in present]
@@ -197,7 +197,7 @@ def compare(old: list[dict], new: list[dict], n_boot: int = 2000, seed: int = SE
         nb, db = _values(b, spec)
         # Pair only questions where both runs have a value.
         keep = [i for i in range(len(ids)) if na[i] is not None and nb[i] is not None
-                and (da is None or (da[i] is not None and db[i] is not None))]
+                and (da is None or db is None or (da[i] is not None and db[i] is not None))]
         if not keep:
             continue
         sub = lambda xs, keep=keep: None if xs is None else [xs[i] for i in keep]  # noqa: E731
@@ -215,8 +215,8 @@ def compare(old: list[dict], new: list[dict], n_boot: int = 2000, seed: int = SE
         rows.append({"metric": spec.name, "old": _r(va), "new": _r(vb), "delta": _r(vb - va),
                      "n": len(keep), "p_value": round(p, 4),
                      "better": None if vb == va else (vb > va) == spec.higher_is_better})
-    flips = {"hit_to_miss": [], "miss_to_hit": [], "answered_to_abstained": [],
-             "abstained_to_answered": []}
+    flips: dict[str, list[str]] = {"hit_to_miss": [], "miss_to_hit": [],
+                                   "answered_to_abstained": [], "abstained_to_answered": []}
     for ra, rb in zip(a, b, strict=False):
         ha, hb = ra["metrics"].get("hit@5"), rb["metrics"].get("hit@5")
         if ha == 1 and hb == 0:

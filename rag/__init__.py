@@ -47,6 +47,25 @@ _LAZY = {
     "IngestReport": "rag.ingest",
     "answer_to_dict": "rag.serialize",
     "hit_to_dict": "rag.serialize",
+    "parse_filters": "rag.pipeline",
+    "normalize_title": "rag.identity",
+    # Reading papers from files, as ``ask ingest`` does (benchmarks build corpora with it).
+    "BUNDLED_CORPUS": "rag.ingest",
+    "expand_paths": "rag.sources",
+    "load_path": "rag.sources",
+    # The one OpenAI(-compatible) client, and one prompt through it (``ask eval --judge``).
+    "openai_client": "rag.llm",
+    "ask_model": "rag.llm",
+    # Showing answers and papers (the UI): untrusted text made inert, dates, citations.
+    "display_safe": "rag.text",
+    "display_date": "rag.types",
+    "split_citations": "rag.text",
+    "citing_sentences": "rag.text",
+    "supporting_sentences": "rag.text",
+    # Commands that ``ask`` forwards to (``ask ui``, ``ask eval``) print as ``ask`` does.
+    "echo": "rag.cli",
+    "progress_bar": "rag.cli",
+    "auto_ingest": "rag.cli",
 }
 
 __all__ = [
@@ -71,9 +90,14 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never runs
     from rag.chat import Conversation
-    from rag.ingest import IngestReport
-    from rag.pipeline import Pipeline
+    from rag.cli import auto_ingest, echo, progress_bar
+    from rag.identity import normalize_title
+    from rag.ingest import BUNDLED_CORPUS, IngestReport
+    from rag.llm import ask_model, openai_client
+    from rag.pipeline import Pipeline, parse_filters
     from rag.retrieve import Filters
     from rag.serialize import answer_to_dict, hit_to_dict
     from rag.settings import Settings, load_settings
-    from rag.types import Answer, Citation, Hit, StoredPaper
+    from rag.sources import expand_paths, load_path
+    from rag.text import citing_sentences, display_safe, split_citations, supporting_sentences
+    from rag.types import Answer, Citation, Hit, StoredPaper, display_date

@@ -187,6 +187,7 @@ def pick_sentences(question: str, abstract: str, n: int = 2, *, which: bool | No
         picked = sorted(range(len(doc)), key=lambda i: (-score(i), i))[:n]
     else:
         does = _does(doc)
+        assert does is not None  # the abstract has sentences (checked above)
         picked = [does]
         found = _found(doc, {does}, does)
         if found is None:  # no figure or finding anywhere: the next best match instead

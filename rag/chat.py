@@ -48,6 +48,10 @@ class Conversation:
     def last(self) -> Turn | None:
         return self.turns[-1] if self.turns else None
 
+    def subject(self) -> Subject | None:
+        """What the next turn may lean on (:func:`subject`)."""
+        return subject(self)
+
 
 @dataclass(frozen=True)
 class Subject:

@@ -17,8 +17,9 @@ import click
 from click_default_group import DefaultGroup
 
 from rag.errors import AbstractaError, Interrupted
-from rag.serialize import answer_to_dict
+from rag.serialize import answer_to_dict, hit_to_dict
 from rag.text import display_safe, json_safe
+from rag.types import Answer
 
 
 def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
@@ -89,11 +90,10 @@ def _settings(data_dir=None, chroma_url=None, **extra):
 
 
 def _filters(since, until, sources):
-    from rag.retrieve import Filters, parse_date
+    from rag.pipeline import parse_filters
 
     try:
-        return Filters(since=parse_date(since) if since else None,
-                       until=parse_date(until) if until else None, sources=tuple(sources))
+        return parse_filters(since, until, sources)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
 
@@ -112,8 +112,8 @@ class _ProgressLines:
     "Embedding: 12,000 of 50,000 papers (24%), 200.0 papers/s, ETA 3m10s".
     """
 
-    def __init__(self, label: str, every: float):
-        self.label, self.every = label, every
+    def __init__(self, label: str, every: float, unit: str = "papers"):
+        self.label, self.every, self.unit = label, every, unit
         self.mark: tuple[float, int] | None = None  # (time, papers done) at the last line
 
     def __enter__(self):
@@ -131,10 +131,10 @@ class _ProgressLines:
             return
         rate = (done - self.mark[1]) / max(now - self.mark[0], 1e-9)
         self.mark = (now, done)
-        line = f"{self.label}: {done:,} of {total:,} papers"
+        line = f"{self.label}: {done:,} of {total:,} {self.unit}"
         if total:
             line += f" ({100 * done // total}%)"
-        line += f", {rate:,.1f} papers/s"
+        line += f", {rate:,.1f} {self.unit}/s"
         if rate > 0 and total >= done:
             line += f", ETA {_duration((total - done) / rate)}"
         echo(line, err=True)
@@ -165,20 +165,28 @@ def _run_stats(start: float) -> str:
     return text + (f" (largest worker process {workers:,.0f} MiB)" if workers else "")
 
 
-def _progress_bar(label: str, every: float | None = None):
-    """Progress on stderr; returns (callback(done, total), context manager).
+def progress_bar(label: str, every: float | None = None, unit: str = "papers"):
+    """Progress on stderr; returns (callback(done, total), context manager). The one
+    progress helper of ``ask`` and the commands it forwards to (``ask eval``).
 
     A rich bar on a terminal; elsewhere :class:`_ProgressLines`, a line every ``every``
     seconds (default :data:`PROGRESS_EVERY`).
     """
     if not sys.stderr.isatty():
-        lines = _ProgressLines(label, PROGRESS_EVERY if every is None else every)
+        lines = _ProgressLines(label, PROGRESS_EVERY if every is None else every, unit)
         return lines.update, lines
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=Console(stderr=True), transient=False)
+                        TimeRemainingColumn(), console=Console(stderr=True), transient=False)
     task = progress.add_task(label, total=None)
 
     def update(done: int, total: int) -> None:
@@ -187,20 +195,22 @@ def _progress_bar(label: str, every: float | None = None):
     return update, progress
 
 
-def _ensure_corpus(pipeline, quiet: bool) -> None:
-    if pipeline.store.read_only:
-        echo(f"Note: {pipeline.store.read_only}.", err=True)
-    if not pipeline.settings.auto_ingest_bundled or pipeline.store.has_papers():
+def auto_ingest(pipeline, quiet: bool = False) -> None:
+    """First use: ingest the bundled corpus, saying so on stderr (with a progress bar unless
+    ``quiet``). ``ask``, ``ask search``, ``ask chat`` and ``ask eval`` start with it."""
+    if pipeline.read_only_note:
+        echo(f"Note: {pipeline.read_only_note}.", err=True)
+    if not pipeline.needs_corpus():
         return
     echo(f"No papers indexed yet: ingesting the bundled sample corpus into "
-         f"{pipeline.store.location} (one time).", err=True)
+         f"{pipeline.location} (one time).", err=True)
     start = time.monotonic()
     if quiet:
-        report = pipeline.ensure_corpus(on_wait=lambda msg: echo(msg, err=True))
+        report = pipeline.ensure_corpus(on_lock_wait=lambda msg: echo(msg, err=True))
     else:
-        update, bar = _progress_bar("Indexing")
+        update, bar = progress_bar("Indexing")
         with bar:
-            report = pipeline.ensure_corpus(update, on_wait=_bar_note(bar))
+            report = pipeline.ensure_corpus(update, on_lock_wait=_bar_note(bar))
     if report is not None:
         echo(f"Indexed: {report.summary()} in {_run_stats(start)}.", err=True)
 
@@ -241,29 +251,14 @@ def question_cmd(question, as_json, use_llm, verbose, k, since, until, sources, 
     clean_question(text)  # a bad question fails before any indexing (the pipeline cuts and notes)
     settings = _settings(data_dir, chroma_url)
     pipeline = Pipeline(settings)
-    _ensure_corpus(pipeline, quiet=as_json)
-    stream = not as_json and sys.stdout.isatty()
-    streamed = []
-    waiting = WaitingLine()
-
-    def on_token(tok: str) -> None:
-        waiting.stop()
-        if stream:
-            streamed.append(tok)
-            echo(tok, nl=False)
-
-    with waiting:
-        answer = pipeline.answer(text, k=k, filters=_filters(since, until, sources),
-                                 use_llm=use_llm, on_token=on_token, on_wait=waiting.start)
+    auto_ingest(pipeline, quiet=as_json)
+    answer, streamed = ask_streaming(pipeline, text, stream=not as_json and sys.stdout.isatty(),
+                                     k=k, filters=_filters(since, until, sources),
+                                     use_llm=use_llm)
     if as_json:
         echo_json(answer_to_dict(answer))
         return
-    if streamed:
-        echo("")
-        if "".join(streamed) != answer.text:  # the citation check or a fallback changed it
-            echo(f"\nFinal answer:\n{answer.text}")
-    else:
-        echo(answer.text)
+    print_answer(answer, streamed)
     print_sources(answer)
     if answer.note:
         echo(f"\nNote: {answer.note}", err=True)
@@ -272,6 +267,44 @@ def question_cmd(question, as_json, use_llm, verbose, k, since, until, sources, 
             "; usage not reported by this server" if answer.answerer.startswith("llm:") else "")
         echo(f"\nAnswerer: {answer.answerer}; timings (ms): {answer.timings_ms}{tokens}",
              err=True)
+
+
+def ask_streaming(pipeline, question: str, *, stream: bool, **options) -> tuple[Answer, str]:
+    """(answer, the text streamed): ``pipeline.answer`` with its tokens printed as they come
+    when ``stream``, and "Waiting for the model" until the first one. The one streaming
+    loop of ``ask`` and ``ask chat``."""
+    streamed: list[str] = []
+    waiting = WaitingLine()
+
+    def on_token(tok: str) -> None:
+        waiting.stop()
+        if stream:
+            streamed.append(tok)
+            echo(tok, nl=False)
+
+    try:
+        with waiting:
+            answer = pipeline.answer(question, on_token=on_token, on_llm_wait=waiting.start,
+                                     **options)
+    except AbstractaError:
+        if streamed:
+            echo("")  # the error starts on a line of its own
+        raise
+    return answer, "".join(streamed)
+
+
+def print_answer(answer: Answer, streamed: str, aside: str = "") -> None:
+    """The answer after its streamed tokens (ended, and again in full when the citation
+    check or a fallback changed it), or whole when nothing streamed; ``aside`` goes to
+    stderr between the two."""
+    if streamed:
+        echo("")
+        if streamed != answer.text:
+            echo(f"\nFinal answer:\n{answer.text}")
+    if aside:
+        echo(aside, err=True)
+    if not streamed:
+        echo(answer.text)
 
 
 class WaitingLine:
@@ -287,7 +320,7 @@ class WaitingLine:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """A request went out (``Pipeline.answer``'s ``on_wait``); the first one counts."""
+        """A request went out (``Pipeline.answer``'s ``on_llm_wait``); the first one counts."""
         import threading
 
         if self.enabled and self._thread is None and not self._done.is_set():
@@ -366,16 +399,16 @@ def ingest(paths, rebuild, bundled, no_wait, data_dir, chroma_url):
         raise click.UsageError("Name files or folders to ingest (or --bundled, or --rebuild).")
     start = time.monotonic()
     pipeline = Pipeline(_settings(data_dir, chroma_url))
-    update, bar = _progress_bar("Embedding")
+    update, bar = progress_bar("Embedding")
     with bar:
         report = pipeline.ingest(paths, update, rebuild=rebuild, wait=not no_wait,
-                                 on_wait=_bar_note(bar))
+                                 on_lock_wait=_bar_note(bar))
     for reason in report.skipped:
         echo(f"skipped {reason}", err=True)
     for err in report.failed_files:
         echo(f"Error: {err}", err=True)
     echo(f"{report.summary()} in {_run_stats(start)}.")
-    echo(f"Index: {pipeline.store.count_papers()} papers in {pipeline.store.location}")
+    echo(f"Index: {pipeline.count_papers()} papers in {pipeline.location}")
     if report.failed_files:
         sys.exit(1)
 
@@ -413,12 +446,12 @@ def doctor(repair, data_dir, chroma_url):
     embedding model, dense search. Exit 1 when something is wrong."""
     from rag.doctor import check
     from rag.doctor import repair as fix
-    from rag.pipeline import Pipeline
+    from rag.pipeline import Pipeline, configured_embedder_name
 
     pipeline = Pipeline(_settings(data_dir, chroma_url))
     store = pipeline.store
     echo(f"Checking {store.location} ...", err=True)
-    model = _configured_model(pipeline.settings)
+    model = configured_embedder_name(pipeline.settings)
     found = check(store, model)
     for line in found.lines():
         echo(line)
@@ -441,14 +474,6 @@ def doctor(repair, data_dir, chroma_url):
         sys.exit(1)
 
 
-def _configured_model(settings) -> str:
-    """The configured embedder's model name, without loading the model."""
-    from rag.embed import MiniLMOnnx, WordLlamaEmbedder
-
-    return {"minilm": MiniLMOnnx.name, "wordllama": WordLlamaEmbedder.name}.get(
-        settings.embedder) or f"openai:{settings.openai_embedding_model}"
-
-
 @cli.command(name="search")
 @click.argument("query", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -460,14 +485,10 @@ def search_cmd(query, as_json, k, since, until, sources, data_dir, chroma_url):
     from rag.types import display_date
 
     pipeline = Pipeline(_settings(data_dir, chroma_url))
-    _ensure_corpus(pipeline, quiet=as_json)
+    auto_ingest(pipeline, quiet=as_json)
     hits = pipeline.search(" ".join(query), k, _filters(since, until, sources))
     if as_json:
-        echo_json([{
-            "rank": h.rank, "paper_id": h.paper.paper_id, "title": h.paper.title,
-            "score": h.score, "relevance": h.relevance, "dense": h.dense, "lexical": h.lexical,
-            "dates": list(h.paper.dates), "sources": list(h.paper.sources), "url": h.paper.link,
-        } for h in hits])
+        echo_json([{**hit_to_dict(h), "dense": h.dense, "lexical": h.lexical} for h in hits])
         return
     if not hits:
         echo("No paper matched.")
@@ -491,7 +512,7 @@ def chat(use_llm, k, since, until, sources, data_dir, chroma_url):
     from rag.pipeline import Pipeline
 
     pipeline = Pipeline(_settings(data_dir, chroma_url))
-    _ensure_corpus(pipeline, quiet=False)
+    auto_ingest(pipeline)
     conversation = Conversation()
     filters = _filters(since, until, sources)
     interactive = sys.stdin.isatty()
@@ -503,31 +524,15 @@ def chat(use_llm, k, since, until, sources, data_dir, chroma_url):
             break
         if not line.strip() or line.strip().lower() in {"exit", "quit", ":q"}:
             break
-        streamed: list[str] = []
-        waiting = WaitingLine()
-
-        def on_token(tok: str, waiting=waiting, streamed=streamed) -> None:
-            waiting.stop()
-            if stream:
-                streamed.append(tok)
-                echo(tok, nl=False)
-
         try:
-            with waiting:
-                answer = pipeline.answer(line, k=k, filters=filters, conversation=conversation,
-                                         use_llm=use_llm, on_token=on_token,
-                                         on_wait=waiting.start)
+            answer, streamed = ask_streaming(pipeline, line, stream=stream, k=k,
+                                             filters=filters, conversation=conversation,
+                                             use_llm=use_llm)
         except AbstractaError as exc:
-            echo(f"{chr(10) if streamed else ''}Error: {exc}", err=True)
+            echo(f"Error: {exc}", err=True)
             continue
-        if streamed:
-            echo("")
-            if "".join(streamed) != answer.text:  # the citation check or a fallback changed it
-                echo(f"\nFinal answer:\n{answer.text}")
-        if answer.standalone_question:
-            echo(f"(searching: {answer.standalone_question})", err=True)
-        if not streamed:
-            echo(answer.text)
+        aside = f"(searching: {answer.standalone_question})" if answer.standalone_question else ""
+        print_answer(answer, streamed, aside)
         print_sources(answer)
         if answer.note:
             echo(f"Note: {answer.note}", err=True)

@@ -41,7 +41,7 @@ from rag.settings import Settings
 from rag.types import Answer, Hit, display_date
 
 OnToken = Callable[[str], None]
-OnWait = Callable[[], None]
+OnRequest = Callable[[], None]  # called as a request goes to the LLM (the wait for it starts)
 
 NOT_IN_SOURCES = "NOT IN SOURCES"
 MAX_SOURCE_CHARS = 4000  # an abstract is ~1,500 characters; longer text is cut
@@ -179,6 +179,24 @@ class Reply:
     finish: str
 
 
+def ask_model(client, settings: Settings, prompt: str, *, max_tokens: int,
+              temperature: float = 0) -> Reply:
+    """One prompt to the configured chat model, within a fresh ``llm_budget``, with the
+    answerer's streaming, retries and timeouts (``ask eval --judge`` asks with it).
+
+    Raises :class:`LLMConfigError` for a rejected key or unknown model, and
+    :class:`LLMError` otherwise, its message passed through :func:`scrub` (a server can
+    echo the key)."""
+    try:
+        return stream_chat(client, settings, [{"role": "user", "content": prompt}],
+                           max_tokens=max_tokens, temperature=temperature,
+                           deadline=time.monotonic() + settings.llm_budget)
+    except LLMConfigError:
+        raise
+    except LLMError as exc:
+        raise LLMError(scrub(str(exc), settings)) from None  # not chained: no server text
+
+
 def _usage(raw) -> dict | None:
     out = {name: value for name in ("prompt_tokens", "completion_tokens", "total_tokens")
            if isinstance(value := getattr(raw, name, None), int)}
@@ -190,8 +208,11 @@ def _retry_wait(exc, attempt: int) -> float:
     doubling (0.5, 1, 2, ...), at most 8 s."""
     headers = getattr(getattr(exc, "response", None), "headers", None) or {}
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
         try:
-            return min(8.0, max(0.0, float(headers.get(name)) * scale))
+            return min(8.0, max(0.0, float(value) * scale))
         except (TypeError, ValueError):
             continue
     return min(8.0, 0.5 * 2 ** (attempt - 1))
@@ -281,7 +302,7 @@ class _Watchdog(threading.Thread):
 
 def stream_chat(client, settings: Settings, messages: list[dict], *, max_tokens: int,
                 deadline: float, on_text: Callable[[str], None] | None = None,
-                temperature: float | None = None, on_wait: OnWait | None = None) -> Reply:
+                temperature: float | None = None, on_request: OnRequest | None = None) -> Reply:
     """One streamed chat request; ``on_text`` gets each text delta as it arrives.
 
     Raises :class:`LLMError` with an honest one-line reason: cannot reach, no reply within
@@ -290,8 +311,8 @@ def stream_chat(client, settings: Settings, messages: list[dict], *, max_tokens:
     kwargs = dict(model=settings.llm_model, messages=messages, max_tokens=max_tokens,
                   temperature=settings.llm_temperature if temperature is None else temperature,
                   stream=True, stream_options={"include_usage": True})
-    if on_wait is not None:
-        on_wait()
+    if on_request is not None:
+        on_request()
     stream = _open_stream(client, settings, kwargs, deadline)
     dog = _Watchdog(stream, deadline, settings.llm_read_timeout)
     dog.start()
@@ -478,7 +499,7 @@ def _hold_partial_marker(text: str) -> str:
 
 def answer_llm(question: str, hits: list[Hit], settings: Settings, llm,
                on_token: OnToken | None = None, *, deadline: float | None = None,
-               on_wait: OnWait | None = None) -> Answer:
+               on_request: OnRequest | None = None) -> Answer:
     """Answer from the retrieved papers with the LLM; citations checked, usage recorded.
 
     Raises :class:`LLMConfigError` for a rejected key or unknown model and
@@ -499,7 +520,9 @@ def answer_llm(question: str, hits: list[Hit], settings: Settings, llm,
 
     def on_text(delta: str) -> None:
         raw.append(delta)
-        text = _shown_so_far("".join(raw), sources) if on_token is not None else None
+        if on_token is None:
+            return
+        text = _shown_so_far("".join(raw), sources)
         # Only ever append: if the check rewrote what was shown, the CLI prints the final text.
         if text and text.startswith(shown[0]) and len(text) > len(shown[0]):
             on_token(text[len(shown[0]):])
@@ -507,7 +530,7 @@ def answer_llm(question: str, hits: list[Hit], settings: Settings, llm,
 
     reply = stream_chat(llm, settings, build_messages(question, sources, settings),
                         max_tokens=settings.llm_max_tokens, deadline=deadline, on_text=on_text,
-                        on_wait=on_wait)
+                        on_request=on_request)
     if not reply.text.strip():
         raise LLMError(f"empty reply from {where(settings)}")
     decision = read_reply(reply.text, sources)
@@ -560,7 +583,7 @@ def _history(conversation, max_turns: int = 4) -> str:
 
 
 def condense(question: str, conversation, settings: Settings, llm, *,
-             deadline: float | None = None, on_wait: OnWait | None = None) -> str:
+             deadline: float | None = None, on_request: OnRequest | None = None) -> str:
     """The follow-up rewritten by the LLM into a standalone question (retrieval sees one)."""
     if conversation is None or not conversation.turns:
         return question
@@ -569,7 +592,7 @@ def condense(question: str, conversation, settings: Settings, llm, *,
     deadline = deadline if deadline is not None else time.monotonic() + settings.llm_budget
     reply = stream_chat(llm, settings, chat_messages(CONDENSE_RULES, user, settings),
                         max_tokens=CONDENSE_MAX_TOKENS, deadline=deadline, temperature=0,
-                        on_wait=on_wait)
+                        on_request=on_request)
     text = _THINK.sub("", reply.text).strip()
     line = next((ln for ln in text.splitlines() if ln.strip()), "")
     line = re.sub(r"^(standalone question|question)\s*:\s*", "", line.strip(), flags=re.I)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rag.answer import answer_offline
+from rag.chat import FEATURES as FOLLOWUP_FEATURES
 from rag.chat import (
     Conversation,
     Subject,
@@ -24,14 +25,57 @@ from rag.chat import (
     subject,
     with_subject,
 )
-from rag.embed import Embedder, build_embedder
+from rag.embed import Embedder, MiniLMOnnx, WordLlamaEmbedder, build_embedder
 from rag.ingest import BUNDLED_CORPUS, IngestReport, ensure_bundled_corpus, ingest_paths
-from rag.retrieve import Filters, clean_question_with_note, search
+from rag.retrieve import (
+    CALIBRATION_DIR,
+    PAPER_FEATURES,
+    QUESTION_FEATURES,
+    Filters,
+    Scored,
+    clean_question_with_note,
+    parse_date,
+    search,
+)
 from rag.settings import Settings
 from rag.store import Store, open_store
-from rag.types import Answer, Hit
+from rag.text import terms
+from rag.types import Answer, Hit, StoredPaper
 
 OnToken = Callable[[str], None]
+OnLockWait = Callable[[str], None]  # told once who holds the write lock this ingest waits for
+Progress = Callable[[int, int], None]  # (papers done, papers to embed)
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """What one turn searches: the standalone question, the hits when the follow-up check
+    already searched, whether it leans on the previous subject, and the LLM's deadline."""
+
+    standalone: str
+    hits: list[Hit] | None = None
+    followup: bool = False
+    deadline: float | None = None
+
+
+def _joined(*notes: str) -> str:
+    """Notes combine instead of replacing each other."""
+    return " ".join(filter(None, notes))
+
+
+def configured_embedder_name(settings: Settings) -> str:
+    """The configured embedder's model name, without loading the model."""
+    return {"minilm": MiniLMOnnx.name, "wordllama": WordLlamaEmbedder.name}.get(
+        settings.embedder) or f"openai:{settings.openai_embedding_model}"
+
+
+def parse_filters(since: str | None = None, until: str | None = None,
+                  sources=()) -> Filters:
+    """Filters from what a user typed: dates as 2024-08-13, Aug 13 or 08-13 (blank: none),
+    source-file substrings. Raises ValueError naming a date it cannot read."""
+    return Filters(since=parse_date(since) if since and since.strip() else None,
+                   until=parse_date(until) if until and until.strip() else None,
+                   sources=tuple(sources or ()))
 
 
 class Pipeline:
@@ -76,22 +120,46 @@ class Pipeline:
         return f"llm:{self.settings.llm_model}" if self.settings.use_llm else "offline"
 
     def embedder_name(self) -> str:
-        return self.store.embed_model or {
-            "minilm": "all-MiniLM-L6-v2-onnx-int8", "wordllama": "wordllama-l2-supercat-256",
-        }.get(self.settings.embedder, f"openai:{self.settings.openai_embedding_model}")
+        """The model the index was built with, or else the configured one."""
+        return self.store.embed_model or configured_embedder_name(self.settings)
+
+    # --- the index, described (what the UI, eval and benchmarks read) ----------------------
+    @property
+    def location(self) -> str:
+        """Where the index lives: its folder, or the Chroma server's URL."""
+        return self.store.location
+
+    @property
+    def read_only_note(self) -> str:
+        """Why this index refuses writes (a read-only folder, a full disk), or ""."""
+        return self.store.read_only
+
+    def needs_corpus(self) -> bool:
+        """Is this a first use, that :meth:`ensure_corpus` will fill with the bundled corpus?
+        (The one auto-ingest check: the CLI, the UI and ``ask eval`` ask it.)"""
+        return self.settings.auto_ingest_bundled and not self.store.has_papers()
+
+    def papers(self) -> list[StoredPaper]:
+        """Every indexed paper (the Library tab, the eval's gold titles)."""
+        return list(self.store.iter_papers())
+
+    def count_papers(self) -> int:
+        return self.store.count_papers()
 
     # --- stages -----------------------------------------------------------------------
-    def ingest(self, paths: list[Path], progress=None, rebuild: bool = False, *,
-               wait: bool = True, on_wait=None) -> IngestReport:
+    def ingest(self, paths: list[Path], progress: Progress | None = None, rebuild: bool = False,
+               *, wait: bool = True, on_lock_wait: OnLockWait | None = None) -> IngestReport:
         """Add files to the index, holding its write lock (rag/lock.py): another writer is
-        waited for (``on_wait`` is told who it is), or with ``wait=False`` refused."""
+        waited for (``on_lock_wait`` is told who it is, once), or with ``wait=False``
+        refused."""
         return ingest_paths(paths, self.settings, self.store, self.embedder, progress,
-                            rebuild=rebuild, wait=wait, on_wait=on_wait)
+                            rebuild=rebuild, wait=wait, on_wait=on_lock_wait)
 
-    def ensure_corpus(self, progress=None, *, on_wait=None) -> IngestReport | None:
-        """First use: ingest the bundled corpus into an empty index."""
+    def ensure_corpus(self, progress: Progress | None = None, *,
+                      on_lock_wait: OnLockWait | None = None) -> IngestReport | None:
+        """First use: ingest the bundled corpus into an empty index (None: nothing to do)."""
         return ensure_bundled_corpus(self.settings, self.store, self.embedder, progress,
-                                     on_wait=on_wait)
+                                     on_wait=on_lock_wait)
 
     def search(self, question: str, k: int | None = None, filters: Filters | None = None,
                timings: dict | None = None) -> list[Hit]:
@@ -101,66 +169,76 @@ class Pipeline:
     def answer(self, question: str, *, k: int | None = None, filters: Filters | None = None,
                conversation: Conversation | None = None, use_llm: bool | None = None,
                on_token: OnToken | None = None,
-               on_wait: Callable[[], None] | None = None) -> Answer:
+               on_llm_wait: Callable[[], None] | None = None) -> Answer:
         """Answer one question (a follow-up when ``conversation`` has turns).
 
-        ``on_wait`` is called when a request goes to the LLM (the CLI and the UI then show
-        "Waiting for the model" until the first token reaches ``on_token``).
+        ``on_llm_wait`` is called when a request goes to the LLM (the CLI and the UI then
+        show "Waiting for the model" until the first token reaches ``on_token``).
         """
         t0 = time.perf_counter()
-        # One LLM budget for the whole answer, from its first request: the follow-up rewrite
-        # and the answer share it (None: the answer's request starts it).
-        deadline: float | None = None
         question, note = clean_question_with_note(question)
         use_llm = self.settings.use_llm if use_llm is None else use_llm
-        timings: dict = {}
         llm = self.llm if use_llm else None
-        standalone = question
         if use_llm and llm is None:
-            note = " ".join(filter(None, (note, "No LLM is configured (set OPENAI_API_KEY or "
-                                               "OPENAI_BASE_URL); this is the offline answer.")))
-        hits: list[Hit] | None = None
-        followup = False
-        about = subject(conversation)  # None: a first turn, or a turn after an abstention
-        if about is not None:
-            if llm is not None:
-                deadline = time.monotonic() + self.settings.llm_budget
-                standalone = self._condense_llm(question, conversation, llm, deadline, on_wait)
-            if standalone == question:
-                standalone, hits, followup = self._followup_offline(
-                    question, about, k, filters, timings)
+            note = _joined(note, "No LLM is configured (set OPENAI_API_KEY or OPENAI_BASE_URL); "
+                                 "this is the offline answer.")
+        timings: dict = {}
+        turn = self._standalone(question, conversation, llm, k, filters, timings, on_llm_wait)
         t1 = time.perf_counter()
-        if hits is None:
-            hits = self.search(standalone, k, filters, timings)
+        hits = turn.hits if turn.hits is not None else self.search(
+            turn.standalone, k, filters, timings)
         t2 = time.perf_counter()
-        result = None
-        if llm is not None:
-            from rag.errors import LLMConfigError, LLMError
-            from rag.llm import answer_llm
-
-            try:
-                result = answer_llm(question if standalone == question else standalone, hits,
-                                    self.settings, llm, on_token=on_token, deadline=deadline,
-                                    on_wait=on_wait)
-            except LLMConfigError:
-                raise
-            except LLMError as exc:
-                note = " ".join(filter(None, (
-                    note, f"The LLM could not answer ({exc}); this is the offline answer.")))
-        if result is None:
-            result = self._answer_offline(question, standalone, hits, followup)
-            if on_token is not None:
-                on_token(result.text)
+        result, llm_note = self._compose(question, turn, hits, llm, on_token, on_llm_wait)
         t3 = time.perf_counter()
         timings.update(condense=(t1 - t0) * 1000, retrieve=(t2 - t1) * 1000,
                        answer=(t3 - t2) * 1000, total=(t3 - t0) * 1000)
+        standalone = turn.standalone
         result = replace(result, question=question,
-                         note=" ".join(filter(None, (note, result.note))),
+                         note=_joined(note, llm_note, result.note),
                          standalone_question=standalone if standalone != question else "",
                          timings_ms={k_: round(v, 2) for k_, v in timings.items()})
         if conversation is not None:
             conversation.add(question, result)
         return result
+
+    def _standalone(self, question: str, conversation: Conversation | None, llm, k, filters,
+                    timings: dict, on_llm_wait) -> _Turn:
+        """What to search for this turn. A first turn (or one after an abstention) stands
+        alone; a later one is rewritten by the LLM when there is one, else (or when the
+        rewrite fails) searched alone and with the previous subject (:meth:`_followup_offline`).
+        The LLM's budget starts at the rewrite and is shared with the answer."""
+        about = subject(conversation)
+        if about is None:
+            return _Turn(question)
+        standalone, deadline = question, None
+        if llm is not None:
+            deadline = time.monotonic() + self.settings.llm_budget
+            standalone = self._condense_llm(question, conversation, llm, deadline, on_llm_wait)
+        if standalone != question:
+            return _Turn(standalone, deadline=deadline)
+        standalone, hits, followup = self._followup_offline(question, about, k, filters, timings)
+        return _Turn(standalone, hits, followup, deadline)
+
+    def _compose(self, question: str, turn: _Turn, hits: list[Hit], llm, on_token,
+                 on_llm_wait) -> tuple[Answer, str]:
+        """(answer, note): the LLM's answer when one is used and answers; else the offline
+        one, noting why the LLM did not answer. A rejected key or model is an error."""
+        note = ""
+        if llm is not None:
+            from rag.errors import LLMConfigError, LLMError
+            from rag.llm import answer_llm
+
+            try:
+                return answer_llm(turn.standalone, hits, self.settings, llm, on_token=on_token,
+                                  deadline=turn.deadline, on_request=on_llm_wait), ""
+            except LLMConfigError:
+                raise
+            except LLMError as exc:
+                note = f"The LLM could not answer ({exc}); this is the offline answer."
+        result = self._answer_offline(question, turn.standalone, hits, turn.followup)
+        if on_token is not None:
+            on_token(result.text)
+        return result, note
 
     def _followup_offline(self, question: str, about: Subject, k, filters, timings):
         """(query, hits, is a follow-up): the turn searched alone and with the previous
@@ -176,7 +254,6 @@ class Pipeline:
                           timings=None):
         """(features, hits alone, hits with the subject, the question with the subject):
         what :class:`rag.chat.FollowupRule` decides on (eval/calibrate.py fits it on these)."""
-        from rag.text import terms
 
         alone = self.search(question, k, filters, timings)
         joined_question = with_subject(question, about.title)
@@ -188,6 +265,45 @@ class Pipeline:
         ratio = paper_idf_ratio(lex, self._papers_in(lex))
         feats = evidence(alone, joined, question, subject_terms, ratio)
         return feats, alone, joined, joined_question
+
+    # --- calibration (eval/calibrate.py fits the relevance model and the follow-up rule) --
+    PAPER_FEATURES = PAPER_FEATURES  # what the paper model reads of each candidate
+    QUESTION_FEATURES = QUESTION_FEATURES  # what the question model adds (with "z")
+    FOLLOWUP_FEATURES = FOLLOWUP_FEATURES  # what the follow-up rule reads (rag.chat.evidence)
+
+    def scored_candidates(self, question: str, settings: Settings | None = None) -> list[Scored]:
+        """The papers the search re-ranks for ``question`` (in fused order), each with its
+        features and whether its whole title is in the question: the rows the relevance
+        model is fitted on. ``settings`` overrides the depths and weights (a grid search)."""
+        from rag.retrieve import candidates, rerank_pool, score_papers
+
+        settings = settings or self.settings
+        query, rankings, _, order = candidates(question, settings, self.store, self.embedder)
+        pool = rerank_pool(order, rankings, settings.rerank_depth)
+        return score_papers(query, pool, rankings, settings, self.store)
+
+    def rankings(self, question: str, depth: int) -> dict[str, list[str]]:
+        """Each retriever's ranked paper ids on its own, before fusion ("dense", "lexical"):
+        what a benchmark compares the fused :meth:`search` with."""
+        from rag.retrieve import Query, clean_question, retrievers
+
+        question = clean_question(question)
+        query = Query(question, tuple(terms(question)), self.embedder.embed_query(question))
+        return {retriever.name: retriever.rank(query, depth, None).papers
+                for retriever, _ in retrievers(self.settings, self.store)}
+
+    @property
+    def calibration_path(self) -> Path:
+        """The fitted models of this embedder: ``rag/calibration/<embedder>.json``."""
+        return CALIBRATION_DIR / f"{self.settings.embedder}.json"
+
+    @staticmethod
+    def reload_calibration() -> None:
+        """Read the calibration files again (they are read once per process)."""
+        from rag.retrieve import load_calibration
+
+        load_calibration.cache_clear()
+        load_followup_rule.cache_clear()
 
     def _papers_in(self, lex) -> int:
         """Papers in the lexical index, counted once per index generation."""
@@ -202,7 +318,6 @@ class Pipeline:
         """The extractive answer, told which question words no indexed paper contains and
         how rare each word is in the index (sentences are matched on the rare ones)."""
         from rag.retrieve import unknown_terms
-        from rag.text import terms
 
         lex = self.store.lexical()
         weights = {t: lex.idf(t) for t in terms(question)} if lex is not None else None
@@ -210,13 +325,13 @@ class Pipeline:
                               unknown=unknown_terms(question, self.store), weights=weights,
                               followup=followup)
 
-    def _condense_llm(self, question, conversation, llm, deadline=None, on_wait=None):
+    def _condense_llm(self, question, conversation, llm, deadline=None, on_llm_wait=None):
         from rag.errors import LLMConfigError, LLMError
         from rag.llm import condense
 
         try:
             return condense(question, conversation, self.settings, llm, deadline=deadline,
-                            on_wait=on_wait)
+                            on_request=on_llm_wait)
         except LLMConfigError:
             raise
         except LLMError:  # the offline rewrite below takes over

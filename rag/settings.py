@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -271,7 +271,8 @@ def load_settings(**overrides: object) -> Settings:
         if key.upper().startswith(ENV_PREFIX) and key.upper() not in known:
             raise SettingsError(
                 f"Unknown setting {key} (in .env); see .env.example for the known variables.")
-    clean = {k: v for k, v in overrides.items() if v is not None}
+    # Any: each value is checked by Settings' own validation, field by field.
+    clean: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(**clean)
     except ValidationError as exc:

@@ -99,6 +99,56 @@ def cited(text: str) -> list[int]:
     return [n for m in CITE.finditer(text) for n in citation_numbers(m.group(1))]
 
 
+def split_citations(text: str) -> list[str | list[int]]:
+    """The text in pieces, plain strings and the numbers of each citation bracket, in
+    order (a front end links the numbers): "A [1, 2]. B" -> ["A ", [1, 2], ". B"]."""
+    out: list[str | list[int]] = []
+    last = 0
+    for m in CITE.finditer(text):
+        out += [text[last:m.start()], citation_numbers(m.group(1))]
+        last = m.end()
+    out.append(text[last:])
+    return out
+
+
+def citing_sentences(text: str, n: int) -> str:
+    """The sentences of an answer that cite [n] (the whole answer when none does): the
+    evidence :func:`supporting_sentences` looks for in paper ``n``'s abstract."""
+    parts = [s for para in text.split("\n") for s in sentences(para) if n in cited(s)]
+    return " ".join(parts) or text
+
+
+def _content_terms(text: str) -> set[str]:
+    return {t for t in terms(text) if len(t) > 2}
+
+
+def supporting_sentences(abstract: str, evidence: str) -> list[tuple[str, bool]]:
+    """The abstract's sentences, each with whether it supports ``evidence`` (the answer
+    text citing this paper): the UI marks these in a source card.
+
+    A sentence the answer quotes (the offline answerer copies sentences) always
+    counts; otherwise one counts when most of its content words (stemmed, as BM25
+    sees them) appear in the evidence (an LLM paraphrase). When nothing passes, the
+    best sentence with a fair overlap is taken, so a cited paper shows where its
+    support is.
+    """
+    quoted = " ".join(words(evidence))
+    ev_terms = _content_terms(evidence)
+    parts = sentences(abstract)
+    scores = []
+    for s in parts:
+        norm = " ".join(words(s))
+        if len(norm) > 20 and norm in quoted:
+            scores.append(1.0)
+            continue
+        own = _content_terms(s)
+        scores.append(len(own & ev_terms) / len(own) if len(own) >= 3 else 0.0)
+    marks = [sc >= 0.6 for sc in scores]
+    if not any(marks) and scores and max(scores) >= 0.3:
+        marks[scores.index(max(scores))] = True
+    return list(zip(parts, marks, strict=True))
+
+
 # --- display-safe text ------------------------------------------------------------------
 
 # ANSI escape sequences: CSI (ESC [ ... final byte), OSC (ESC ] ... BEL or ESC \), and the

@@ -1,4 +1,4 @@
-"""The browser chat: Gradio Blocks over one shared :class:`rag.pipeline.Pipeline`.
+"""The browser chat: Gradio Blocks over one shared :class:`rag.Pipeline`.
 
 Tabs: Chat (streamed answers with linked citations and source cards, follow-up
 questions, filters), Library (index statistics and a searchable paper table) and
@@ -21,8 +21,12 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rag.errors import AbstractaError, SettingsError, StoreError
+from rag import AbstractaError, SettingsError, StoreError, display_safe
+
+if TYPE_CHECKING:
+    from rag import StoredPaper
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +133,12 @@ class Service:
         self.pipeline = pipeline
         self.settings = pipeline.settings
         self._ingest_lock = threading.Lock()
-        self._papers = None
+        self._papers: list[StoredPaper] | None = None
         # The first-run ingest runs while the page is served: (papers done, to embed) while
         # it runs, None otherwise; questions wait for `_opened` (is this a first run?).
         self.indexing: tuple[int, int] | None = None
         self.index_error = ""
+        self.lock_note = ""  # who the first-run ingest waits for (another process writing)
         self._opened = threading.Event()
         self.ready = threading.Event()
         self._thread: threading.Thread | None = None  # set by start()
@@ -154,15 +159,13 @@ class Service:
 
     def _open(self) -> None:
         try:
-            store = self.pipeline.store
-            if self.settings.auto_ingest_bundled and not store.has_papers():
+            if self.pipeline.needs_corpus():
                 self.indexing = (0, 0)
                 self._opened.set()
-                self.pipeline.ensure_corpus(self._progress)
+                self.pipeline.ensure_corpus(self._progress, on_lock_wait=self._lock_wait)
             self.indexing = None
             self._opened.set()
-            self.papers(refresh=True)
-            if store.has_papers():
+            if self.papers(refresh=True):
                 self.pipeline.search("warm up the index", k=1)
         except AbstractaError as exc:
             self.index_error = str(exc)
@@ -176,6 +179,10 @@ class Service:
 
     def _progress(self, done: int, total: int) -> None:
         self.indexing = (done, total)
+        self.lock_note = ""  # the lock is ours once papers are counted
+
+    def _lock_wait(self, message: str) -> None:
+        self.lock_note = message
 
     def indexing_progress(self, wait: float = 30.0) -> str:
         """"N of M papers" while the first-run ingest runs, else ""."""
@@ -185,6 +192,8 @@ class Service:
         if progress is None:
             return ""
         done, total = progress
+        if self.lock_note:
+            return display_safe(self.lock_note, newlines=False)
         return f"{done} of {total} papers" if total else "reading the files"
 
     def still_indexing(self) -> str:
@@ -193,9 +202,9 @@ class Service:
         return (f"Still indexing the bundled sample corpus ({progress}); answers start as "
                 "soon as it is in. Ask again in a moment.") if progress else ""
 
-    def papers(self, refresh: bool = False) -> list:
+    def papers(self, refresh: bool = False) -> list[StoredPaper]:
         if self._papers is None or refresh:
-            self._papers = list(self.pipeline.store.iter_papers())
+            self._papers = self.pipeline.papers()
         return self._papers
 
     def source_names(self) -> list[str]:
@@ -222,11 +231,9 @@ class Service:
 
     # --- questions -----------------------------------------------------------------------
     def filters(self, since: str, until: str, sources):
-        from rag.retrieve import Filters, parse_date
+        from rag import parse_filters
 
-        return Filters(since=parse_date(since) if since and since.strip() else None,
-                       until=parse_date(until) if until and until.strip() else None,
-                       sources=tuple(sources or ()))
+        return parse_filters(since, until, sources)
 
     def stream_answer(self, question: str, *, k, filters, conversation, use_llm):
         """Yield ("token", text) while the answer streams, then ("answer", Answer) or
@@ -241,7 +248,8 @@ class Service:
             try:
                 result["answer"] = self.pipeline.answer(
                     question, k=k, filters=filters, conversation=conversation,
-                    use_llm=use_llm, on_token=tokens.put, on_wait=lambda: tokens.put(waiting))
+                    use_llm=use_llm, on_token=tokens.put,
+                    on_llm_wait=lambda: tokens.put(waiting))
             except AbstractaError as exc:
                 result["error"] = str(exc)
             except Exception as exc:  # a bug: log it, show one line, keep serving
@@ -255,8 +263,9 @@ class Service:
         while True:
             try:
                 item = tokens.get(timeout=None if since is None else 1.0)
-            except queue.Empty:
-                yield "waiting", time.monotonic() - since
+            except queue.Empty:  # only with a timeout: a request is out, no token yet
+                if since is not None:
+                    yield "waiting", time.monotonic() - since
                 continue
             if item is waiting:
                 since = since or time.monotonic()
@@ -308,12 +317,13 @@ class Service:
                              "is lost).") from exc
         return dest, ""
 
-    def ingest(self, files, progress=None):
+    def ingest(self, files, progress=None, on_lock_wait=None):
         """Ingest uploaded files; returns (report or None, problems list, error).
 
         ``error`` is the one-line message of what stopped the whole upload (a full disk,
         an index that cannot be written), shown on the Ingest tab like ``ask ingest``
-        prints it; nothing indexed is lost.
+        prints it; nothing indexed is lost. ``on_lock_wait`` is told who holds the index's
+        write lock when another process is writing (the upload waits for it).
         """
         accepted, problems, report = [], [], None
         try:
@@ -328,7 +338,8 @@ class Service:
                     accepted.append(dest)
             if accepted:
                 with self._ingest_lock:
-                    report = self.pipeline.ingest(accepted, progress)
+                    report = self.pipeline.ingest(accepted, progress,
+                                                  on_lock_wait=on_lock_wait)
                     self.papers(refresh=True)
                     if report.added or report.updated:  # rebuild the lexical index once
                         self.pipeline.search("warm up the index", k=1)
@@ -354,8 +365,7 @@ def build_app(pipeline, svc: Service | None = None):
     _quiet_gradio()
     import gradio as gr
 
-    from rag import answer_to_dict
-    from rag.chat import Conversation
+    from rag import Conversation, answer_to_dict
     from ui import render
 
     svc = svc or Service(pipeline)
@@ -461,7 +471,10 @@ def build_app(pipeline, svc: Service | None = None):
         def on_progress(done: int, total: int) -> None:
             progress(done / max(total, 1), desc=f"Embedding papers {done}/{total}")
 
-        report, problems, error = svc.ingest(files, on_progress)
+        def on_lock_wait(message: str) -> None:  # another process is writing the index
+            progress(0, desc=display_safe(message, newlines=False))
+
+        report, problems, error = svc.ingest(files, on_progress, on_lock_wait)
         return (svc.describe_ingest(report, problems, error), None, stats(), library(""),
                 svc.status_html(), gr.update(choices=svc.source_names()))
 
@@ -569,7 +582,7 @@ def serve(settings, host: str | None = None, port: int | None = None, *, pipelin
     if service is None:
         check_port(host, port)  # one line, before anything heavy loads
         if pipeline is None:
-            from rag.pipeline import Pipeline
+            from rag import Pipeline
 
             pipeline = Pipeline(settings)
     svc = service or Service(pipeline)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from rag.cli import echo
+from rag import echo
 
 
 @click.command(name="ui", context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,7 +23,7 @@ def ui_command(host, port, data_dir, chroma_url):
 
     Scripts can call the named endpoint /ask with gradio_client (see ui/README.md).
     """
-    from rag.settings import load_settings
+    from rag import load_settings
     from ui.app import Service, resolve_auth, serve
     from ui.placeholder import Placeholder
 
@@ -34,7 +34,7 @@ def ui_command(host, port, data_dir, chroma_url):
     placeholder = Placeholder(settings.ui_host, settings.ui_port, status=lambda: "Starting…")
     echo(f"Abstracta UI on http://{settings.ui_host}:{settings.ui_port} "
          f"(index: {settings.data_dir}); Ctrl-C stops it.", err=True)
-    from rag.pipeline import Pipeline
+    from rag import Pipeline
 
     service = Service(Pipeline(settings))
     placeholder.status = service.status_line

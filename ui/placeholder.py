@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from rag.errors import SettingsError
+from rag import SettingsError
 
 STATUS_PATH = "/__abstracta_starting"
 

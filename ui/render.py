@@ -1,12 +1,12 @@
 """HTML for the chat: answers with linked citations, source cards, library rows.
 
-Pure functions over ``rag.types`` records, so they are easy to test.
+Pure functions over the records of the public ``rag`` API, so they are easy to test.
 
 The chat shows every message as HTML, not Markdown (``render_markdown=False`` on the
 Chatbot): Markdown would turn a bare URL quoted from an abstract into a live link and
 needs its own escaping on top of HTML's ("What's" came out as "What&#x27;s"). So
 every piece of text (the question, answer sentences, titles, abstracts, file names)
-is made display-safe (:func:`rag.text.display_safe`: no control or bidi characters)
+is made display-safe (:func:`rag.display_safe`: no control or bidi characters)
 and HTML-escaped exactly once, by :func:`_text`, before it meets markup: an abstract
 holding ``<script>`` shows as text, never runs.
 """
@@ -17,8 +17,15 @@ import html
 import re
 from pathlib import Path
 
-from rag.text import CITE, citation_numbers, cited, display_safe, sentences, terms, words
-from rag.types import Answer, Hit, display_date
+from rag import (
+    Answer,
+    Hit,
+    citing_sentences,
+    display_date,
+    display_safe,
+    split_citations,
+    supporting_sentences,
+)
 
 UPLOAD_SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".tsv")
 
@@ -49,57 +56,21 @@ def anchor(turn: int, n: int) -> str:
 
 def link_citations(text: str, turn: int, known: set[int]) -> str:
     """Escape the answer and turn each [n] into a superscript link to its source card."""
-    out, last = [], 0
-    for m in CITE.finditer(text):
-        out.append(_text(text[last:m.start()], newlines=True))
+    out = []
+    for piece in split_citations(text):
+        if isinstance(piece, str):
+            out.append(_text(piece, newlines=True))
+            continue
         out.append("".join(
             f'<sup class="cite"><a href="#{anchor(turn, n)}" title="Source {n}">[{n}]</a></sup>'
-            if n in known else f"[{n}]" for n in citation_numbers(m.group(1))))
-        last = m.end()
-    out.append(_text(text[last:], newlines=True))
+            if n in known else f"[{n}]" for n in piece))
     return paragraphs("".join(out))
-
-
-def _content_terms(text: str) -> set[str]:
-    return {t for t in terms(text) if len(t) > 2}
-
-
-def supporting(abstract: str, evidence: str) -> list[bool]:
-    """Which abstract sentences support ``evidence`` (the answer text citing this paper).
-
-    A sentence the answer quotes (the offline answerer copies sentences) always
-    counts; otherwise one counts when most of its content words (stemmed, as BM25
-    sees them) appear in the evidence (an LLM paraphrase). When nothing passes, the
-    best sentence with a fair overlap is taken, so a cited paper shows where its
-    support is.
-    """
-    quoted = " ".join(words(evidence))
-    ev_terms = _content_terms(evidence)
-    scores = []
-    for s in sentences(abstract):
-        norm = " ".join(words(s))
-        if len(norm) > 20 and norm in quoted:
-            scores.append(1.0)
-            continue
-        own = _content_terms(s)
-        scores.append(len(own & ev_terms) / len(own) if len(own) >= 3 else 0.0)
-    marks = [sc >= 0.6 for sc in scores]
-    if not any(marks) and scores and max(scores) >= 0.3:
-        marks[scores.index(max(scores))] = True
-    return marks
 
 
 def highlight_abstract(abstract: str, evidence: str) -> str:
     """The abstract as HTML, supporting sentences wrapped in <mark>."""
-    marks = supporting(abstract, evidence)
     return " ".join(f"<mark>{_text(s)}</mark>" if m else _text(s)
-                    for s, m in zip(sentences(abstract), marks, strict=False))
-
-
-def _evidence_for(text: str, n: int) -> str:
-    """The answer sentences that cite [n] (the whole answer when none does)."""
-    parts = [s for para in text.split("\n") for s in sentences(para) if n in cited(s)]
-    return " ".join(parts) or text
+                    for s, m in supporting_sentences(abstract, evidence))
 
 
 def _meta_line(hit: Hit) -> str:
@@ -138,7 +109,7 @@ def answer_html(answer: Answer, turn: int) -> str:
     if answer.note:
         parts.append(f'<div class="answer-note">Note: {_text(answer.note)}</div>')
     if cited_hits:
-        cards = "".join(source_card(h, n, turn, _evidence_for(answer.text, n))
+        cards = "".join(source_card(h, n, turn, citing_sentences(answer.text, n))
                         for n, h in cited_hits)
         parts.append(f'<div class="sources"><div class="sources-label">Sources</div>{cards}</div>')
     cited_ids = {h.paper.paper_id for _, h in cited_hits}

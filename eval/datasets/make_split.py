@@ -44,7 +44,8 @@ def split(questions: list[dict]) -> tuple[list[dict], list[dict]]:
     by_stratum: dict[str, list[dict]] = {}
     for q in questions:
         by_stratum.setdefault(stratum(q), []).append(q)
-    tune, test = [], []
+    tune: list[dict] = []
+    test: list[dict] = []
     for name in sorted(by_stratum):
         ordered = sorted(by_stratum[name],
                          key=lambda q: hashlib.sha256(q["id"].encode()).hexdigest())

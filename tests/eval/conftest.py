@@ -13,7 +13,7 @@ def small_dataset(tmp_path, bundled_pipeline):
     """
     from eval_helpers import PLANSEARCH_TITLE, SMALL, write_jsonl
 
-    ids = [p.paper_id for p in bundled_pipeline.store.iter_papers()
+    ids = [p.paper_id for p in bundled_pipeline.papers()
            if p.title == PLANSEARCH_TITLE]
     assert len(ids) == 1
     rows = [dict(r, gold_ids=ids) if "gold_ids" in r else r for r in SMALL]

@@ -82,7 +82,7 @@ def test_question_sets_ship_with_their_corpus(bundled_pipeline, name):
 
     questions = load_dataset(DATASETS / name)
     index = build_gold_index(bundled_pipeline)
-    papers = {p.paper_id: p for p in bundled_pipeline.store.iter_papers()}
+    papers = {p.paper_id: p for p in bundled_pipeline.papers()}
     corpus_words = {
         w for p in papers.values() for w in WORD.findall(f"{p.title} {p.abstract}".lower())
     }

@@ -146,7 +146,7 @@ def test_slow_first_token_within_the_budget_answers(bundled_dir, embedder, opena
                              ping_every=ping_every))
     waits: list[float] = []
     t0 = time.monotonic()
-    ans = pipe.answer(GQSA_Q, on_wait=lambda: waits.append(time.monotonic() - t0))
+    ans = pipe.answer(GQSA_Q, on_llm_wait=lambda: waits.append(time.monotonic() - t0))
     assert time.monotonic() - t0 >= 3.0
     assert ans.answerer.startswith("llm:") and ans.text == "GQSA speeds up inference [1]."
     assert len(waits) == 1 and waits[0] < 2.5  # told when the request went out

@@ -13,7 +13,7 @@ from rag import cli
 
 
 def test_progress_lines_give_done_rate_and_eta_off_a_terminal(capsys):
-    update, lines = cli._progress_bar("Embedding", every=0.05)  # capsys: not a terminal
+    update, lines = cli.progress_bar("Embedding", every=0.05)  # capsys: not a terminal
     with lines:
         time.sleep(1.0)  # reading files, loading the model: not part of the rate
         update(50, 400)  # the first update starts the clock, prints nothing
@@ -38,7 +38,7 @@ def test_progress_lines_give_done_rate_and_eta_off_a_terminal(capsys):
 
 
 def test_the_default_interval_prints_nothing_for_a_short_run(capsys):
-    update, lines = cli._progress_bar("Indexing")
+    update, lines = cli.progress_bar("Indexing")
     with lines:
         for done in range(0, 1001, 100):
             update(done, 1000)

@@ -102,7 +102,7 @@ def test_uploads_are_checked_and_bad_files_leave_the_index_unchanged(bundled_cop
 
     pipeline, data = bundled_copy
     svc = Service(pipeline)
-    before = pipeline.store.count_papers()
+    before = pipeline.count_papers()
     bad = tmp_path / "notes.csv"
     bad.write_text("just some words\nno header here\n")
     exe = tmp_path / "tool.exe"
@@ -110,7 +110,7 @@ def test_uploads_are_checked_and_bad_files_leave_the_index_unchanged(bundled_cop
     report, problems, error = svc.ingest([str(bad), str(exe)])
     assert error == ""
     text = svc.describe_ingest(report, problems)
-    assert pipeline.store.count_papers() == before
+    assert pipeline.count_papers() == before
     assert report.failed_files and "not a format Abstracta reads" in report.failed_files[0]
     assert "notes.csv: not a format Abstracta reads" in text
     assert str(data) not in text  # server paths are not shown
@@ -231,7 +231,7 @@ def test_full_disk_during_an_upload_is_one_line_on_the_ingest_tab(full_disk, emb
 
     data, _ = full_disk
     pipeline = Pipeline(load_settings(data_dir=data), embedder=embedder)
-    before = pipeline.store.count_papers()
+    before = pipeline.count_papers()
     csv = tmp_path / "more.csv"
     csv.write_text("title,abstract\nZorbulated widgets,We measure zorbulated widgets and find "
                    "that they halve the tail latency of frobnication services.\n")
@@ -240,4 +240,41 @@ def test_full_disk_during_an_upload_is_one_line_on_the_ingest_tab(full_disk, emb
     assert "disk is full" in error and "more.csv" in error and "\n" not in error
     html = Service(pipeline).describe_ingest(report, problems, error)
     assert html.startswith('<p class="ingest-error">⚠ ') and "disk is full" in html
-    assert pipeline.store.count_papers() == before
+    assert pipeline.count_papers() == before
+
+
+def test_an_upload_waiting_for_another_writer_is_told_whom_it_waits_for(bundled_copy, tmp_path):
+    """Another process holds the index's write lock: the upload waits for it, and the
+    Ingest tab hears who it is (not a silent spinner); once the lock is free it goes in."""
+    import threading
+
+    from rag.lock import WriteLock
+    from ui.app import Service
+
+    pipeline, data = bundled_copy
+    svc = Service(pipeline)
+    upload = tmp_path / "one.csv"
+    upload.write_text("title,abstract,id\nZorblax Lattices,We introduce zorblax lattices that "
+                      "order sparse events in constant memory.,2501.09999\n")
+    other = WriteLock(data, command="ask ingest big.jsonl")  # its own open file: a second writer
+    other.acquire()
+    notes: list[str] = []
+    told = threading.Event()
+
+    def on_lock_wait(message: str) -> None:
+        notes.append(message)
+        told.set()
+
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(
+        out=svc.ingest([str(upload)], on_lock_wait=on_lock_wait)))
+    worker.start()
+    try:
+        assert told.wait(60), "the upload never said it was waiting"
+        assert worker.is_alive()  # still waiting: the other writer holds the lock
+    finally:
+        other.release()
+    worker.join(120)
+    report, problems, error = result["out"]
+    assert error == "" and report.added == 1
+    assert len(notes) == 1 and "ask ingest big.jsonl" in notes[0], notes
