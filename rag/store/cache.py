@@ -7,13 +7,17 @@ collection, and a query process loads the cache (memory-mapped) instead of readi
 whole collection.
 
 The same pass over the collection counts the *facets*: each stored value of the paper
-records' ``dates`` and ``sources`` and how many papers have it. A date or source filter
-picks the matching values from them and hands Chroma a ``where`` on those values, so
-no query reads every paper record (see :meth:`rag.store.Store.filter_papers`).
+records' ``dates`` and ``sources`` and how many papers have it. New listings of
+unchanged papers renew a second token (``listings``) instead of the generation: the
+facets are then counted again from the paper records, and BM25 is left as it is. A
+date or source filter picks the matching values from the facets and hands Chroma a
+``where`` on those values, so no query reads every paper record (see
+:meth:`rag.store.Store.filter_papers`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -27,7 +31,7 @@ from rag import lexical
 from rag.lexical import Lexical
 from rag.settings import Settings
 from rag.store.chroma import ChromaIndex
-from rag.store.schema import is_paper_record, split_list
+from rag.store.schema import FIRST, PAGE, is_paper_record, split_list
 
 FACETS = "facets.json"
 BUILD_PAGE = 1000  # rows per read while building (see build)
@@ -57,6 +61,7 @@ class Cached:
     generation: str
     lexical: Lexical | None
     facets: Facets
+    facets_key: str  # see facets_key()
 
 
 def cache_folder(settings: Settings) -> Path:
@@ -66,21 +71,50 @@ def cache_folder(settings: Settings) -> Path:
     return settings.data_dir / "lexical" / tag
 
 
-def load(folder: Path, generation: str) -> Cached | None:
-    """The saved cache of this generation, or None (missing, stale, damaged, older)."""
-    lex = lexical.load(folder, generation)
-    if lex is None:
-        return None
+def facets_key(index: ChromaIndex) -> str:
+    """What the facets depend on: the chunk set (``generation``) and the listings of
+    unchanged papers (``listings``, renewed by :meth:`rag.store.Store.update_paper_meta`,
+    which leaves the texts, so BM25, as they are)."""
+    meta = index.metadata()
+    return f"{meta.get('generation', '')}|{meta.get('listings', '')}"
+
+
+def _load_facets(folder: Path, key: str) -> Facets | None:
     try:
         saved = json.loads((folder / FACETS).read_text())
-        if saved["generation"] != generation:
+        if saved["key"] != key:
             return None
-        return Cached(generation, lex, Facets(dict(saved["dates"]), dict(saved["sources"])))
+        return Facets(dict(saved["dates"]), dict(saved["sources"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def build(index: ChromaIndex, folder: Path, generation: str) -> Cached:
+def _save_facets(folder: Path, key: str, facets: Facets) -> None:
+    with contextlib.suppress(OSError):  # the cache is an optimisation (read-only data dir)
+        (folder / FACETS).write_text(json.dumps(
+            {"key": key, "dates": facets.dates, "sources": facets.sources}))
+
+
+def scan_facets(index: ChromaIndex) -> Facets:
+    """The facets from the paper records alone (when only listings changed)."""
+    dates, sources = Counter[str](), Counter[str]()
+    offset = 0
+    while True:
+        res = index.read("get", where=FIRST, limit=PAGE, offset=offset, include=["metadatas"])
+        _count_facets(res["metadatas"], dates, sources)
+        if len(res["ids"]) < PAGE:
+            return Facets(dict(dates), dict(sources))
+        offset += PAGE
+
+
+def _count_facets(metas: list[dict], dates: Counter, sources: Counter) -> None:
+    for m in metas:
+        if is_paper_record(m) and m.get("n") == 0:
+            dates[m.get("dates", "")] += 1
+            sources[m.get("sources", "")] += 1
+
+
+def build(index: ChromaIndex, folder: Path, generation: str, key: str) -> Cached:
     """Read the whole collection once; write BM25 and the facets into ``folder``
     (atomically: built in a temporary folder, renamed into place)."""
     builder = lexical.Builder(workdir=folder.parent)  # its segments spill next to the cache
@@ -92,10 +126,7 @@ def build(index: ChromaIndex, folder: Path, generation: str) -> Cached:
         res = index.read("get", limit=BUILD_PAGE, offset=offset, include=["metadatas"])
         metas = res["metadatas"]
         builder.add(res["ids"], [m["paper_id"] for m in metas], [m["text"] for m in metas])
-        for m in metas:
-            if is_paper_record(m) and m.get("n") == 0:
-                dates[m.get("dates", "")] += 1
-                sources[m.get("sources", "")] += 1
+        _count_facets(metas, dates, sources)
         if len(res["ids"]) < BUILD_PAGE:
             break
         offset += BUILD_PAGE
@@ -107,13 +138,12 @@ def build(index: ChromaIndex, folder: Path, generation: str) -> Cached:
     lex = builder.build(generation, tmp)
     try:
         if lex is not None and tmp.exists():
-            (tmp / FACETS).write_text(json.dumps(
-                {"generation": generation, "dates": facets.dates, "sources": facets.sources}))
+            _save_facets(tmp, key, facets)
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)  # the arrays stay mapped across the rename
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-    return Cached(generation, lex, facets)
+    return Cached(generation, lex, facets, key)
 
 
 class GenerationCache:
@@ -129,11 +159,17 @@ class GenerationCache:
             # Other processes (another `ask`, other machines on a shared server) may have
             # written since we last looked: read the current generation every time.
             index.refresh()
-            gen = index.generation()
+            gen, key = index.generation(), facets_key(index)
             cached = self._current
             if cached is None or cached.lexical is None or cached.generation != gen:
-                cached = load(self.folder, gen) or build(index, self.folder, gen)
-                self._current = cached
+                lex = lexical.load(self.folder, gen)
+                cached = (build(index, self.folder, gen, key) if lex is None
+                          else Cached(gen, lex, Facets(), ""))
+            if cached.facets_key != key:  # new listings of unchanged papers (or loaded)
+                cached.facets = _load_facets(self.folder, key) or scan_facets(index)
+                _save_facets(self.folder, key, cached.facets)
+                cached.facets_key = key
+            self._current = cached
             return cached
 
     def clear(self) -> None:

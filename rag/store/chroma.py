@@ -254,13 +254,14 @@ class ChromaIndex:
     def bump_generation(self, indexed: bool = False) -> None:
         """Mark the chunk set as changed (lexical caches everywhere become stale);
         ``indexed``: a write has completed, so the index holds papers."""
+        self.seen_generation = self.renew("generation", **({"indexed": True} if indexed else {}))
+
+    def renew(self, token: str, **also) -> str:
+        """A new random value for ``token`` in the collection metadata (and ``also``)."""
         self.fetch()
-        meta = self.metadata()
-        meta["generation"] = uuid.uuid4().hex
-        if indexed:
-            meta["indexed"] = True
+        meta = {**self.metadata(), **also, token: uuid.uuid4().hex}
         self.set_metadata(meta)
-        self.seen_generation = meta["generation"]
+        return meta[token]
 
     def reset(self) -> None:
         """Delete the collection and start an empty one."""

@@ -98,6 +98,7 @@ class Store:
     def update_paper_meta(self, ids: list[str], metadatas: list[dict]) -> None:
         """New listings for unchanged papers: update their chunks and paper records."""
         papers.update_paper_meta(self.index, ids, metadatas)
+        self.index.renew("listings")  # the facets change, the texts (BM25) do not
 
     def delete_chunks(self, chunk_ids: list[str]) -> None:
         self.index.write("delete", ids=chunk_ids)

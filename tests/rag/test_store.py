@@ -223,8 +223,9 @@ def test_a_one_chunk_abstract_is_stored_once_and_read_back_whole(bundled_copy, t
 
 
 def test_filters_follow_new_papers_and_their_sources(bundled_copy, tmp_path):
-    """The facets a filter is built from belong to the generation: a paper ingested from
-    a new file is found by a filter on that file at once, in this process and another."""
+    """The facets a filter is built from follow the index: a paper ingested from a new
+    file, or listed again in another one, is found by a filter on that file at once."""
+    from rag.pipeline import Pipeline
     from rag.retrieve import Filters
 
     pipe, _ = bundled_copy
@@ -233,6 +234,16 @@ def test_filters_follow_new_papers_and_their_sources(bundled_copy, tmp_path):
     assert pipe.store.sources()["new.csv"] == 1
     hits = pipe.search("quibblefrost", k=3, filters=Filters(sources=("NEW.csv",)))
     assert [h.paper.title for h in hits] == ["Quibblefrost Sketches for Streams"]
+    # The same paper listed again in another file: only its listings change, so BM25
+    # stays as it is, and the new file is a filter at once, here and in a new process.
+    lex = pipe.store.lexical()
+    again = write(tmp_path / "again.csv", (tmp_path / "new.csv").read_text())
+    assert pipe.ingest([again]).updated == 1
+    assert pipe.store.lexical() is lex and pipe.store.sources()["again.csv"] == 1
+    other = Pipeline(pipe.settings, embedder=pipe.embedder)
+    for p in (pipe, other):
+        hits = p.search("quibblefrost", k=3, filters=Filters(sources=("again",)))
+        assert [h.paper.title for h in hits] == ["Quibblefrost Sketches for Streams"]
 
 
 def test_stored_metadata_round_trips_through_records():
