@@ -146,6 +146,10 @@ class Pipeline:
     def count_papers(self) -> int:
         return self.store.count_papers()
 
+    def count_chunks(self) -> int:
+        """Embedded chunks in the index (what a benchmark reports next to its timings)."""
+        return self.store.count_chunks()
+
     # --- stages -----------------------------------------------------------------------
     def ingest(self, paths: list[Path], progress: Progress | None = None, rebuild: bool = False,
                *, wait: bool = True, on_lock_wait: OnLockWait | None = None) -> IngestReport:

@@ -73,3 +73,15 @@ def test_answer_to_dict_is_the_json_contract(bundled_pipeline):
     assert "GQSA" in out["sources"][0]["title"]
     assert {c["paper_id"] for c in out["citations"]} <= {s["paper_id"] for s in out["sources"]}
     assert out["citations"], "the offline answer cites the GQSA paper"
+
+
+def test_the_pipeline_describes_its_index_without_reaching_into_the_store(bundled_pipeline):
+    """What the UI, eval and benchmarks read goes through Pipeline methods."""
+    stats = bundled_pipeline.stats()
+    papers = bundled_pipeline.papers()
+    assert len(papers) == bundled_pipeline.count_papers() == stats["papers"] > 300
+    assert bundled_pipeline.count_chunks() == stats["chunks"] > len(papers)
+    assert bundled_pipeline.location == stats["location"]
+    assert not bundled_pipeline.needs_corpus() and bundled_pipeline.read_only_note == ""
+    alone = bundled_pipeline.rankings("group quantization with structured sparsity", 20)
+    assert set(alone) == {"dense", "lexical"} and all(alone.values())
