@@ -167,7 +167,7 @@ def choose_cut(scores: np.ndarray, answerable: np.ndarray, max_false: float) -> 
 
 # --- the run ----------------------------------------------------------------------------
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", type=Path, default=DEFAULT_TUNE)
     parser.add_argument("--data-dir", type=Path, default=None)
@@ -179,7 +179,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="Also compare candidate depths and fusion weights (slower).")
     parser.add_argument("--followup-only", action="store_true",
                         help="Refit only the follow-up rule, keeping the relevance model.")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
 
     from eval.harness import load_dataset
     from rag import Pipeline, load_settings
@@ -191,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = Pipeline(settings)
     pipeline.ensure_corpus()
     questions = load_dataset(args.dataset)
+    out = args.out or pipeline.calibration_path
     if args.followup_only:
-        out = args.out or pipeline.calibration_path
         if not out.exists():
             print(f"{out} does not exist: run without --followup-only first.", file=sys.stderr)
             return 2
@@ -200,56 +204,85 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     items = examples(questions)
     t0 = time.perf_counter()
-    rows = collect(pipeline, items, settings)
+    fit = fit_models(collect(pipeline, items, settings), args.max_false_abstention)
+    print_fit(fit, len(items), time.perf_counter() - t0)
+    if args.grid:
+        grid(pipeline, items, settings, fit["names"], fit["coef"], fit["intercept"])
+    if args.dry_run:
+        return 0
+    data = calibration_data(fit, args, pipeline, len(items))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    print(f"Wrote {out}")
+    add_followup(pipeline, questions, settings, out)
+    return 0
+
+
+def fit_models(rows: list[dict], max_false_abstention: float) -> dict:
+    """The paper model, then the question model on its z, shifted so that the cut chosen
+    on the tune questions is relevance CUT; with their tune figures."""
+    from rag import Pipeline
+
     names, q_names = list(Pipeline.PAPER_FEATURES), ["z", *Pipeline.QUESTION_FEATURES]
     X, y = matrix(rows, names)
     coef, intercept = fit_logistic(X, y)
     result = evaluate(rows, names, coef, intercept)
     F, answerable = question_matrix(rows, names, coef, intercept, q_names)
     q_coef, q_intercept = fit_logistic(F, answerable)
-    cut = choose_cut(F @ q_coef + q_intercept, answerable, args.max_false_abstention)
+    cut = choose_cut(F @ q_coef + q_intercept, answerable, max_false_abstention)
     # Shift so that the chosen cut is relevance CUT: z' = z - cut + logit(CUT).
     q_intercept += -cut["cut"] + math.log(CUT / (1 - CUT))
-    print(f"{len(items)} questions ({cut['answerable']} answerable), {len(y)} candidate rows, "
-          f"{int(y.sum())} gold; {time.perf_counter() - t0:.1f} s")
+    return {"names": names, "coef": coef, "intercept": intercept, "q_names": q_names,
+            "q_coef": q_coef, "q_intercept": q_intercept, "result": result, "cut": cut,
+            "rows": int(len(y)), "gold": int(y.sum()),
+            "max_false_abstention": max_false_abstention}
+
+
+def print_fit(fit: dict, n_items: int, seconds: float) -> None:
+    cut, result = fit["cut"], fit["result"]
+    print(f"{n_items} questions ({cut['answerable']} answerable), {fit['rows']} candidate "
+          f"rows, {fit['gold']} gold; {seconds:.1f} s")
     print("paper model:")
-    for n, c in zip(names, coef, strict=False):
+    for n, c in zip(fit["names"], fit["coef"], strict=False):
         print(f"  {n:15s} {c:+8.3f}")
-    print(f"  {'intercept':15s} {intercept:+8.3f}")
+    print(f"  {'intercept':15s} {fit['intercept']:+8.3f}")
     print("question model:")
-    for n, c in zip(q_names, q_coef, strict=False):
+    for n, c in zip(fit["q_names"], fit["q_coef"], strict=False):
         print(f"  {n:15s} {c:+8.3f}")
-    print(f"  {'intercept':15s} {q_intercept:+8.3f}  (shifted so the cut is {CUT})")
+    print(f"  {'intercept':15s} {fit['q_intercept']:+8.3f}  (shifted so the cut is {CUT})")
     print(f"tune: hit@1 {result['hit@1']:.3f}  mrr@10 {result['mrr@10']:.3f}  "
           f"recall@10 {result['recall@10']:.3f}  false abstention {cut['false_abstention']:.3f}  "
           f"abstention on unanswerable {cut['correct_abstention']}")
-    if args.grid:
-        grid(pipeline, items, settings, names, coef, intercept)
-    if args.dry_run:
-        return 0
-    data = {
+
+
+def calibration_data(fit: dict, args, pipeline, n_items: int) -> dict:
+    """The calibration file's content (read by rag.retrieve.load_calibration)."""
+    settings, cut, result = pipeline.settings, fit["cut"], fit["result"]
+    return {
         "embedder": settings.embedder,
         "embedding_model": pipeline.embedder.name,
         "fitted_on": {
             "dataset": args.dataset.name,
             "sha256": hashlib.sha256(args.dataset.read_bytes()).hexdigest(),
-            "questions": len(items),
-            "rows": int(len(y)),
+            "questions": n_items,
+            "rows": fit["rows"],
             "date": time.strftime("%Y-%m-%d"),
             "script": "eval/calibrate.py",
         },
         "paper_model": {
-            "coef": {n: round(float(c), 5) for n, c in zip(names, coef, strict=False)},
-            "intercept": round(intercept, 5),
+            "coef": {n: round(float(c), 5)
+                     for n, c in zip(fit["names"], fit["coef"], strict=False)},
+            "intercept": round(fit["intercept"], 5),
         },
         "question_model": {
-            "coef": {n: round(float(c), 5) for n, c in zip(q_names, q_coef, strict=False)},
-            "intercept": round(q_intercept, 5),
+            "coef": {n: round(float(c), 5)
+                     for n, c in zip(fit["q_names"], fit["q_coef"], strict=False)},
+            "intercept": round(fit["q_intercept"], 5),
         },
         "note": "z = paper intercept + sum(coef * paper feature) orders the papers; relevance "
         "= 1/(1+exp(-(question intercept + coef_z * z + sum(coef * question "
         f"feature)))); {CUT} is the cut that keeps false abstention on the tune split at "
-        f"or under {args.max_false_abstention}",
+        f"or under {fit['max_false_abstention']}",
         "tune": {
             "hit@1": round(result["hit@1"], 4),
             "mrr@10": round(result["mrr@10"], 4),
@@ -268,12 +301,6 @@ def main(argv: list[str] | None = None) -> int:
             "top_k": settings.top_k,
         },
     }
-    out = args.out or pipeline.calibration_path
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    print(f"Wrote {out}")
-    add_followup(pipeline, questions, settings, out)
-    return 0
 
 
 def grid(pipeline, items, settings, names, coef, intercept) -> None:

@@ -211,6 +211,32 @@ Progress = Callable[[int, int], None]
 def run_question(pipeline, q: Question, index: GoldIndex, *, k: int, use_llm: bool | None,
                  judge=None) -> dict:
     """Ask one question (earlier turns first, in one conversation) and score it."""
+    ans, usage, latency = _ask(pipeline, q, k, use_llm)
+    # Retrieval metrics need 10 papers; the answer keeps the configured k, so rank the
+    # (standalone) question again. Retrieval is deterministic, so ranks agree.
+    ranked_hits = pipeline.search(ans.standalone_question or q.question, k=max(10, k))
+    gold = resolve_gold(q, index)
+    ranked = [index.key_of(h.paper.paper_id) for h in ranked_hits]
+    cited = [index.key_of(c.paper_id) for c in ans.citations]
+    sources = {index.key_of(h.paper.paper_id) for h in ans.hits}
+    record = _record(q, ans, gold, ranked_hits, ranked, cited, usage)
+    scores: dict = {}
+    scores.update(M.retrieval_metrics(ranked, gold.keys))
+    scores.update(M.citation_metrics(cited, gold.keys, sources))
+    scores.update(M.abstention_metrics(cited, gold.keys, ans.abstained))
+    scores["key_facts"] = M.key_facts(ans.text, q.answer, ans.abstained)
+    scores["answer_words"] = float(M.word_count(ans.text))
+    scores["latency_ms"] = round(latency, 2)
+    scores["tokens"] = _total_tokens(usage)
+    scores.update(_check_metrics(ans))
+    record["metrics"] = scores
+    if judge is not None:
+        record["judge"] = judge.judge(q.question, ans)
+    return record
+
+
+def _ask(pipeline, q: Question, k: int, use_llm: bool | None):
+    """(answer, token usage of every turn, latency of the last turn in ms)."""
     from rag import Conversation
 
     conversation = Conversation() if q.turns else None
@@ -222,15 +248,13 @@ def run_question(pipeline, q: Question, index: GoldIndex, *, k: int, use_llm: bo
     ans = pipeline.answer(q.question, k=k, conversation=conversation, use_llm=use_llm)
     latency = (time.perf_counter() - t0) * 1000
     _add_usage(usage, ans.usage)
-    # Retrieval metrics need 10 papers; the answer keeps the configured k, so rank the
-    # (standalone) question again. Retrieval is deterministic, so ranks agree.
-    ranked_hits = pipeline.search(ans.standalone_question or q.question, k=max(10, k))
+    return ans, usage, latency
 
-    gold = resolve_gold(q, index)
-    ranked = [index.key_of(h.paper.paper_id) for h in ranked_hits]
-    cited = [index.key_of(c.paper_id) for c in ans.citations]
-    sources = {index.key_of(h.paper.paper_id) for h in ans.hits}
-    record = {
+
+def _record(q: Question, ans, gold: Gold, ranked_hits, ranked: list[str], cited: list[str],
+            usage: dict) -> dict:
+    """One line of per_question.jsonl, before its metrics."""
+    return {
         "id": q.id,
         "type": q.type,
         "question": q.question,
@@ -261,19 +285,6 @@ def run_question(pipeline, q: Question, index: GoldIndex, *, k: int, use_llm: bo
         "timings_ms": ans.timings_ms,
         **_check_fields(ans),
     }
-    scores: dict = {}
-    scores.update(M.retrieval_metrics(ranked, gold.keys))
-    scores.update(M.citation_metrics(cited, gold.keys, sources))
-    scores.update(M.abstention_metrics(cited, gold.keys, ans.abstained))
-    scores["key_facts"] = M.key_facts(ans.text, q.answer, ans.abstained)
-    scores["answer_words"] = float(M.word_count(ans.text))
-    scores["latency_ms"] = round(latency, 2)
-    scores["tokens"] = _total_tokens(usage)
-    scores.update(_check_metrics(ans))
-    record["metrics"] = scores
-    if judge is not None:
-        record["judge"] = judge.judge(q.question, ans)
-    return record
 
 
 def _check_fields(ans) -> dict:
