@@ -208,7 +208,7 @@ def auto_ingest(pipeline, quiet: bool = False) -> None:
     if quiet:
         report = pipeline.ensure_corpus(on_lock_wait=lambda msg: echo(msg, err=True))
     else:
-        update, bar = progress_bar("Indexing")
+        update, bar = progress_bar("Indexing", unit="records")
         with bar:
             report = pipeline.ensure_corpus(update, on_lock_wait=_bar_note(bar))
     if report is not None:
@@ -399,7 +399,7 @@ def ingest(paths, rebuild, bundled, no_wait, data_dir, chroma_url):
         raise click.UsageError("Name files or folders to ingest (or --bundled, or --rebuild).")
     start = time.monotonic()
     pipeline = Pipeline(_settings(data_dir, chroma_url))
-    update, bar = progress_bar("Embedding")
+    update, bar = progress_bar("Embedding", unit="records")
     with bar:
         report = pipeline.ingest(paths, update, rebuild=rebuild, wait=not no_wait,
                                  on_lock_wait=_bar_note(bar))
@@ -575,7 +575,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except Interrupted as exc:  # "Stopped after N of M papers; run the same command ..."
+    except Interrupted as exc:  # "Stopped after N of M records; run the same command ..."
         echo(str(exc), err=True)
         sys.exit(exc.exit_code)
     except AbstractaError as exc:

@@ -40,7 +40,7 @@ from rag.identity import abstract_key, normalize_title, paper_id, title_key
 from rag.lock import writing
 from rag.settings import Settings
 from rag.sources import RecordStream, expand_paths, open_path
-from rag.store import Store, chunk_metadata, metadata_for_paper, split_list
+from rag.store import ChunkRecord, Store, chunk_metadata, metadata_for_paper
 from rag.types import Chunk, Paper, StoredPaper
 
 BUNDLED_CORPUS = Path(__file__).parent / "data" / "corpus"
@@ -513,13 +513,13 @@ class _Terminated(KeyboardInterrupt):
 
 
 @contextmanager
-def _writer(store: Store, settings: Settings, wait: bool, on_wait: OnWait | None,
+def _writer(store: Store, settings: Settings, wait: bool, on_lock_wait: OnWait | None,
             command: str | None) -> Iterator[None]:
     """Hold the index's write lock (rag/lock.py) for one ingest; re-entrant per store."""
     if store.writing:
         yield
         return
-    with writing(settings, wait=wait, on_wait=on_wait, command=command):
+    with writing(settings, wait=wait, on_wait=on_lock_wait, command=command):
         store.begin_write()
         try:
             yield
@@ -543,7 +543,7 @@ def _stoppable(run: _Run) -> Iterator[_Run]:
     try:
         yield run
     except KeyboardInterrupt as exc:
-        raise Interrupted(f"Stopped after {run.done} of {run.total} papers; run the same "
+        raise Interrupted(f"Stopped after {run.done} of {run.total} records; run the same "
                           "command again to finish.", getattr(exc, "exit_code", 130)) from None
     finally:
         if old is not None:
@@ -553,11 +553,11 @@ def _stoppable(run: _Run) -> Iterator[_Run]:
 def ingest_paths(
     paths: list[Path], settings: Settings, store: Store, embedder: Embedder,
     progress: Progress | None = None, *, rebuild: bool = False, wait: bool = True,
-    on_wait: OnWait | None = None, command: str | None = None,
+    on_lock_wait: OnWait | None = None, command: str | None = None,
 ) -> IngestReport:
     """Add the papers in these files and folders to the index (``rebuild``: to an empty
     one). Holds the index's write lock; ``wait=False`` fails at once when another process
-    holds it (:class:`rag.errors.IndexBusyError`), else ``on_wait`` is told and it waits.
+    holds it (:class:`rag.errors.IndexBusyError`), else ``on_lock_wait`` is told and it waits.
 
     The files are read as a stream (see :func:`_file_batches`): memory holds one batch
     of records, however large the files. ``progress`` counts records (a first pass
@@ -566,7 +566,7 @@ def ingest_paths(
     streams = open_files(paths, report)  # check (and refuse) files before touching the index
     if not streams and not rebuild:
         return report
-    with _writer(store, settings, wait, on_wait, command):
+    with _writer(store, settings, wait, on_lock_wait, command):
         if rebuild:
             store.reset()
         if streams:
@@ -580,11 +580,11 @@ def ingest_paths(
 def ingest_papers(
     papers: list[Paper], settings: Settings, store: Store, embedder: Embedder,
     report: IngestReport | None = None, progress: Progress | None = None, *,
-    wait: bool = True, on_wait: OnWait | None = None, command: str | None = None,
+    wait: bool = True, on_lock_wait: OnWait | None = None, command: str | None = None,
 ) -> IngestReport:
     report = report or IngestReport(records=len(papers))
     run = _Run(total=len(papers))
-    with _writer(store, settings, wait, on_wait, command), _stoppable(run):
+    with _writer(store, settings, wait, on_lock_wait, command), _stoppable(run):
         _ingest(_list_batches(papers), settings, store, embedder, report, progress, run)
     return report
 
@@ -635,20 +635,21 @@ def _dedupe(papers: list[Paper], store: Store, report: IngestReport, seen: _Seen
     merged, groups = _merge_groups(
         papers, {key: [stored[pid] for pid in ids if pid in stored]
                  for key, ids in known_ids.items()}, report, seen.get)
-    existing = store.paper_meta(list(merged))
+    existing = store.paper_records(list(merged))
     items, meta_ids, meta_updates = [], [], []
     for pid, paper in merged.items():
         old = existing.get(pid)
         paper = _with_stored(paper, old)
         digest = content_hash(paper.title, paper.abstract)
         group, before = groups[pid], seen.outcome_of(pid)
-        if old is None or old.get("hash") != digest:
+        if old is None or old.paper is None or old.content_hash != digest:
             outcome = _Seen.ADDED if old is None else _Seen.UPDATED
             items.append(_Item(paper, digest, group.records, before is not None))
         else:
             new_meta = metadata_for_paper(paper, digest, title_key(paper.title))
             outcome = _Seen.UNCHANGED
-            if any(new_meta[k] != old.get(k) for k in ("dates", "sources", "authors", "url")):
+            stored_meta = old.paper_metadata()
+            if any(new_meta[k] != stored_meta[k] for k in ("dates", "sources", "authors", "url")):
                 meta_ids.append(pid)
                 meta_updates.append(new_meta)
                 outcome = _Seen.UPDATED
@@ -661,15 +662,16 @@ def _dedupe(papers: list[Paper], store: Store, report: IngestReport, seen: _Seen
     return items
 
 
-def _with_stored(paper: StoredPaper, old: dict | None) -> StoredPaper:
+def _with_stored(paper: StoredPaper, old: ChunkRecord | None) -> StoredPaper:
     """The merged paper with what the index holds for it: its title, every listing."""
-    if old is None:
+    if old is None or old.paper is None:
         return paper
+    was = old.paper
     return StoredPaper(
-        paper.paper_id, old.get("title") or paper.title, paper.abstract,
-        tuple(sorted(set(paper.dates) | set(split_list(old.get("dates"))))),
-        tuple(sorted(set(paper.sources) | set(split_list(old.get("sources"))))),
-        paper.authors or old.get("authors", ""), paper.url or old.get("url", ""),
+        paper.paper_id, was.title or paper.title, paper.abstract,
+        tuple(sorted(set(paper.dates) | set(was.dates))),
+        tuple(sorted(set(paper.sources) | set(was.sources))),
+        paper.authors or was.authors, paper.url or was.url,
     )
 
 
@@ -970,11 +972,11 @@ def _write_batch(store: Store, batch: list[_Item], chunks: list[Chunk], vectors:
 
 
 def ensure_bundled_corpus(settings, store, embedder, progress=None, *, wait: bool = True,
-                          on_wait: OnWait | None = None) -> IngestReport | None:
+                          on_lock_wait: OnWait | None = None) -> IngestReport | None:
     """Ingest the bundled sample corpus when the index is empty (first use)."""
     if not settings.auto_ingest_bundled or store.has_papers():
         return None
-    with _writer(store, settings, wait, on_wait, None):
+    with _writer(store, settings, wait, on_lock_wait, None):
         if store.has_papers():  # another process did the first run while we waited
             return None
         return ingest_paths([BUNDLED_CORPUS], settings, store, embedder, progress)

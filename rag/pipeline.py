@@ -157,13 +157,13 @@ class Pipeline:
         waited for (``on_lock_wait`` is told who it is, once), or with ``wait=False``
         refused."""
         return ingest_paths(paths, self.settings, self.store, self.embedder, progress,
-                            rebuild=rebuild, wait=wait, on_wait=on_lock_wait)
+                            rebuild=rebuild, wait=wait, on_lock_wait=on_lock_wait)
 
     def ensure_corpus(self, progress: Progress | None = None, *,
                       on_lock_wait: OnLockWait | None = None) -> IngestReport | None:
         """First use: ingest the bundled corpus into an empty index (None: nothing to do)."""
         return ensure_bundled_corpus(self.settings, self.store, self.embedder, progress,
-                                     on_wait=on_lock_wait)
+                                     on_lock_wait=on_lock_wait)
 
     def search(self, question: str, k: int | None = None, filters: Filters | None = None,
                timings: dict | None = None) -> list[Hit]:

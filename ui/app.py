@@ -185,7 +185,7 @@ class Service:
         self.lock_note = message
 
     def indexing_progress(self, wait: float = 30.0) -> str:
-        """"N of M papers" while the first-run ingest runs, else ""."""
+        """"N of M records" while the first-run ingest runs, else ""."""
         if self._thread is not None:  # started: wait until it knows whether it is a first run
             self._opened.wait(wait)
         progress = self.indexing
@@ -194,7 +194,7 @@ class Service:
         done, total = progress
         if self.lock_note:
             return display_safe(self.lock_note, newlines=False)
-        return f"{done} of {total} papers" if total else "reading the files"
+        return f"{done} of {total} records" if total else "reading the files"
 
     def still_indexing(self) -> str:
         """The reply to a question asked before the first-run ingest is done, else ""."""

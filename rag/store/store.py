@@ -112,9 +112,6 @@ class Store:
         """The paper records (chunk #0) with their content hashes, by paper id."""
         return papers.paper_records(self.index, list(ids))
 
-    def paper_meta(self, ids: list[str]) -> dict[str, dict]:  # prefer paper_records
-        return papers.paper_meta(self.index, list(ids))
-
     def ids_by_title_key(self, keys: list[str]) -> dict[str, list[str]]:
         """title key -> the ids of the indexed papers with that title (several papers
         may share one: "Summary", "Erratum"), sorted."""
@@ -190,9 +187,3 @@ class Store:
         from rag.store.repair import repair_copy
 
         return repair_copy(self.index)
-
-    @property
-    def chunks(self):
-        """The raw Chroma collection. Deprecated: kept until the tests that read it use
-        :func:`rag.store.snapshot` / :meth:`chunks_of` (nothing in rag/ does)."""
-        return self.index.collection

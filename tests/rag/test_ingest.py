@@ -36,8 +36,7 @@ def _original_abstract(store) -> str:
 
 
 def _chunks_of(store, pid: str) -> list[str]:
-    res = store.chunks.get(where={"paper_id": pid}, include=["metadatas"])
-    return [m["text"] for _, m in sorted(zip(res["ids"], res["metadatas"], strict=False))]
+    return [c.text for c in store.chunks_of(pid)]
 
 
 def test_reingesting_the_same_files_changes_nothing(bundled_copy):

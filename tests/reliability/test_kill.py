@@ -81,12 +81,11 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def _snapshot(data: Path) -> dict:
-    """Chunk ids, chunk metadata (texts, paper records with content hashes) of an index."""
+    """Chunk ids and records (texts, paper records with content hashes) of an index."""
     from rag.settings import load_settings
-    from rag.store import open_store
+    from rag.store import open_store, snapshot
 
-    res = open_store(load_settings(data_dir=data)).chunks.get(include=["metadatas"])
-    return dict(zip(res["ids"], res["metadatas"], strict=False))
+    return snapshot(open_store(load_settings(data_dir=data)))
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +143,7 @@ def test_stop_says_how_far_it_got_and_the_same_command_finishes(tmp_path, corpus
             proc.kill()
     assert proc.returncode == code, seen[-1500:]
     assert "Traceback" not in seen, seen[-3000:]
-    stopped = re.search(r"Stopped after (\d+) of (\d+) papers; run the same command again to "
+    stopped = re.search(r"Stopped after (\d+) of (\d+) records; run the same command again to "
                         r"finish\.", seen)
     assert stopped, seen[-1500:]
     assert int(stopped.group(2)) == N_PAPERS and int(stopped.group(1)) < N_PAPERS
