@@ -10,6 +10,7 @@ one ``encode`` per candidate split.
     python benchmarks/chunk_probe.py CORPUS.jsonl [N]
 """
 
+# Component-level: times the chunker itself (rag.ingest.make_chunker, rag.embed.load_tokenizer).
 from __future__ import annotations
 
 import json
@@ -57,9 +58,8 @@ def batched_chunker(settings):
 
 
 def main(argv: list[str]) -> None:
+    from rag import StoredPaper, load_settings
     from rag.ingest import make_chunker
-    from rag.settings import load_settings
-    from rag.types import StoredPaper
 
     path, n = argv[0], int(argv[1]) if len(argv) > 1 else 1000
     with open(path, encoding="utf-8") as fh:

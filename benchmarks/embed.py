@@ -27,6 +27,7 @@ N spawned processes, each embedding its share of the texts with its own embedder
     python benchmarks/embed.py --workers 2 --threads 0   # the ingest's workers, all cores each
 """
 
+# Component-level: times the embedder and the chunker directly (rag.embed, rag.ingest internals).
 from __future__ import annotations
 
 import argparse
@@ -96,8 +97,8 @@ _EMBEDDER: dict = {}
 
 
 def _init_worker(threads: int | None, batch: int | None) -> None:
+    from rag import load_settings
     from rag.embed import build_embedder
-    from rag.settings import load_settings
 
     overrides = {"embed_batch": batch} if batch else {}
     _EMBEDDER["e"] = build_embedder(load_settings(embedder="minilm", auto_ingest_bundled=False,
@@ -110,8 +111,8 @@ def _embed_in_worker(texts: list[str]) -> np.ndarray:
 
 def chunk_texts(papers) -> list[str]:
     """The chunk texts ingest embeds for these StoredPapers (MiniLM chunk settings)."""
+    from rag import load_settings
     from rag.ingest import make_chunker
-    from rag.settings import load_settings
 
     chunker = make_chunker(load_settings(embedder="minilm", auto_ingest_bundled=False))
     return [c.text for p in papers for c in chunker(p)]
@@ -121,8 +122,7 @@ def text_sets(n_papers: int) -> list[tuple[str, int, list[str]]]:
     """(name, abstracts, texts): bundled chunks, synthetic chunks, synthetic whole abstracts."""
     from make_corpus import bundled_papers, make_papers
 
-    from rag.identity import normalize_title
-    from rag.types import StoredPaper
+    from rag import StoredPaper, normalize_title
 
     bundled: dict[str, StoredPaper] = {}
     for p in bundled_papers():  # one paper per title, as ingest merges re-listed papers
@@ -172,8 +172,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="intra-op threads per worker (default cores // workers; 0: all)")
     args = parser.parse_args(argv)
 
+    from rag import load_settings
     from rag.embed import build_embedder
-    from rag.settings import load_settings
 
     # With --max-texts, abstracts/s counts the share of abstracts those texts cover.
     sets = [(name, n * len(texts[:args.max_texts]) / len(texts), texts[:args.max_texts])

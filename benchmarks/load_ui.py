@@ -34,6 +34,8 @@ from pathlib import Path
 
 from run import free_port  # benchmarks/ is on sys.path when a script in it runs
 
+from eval.metrics import percentile
+
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT / "eval" / "datasets" / "dev.jsonl"
 HOST = "127.0.0.1"  # never anything else: this is a load test of a local server
@@ -158,11 +160,6 @@ def calibrate(url: str, questions) -> tuple[list, list]:
     return kept, dropped
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def build_index(data_dir: Path) -> None:
     """Ingest the bundled corpus into data_dir when it holds no papers yet."""
     subprocess.run([sys.executable, "-m", "rag.cli", "ingest", "--bundled", "--data-dir",
@@ -220,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         "dropped_questions": len(dropped), "requests": len(tally.latencies), "ok": tally.ok,
         "wrong": tally.wrong, "errors": tally.errors, "unfinished_clients": unfinished,
         "throughput_rps": round(len(tally.latencies) / elapsed, 2) if elapsed else 0.0,
-        "median_s": round(statistics.median(lat), 3), "p95_s": round(percentile(lat, 0.95), 3),
+        "median_s": round(statistics.median(lat), 3), "p95_s": round(percentile(lat, 95), 3),
         "max_s": round(max(lat), 3),
     }
     width = max(len(k) for k in figures)

@@ -29,8 +29,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"(])")
 
 def bundled_papers():
     """The bundled corpus as Paper records (the source of every sentence and title)."""
-    from rag.ingest import BUNDLED_CORPUS
-    from rag.sources import expand_paths, load_path
+    from rag import BUNDLED_CORPUS, expand_paths, load_path
 
     return [p for f in expand_paths([BUNDLED_CORPUS]) for p in load_path(f).papers]
 

@@ -19,6 +19,7 @@ and the BM25 arrays (memory-mapped: an upper bound).
 Results: ``benchmarks/results/memory.json`` and ``memory.md``.
 """
 
+# Component-level: its read-only child times ingest's reader (rag.ingest.open_files, _records).
 from __future__ import annotations
 
 import argparse

@@ -12,6 +12,7 @@ A cold query, like ``ask`` in a fresh process::
     python benchmarks/peer.py ask DIR "question"
 """
 
+# Component-level: the peer reuses rag.embed.load_tokenizer and rag.identity.paper_id (internal).
 from __future__ import annotations
 
 import json
@@ -87,8 +88,8 @@ def load_documents(path: Path):
                 records.append((obj["id"], " ".join(obj["title"].split()),
                                 " ".join(obj["abstract"].split())))
     else:  # the bundled corpus folder: parse it with Abstracta's loader
+        from rag import expand_paths, load_path
         from rag.identity import paper_id
-        from rag.sources import expand_paths, load_path
 
         seen = set()
         for f in expand_paths([path]):
@@ -167,11 +168,11 @@ def main(argv: list[str]) -> None:
     if len(argv) != 3 or argv[0] != "ask":
         sys.exit("usage: python benchmarks/peer.py ask FOLDER QUESTION")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-    from rag.embed import build_embedder
-    from rag.settings import load_settings
+    from rag import Pipeline, load_settings
 
     settings = load_settings()
-    fusion = retriever(Path(argv[1]), build_embedder(settings), settings.top_k, settings.candidates)
+    fusion = retriever(Path(argv[1]), Pipeline(settings).embedder, settings.top_k,
+                       settings.candidates)
     for n, hit in enumerate(fusion.retrieve(argv[2]), start=1):
         print(f"{n}. {hit.node.metadata.get('title')}  ({hit.score:.4f})")
 

@@ -9,8 +9,8 @@ modes apply to it.
 Found while writing these: embedded Chroma cannot open an index in a read-only
 folder at all (its ``PersistentClient`` writes its SQLite file on open: "attempt
 to write a readonly database"), so a read-only *index* would get an error rather
-than an answer; rag/store.py answers from a temporary copy instead and refuses writes
-with a clear error. A read-only *data folder* whose ``chroma/`` is writable answers in
+than an answer; rag/store/open.py answers from a temporary copy instead and refuses
+writes with a clear error. A read-only *data folder* whose ``chroma/`` is writable answers in
 place (the lexical cache is optional). A full disk is handled like a read-only index.
 """
 
@@ -39,8 +39,7 @@ from rag.errors import StoreError
 
 
 def pipeline_on(data: Path, embedder):
-    from rag.pipeline import Pipeline
-    from rag.settings import load_settings
+    from rag import Pipeline, load_settings
 
     return Pipeline(load_settings(data_dir=data), embedder=embedder)
 

@@ -166,14 +166,13 @@ def test_page_shows_paper_text_inertly(evil_index, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     from helpers import free_port
 
-    from rag.pipeline import Pipeline
-    from rag.settings import load_settings
+    from rag import Pipeline, load_settings
     from ui.app import serve
 
     data, files = evil_index
     settings = load_settings(data_dir=data, embedder="wordllama")
     pipeline = Pipeline(settings)
-    if not pipeline.store.has_papers():  # this test alone: index the crafted files
+    if pipeline.count_papers() == 0:  # this test alone: index the crafted files
         pipeline.ingest([files])
     demo, url = serve(settings, "127.0.0.1", free_port(), pipeline=pipeline, block=False,
                       quiet=True)
