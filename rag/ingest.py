@@ -971,10 +971,15 @@ def _write_batch(store: Store, batch: list[_Item], chunks: list[Chunk], vectors:
     )
 
 
+def needs_bundled_corpus(settings: Settings, store: Store) -> bool:
+    """Is this a first use (an empty index, auto-ingest on) that the bundled corpus fills?"""
+    return settings.auto_ingest_bundled and not store.has_papers()
+
+
 def ensure_bundled_corpus(settings, store, embedder, progress=None, *, wait: bool = True,
                           on_lock_wait: OnWait | None = None) -> IngestReport | None:
     """Ingest the bundled sample corpus when the index is empty (first use)."""
-    if not settings.auto_ingest_bundled or store.has_papers():
+    if not needs_bundled_corpus(settings, store):
         return None
     with _writer(store, settings, wait, on_lock_wait, None):
         if store.has_papers():  # another process did the first run while we waited
@@ -983,4 +988,5 @@ def ensure_bundled_corpus(settings, store, embedder, progress=None, *, wait: boo
 
 
 __all__ = ["IngestReport", "ingest_paths", "ingest_papers", "ensure_bundled_corpus",
+           "needs_bundled_corpus",
            "content_hash", "make_chunker", "normalize_title", "BUNDLED_CORPUS"]

@@ -26,7 +26,13 @@ from rag.chat import (
     with_subject,
 )
 from rag.embed import Embedder, MiniLMOnnx, WordLlamaEmbedder, build_embedder
-from rag.ingest import BUNDLED_CORPUS, IngestReport, ensure_bundled_corpus, ingest_paths
+from rag.ingest import (
+    BUNDLED_CORPUS,
+    IngestReport,
+    ensure_bundled_corpus,
+    ingest_paths,
+    needs_bundled_corpus,
+)
 from rag.retrieve import (
     CALIBRATION_DIR,
     PAPER_FEATURES,
@@ -137,7 +143,7 @@ class Pipeline:
     def needs_corpus(self) -> bool:
         """Is this a first use, that :meth:`ensure_corpus` will fill with the bundled corpus?
         (The one auto-ingest check: the CLI, the UI and ``ask eval`` ask it.)"""
-        return self.settings.auto_ingest_bundled and not self.store.has_papers()
+        return needs_bundled_corpus(self.settings, self.store)
 
     def papers(self) -> list[StoredPaper]:
         """Every indexed paper (the Library tab, the eval's gold titles)."""
