@@ -1,4 +1,4 @@
-"""Where ingest time goes in chunking: rag.ingest.make_chunker vs a batched sketch.
+"""Where ingest time goes in chunking: rag.chunk.make_chunker vs a batched sketch.
 
 A measurement aid for the ingest profile, not used by Abstracta. The sketch keeps
 the chunking rule (sentence-aligned spans of <= chunk_tokens MiniLM tokens, up to
@@ -10,7 +10,7 @@ one ``encode`` per candidate split.
     python benchmarks/chunk_probe.py CORPUS.jsonl [N]
 """
 
-# Component-level: times the chunker itself (rag.ingest.make_chunker, rag.embed.load_tokenizer).
+# Component-level: times the chunker itself (rag.chunk.make_chunker, rag.embed.load_tokenizer).
 from __future__ import annotations
 
 import json
@@ -59,7 +59,7 @@ def batched_chunker(settings):
 
 def main(argv: list[str]) -> None:
     from rag import StoredPaper, load_settings
-    from rag.ingest import make_chunker
+    from rag.chunk import make_chunker
 
     path, n = argv[0], int(argv[1]) if len(argv) > 1 else 1000
     with open(path, encoding="utf-8") as fh:

@@ -112,7 +112,7 @@ def _embed_in_worker(texts: list[str]) -> np.ndarray:
 def chunk_texts(papers) -> list[str]:
     """The chunk texts ingest embeds for these StoredPapers (MiniLM chunk settings)."""
     from rag import load_settings
-    from rag.ingest import make_chunker
+    from rag.chunk import make_chunker
 
     chunker = make_chunker(load_settings(embedder="minilm", auto_ingest_bundled=False))
     return [c.text for p in papers for c in chunker(p)]

@@ -1,7 +1,7 @@
 """The peer: llama-index's default ingest and hybrid retrieval, on the same embedder.
 
 Ingest is ``VectorStoreIndex.from_documents`` into a ``ChromaVectorStore`` with a
-``SentenceSplitter`` built like :func:`rag.ingest.make_chunker` (chunk size,
+``SentenceSplitter`` built like :func:`rag.chunk.make_chunker` (chunk size,
 overlap, MiniLM token counter) and a ``BaseEmbedding`` wrapping Abstracta's own
 embedder. Retrieval is ``QueryFusionRetriever`` over the vector retriever and
 ``BM25Retriever``, ``mode="reciprocal_rerank"``, ``num_queries=1`` (no LLM).

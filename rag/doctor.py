@@ -186,7 +186,7 @@ def _reembed(store: Store, settings, embedder, copy, todo: list[str]) -> int:
     returns how many were rewritten."""
     import numpy as np
 
-    from rag.ingest import make_chunker
+    from rag.chunk import make_chunker
 
     chunker, rewritten = make_chunker(settings), 0
     for start in range(0, len(todo), 200):

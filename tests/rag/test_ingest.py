@@ -20,9 +20,9 @@ from rag_helpers import (
     write,
 )
 
+from rag.chunk import make_chunker
 from rag.errors import EmbeddingMismatchError
 from rag.identity import paper_id
-from rag.ingest import make_chunker
 
 GQSA = "GQSA: Group Quantization and Sparsity for Accelerating Large Language Model Inference"
 BUNDLED_000 = "000_b88a07071653e565.txt"

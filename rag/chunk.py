@@ -1,0 +1,73 @@
+"""Chunking: a paper's abstract -> chunks of at most ``chunk_size`` model tokens.
+
+One stage of the ingest (:mod:`rag.ingest`), also used by ``ask doctor --repair`` to
+rewrite a damaged paper exactly as the ingest would have written it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from rag.embed import load_tokenizer
+from rag.settings import Settings
+from rag.types import Chunk, StoredPaper
+
+
+def make_chunker(settings: Settings) -> Callable[[StoredPaper], list[Chunk]]:
+    """Split abstracts with llama-index's SentenceSplitter, counting model tokens.
+
+    Chunk overlap, worked example with chunk_tokens=110, overlap=24: a 318-token
+    abstract becomes spans of at most 110 tokens cut at sentence ends, and each
+    span starts with up to 24 tokens (whole sentences where possible) that end the
+    previous one, so a fact straddling a cut is whole in at least one chunk. The
+    title goes in front of every span: a chunk that never names its subject would
+    embed poorly.
+
+    At most ``max_chunks_per_paper`` chunks per paper, from the start of the abstract:
+    one 2 MB "abstract" would otherwise be thousands of chunks and fill the dense top
+    candidates of every related question. Only a prefix that can hold that many chunks
+    is split (``cap * chunk_size * 10`` characters: a token is rarely 10 characters),
+    so a huge abstract costs no more than a long one.
+    """
+    from llama_index.core.node_parser import SentenceSplitter
+
+    tok = load_tokenizer(None)
+    splitter = SentenceSplitter(
+        chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
+        # len() is all the splitter needs; the Encoding has it without building a list.
+        tokenizer=lambda text: tok.encode(text, add_special_tokens=False),
+        # Abstracts are single paragraphs of well-formed sentences: a regex split gives
+        # the same chunks as the default NLTK punkt splitter at a third of the cost.
+        chunking_tokenizer_fn=_sentences_for_splitter,
+    )
+
+    cap = settings.max_chunks_per_paper
+    prefix = cap * settings.chunk_size * 10
+
+    def chunk(paper: StoredPaper) -> list[Chunk]:
+        spans = splitter.split_text(paper.abstract[:prefix]) or [paper.abstract[:prefix]]
+        if len(paper.abstract) > prefix and len(spans) < cap:  # very long tokens: split all
+            spans = splitter.split_text(paper.abstract)
+        return [Chunk(f"{paper.paper_id}#{i}", paper.paper_id, i, f"{paper.title}\n{span}")
+                for i, span in enumerate(spans[:cap])]
+
+    def cut(paper: StoredPaper) -> bool:
+        """Whether the abstract holds more than ``cap`` chunks (so some were left out)."""
+        if len(paper.abstract) <= cap * (settings.chunk_size - settings.chunk_overlap):
+            return False  # too short for that many chunks: no need to split it
+        spans = splitter.split_text(paper.abstract[:prefix])
+        if len(paper.abstract) > prefix and len(spans) < cap:
+            spans = splitter.split_text(paper.abstract)
+        return len(spans) > cap or (len(paper.abstract) > prefix and len(spans) == cap)
+
+    chunk.cut = cut  # type: ignore[attr-defined]
+    return chunk
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
+
+
+def _sentences_for_splitter(text: str) -> list[str]:
+    parts = _SENTENCE_END.split(text)
+    return [p + " " for p in parts[:-1]] + parts[-1:]
