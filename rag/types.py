@@ -83,7 +83,6 @@ class Hit:
     paper: StoredPaper
     score: float  # fused score, higher is better (not comparable across questions)
     relevance: float  # 0..1 calibrated relevance used for abstention
-    chunk_texts: tuple[str, ...] = ()  # the matching chunks, best first
     dense: float | None = None  # best cosine similarity among its chunks
     lexical: float | None = None  # best BM25 score among its chunks
 

@@ -19,6 +19,7 @@ from rag.store.chroma import (
     chroma_settings,
     chunks_name,
     create_chunks,
+    mark_changed,
     persistent_client,
     wrap_error,
 )
@@ -42,6 +43,7 @@ def finish_repair(settings: Settings, client) -> None:
     with contextlib.suppress(Exception):  # already gone
         client.delete_collection(name)
     copy.modify(name=name, metadata=meta)
+    mark_changed(settings)
 
 
 def _open(settings: Settings, client) -> Store:

@@ -111,17 +111,19 @@ def ids_by_title_key(index: ChromaIndex, keys: list[str]) -> dict[str, list[str]
     return {key: sorted(ids) for key, ids in out.items()}
 
 
-def chunk_vectors(index: ChromaIndex, paper_ids: list[str], guess: int) -> dict[str, np.ndarray]:
+def chunk_vectors(index: ChromaIndex, paper_ids: list[str],
+                  guess: int | dict[str, int]) -> dict[str, np.ndarray]:
     """See :meth:`rag.store.Store.chunk_vectors`."""
     def by_paper(**query) -> dict[str, list]:
-        res = index.read("get", include=["embeddings", "metadatas"], **query)
+        res = index.read("get", include=["embeddings"], **query)
         rows: dict[str, list] = {}
-        for meta, vec in zip(res["metadatas"], res["embeddings"], strict=False):
-            rows.setdefault(meta["paper_id"], []).append(vec)
+        for cid, vec in zip(res["ids"], res["embeddings"], strict=False):
+            rows.setdefault(cid.rpartition("#")[0], []).append(vec)
         return rows
 
-    rows = by_paper(ids=[f"{pid}#{i}" for pid in paper_ids for i in range(guess)])
-    more = [pid for pid, vecs in rows.items() if len(vecs) >= guess]
+    tries = guess if isinstance(guess, dict) else dict.fromkeys(paper_ids, guess)
+    rows = by_paper(ids=[f"{pid}#{i}" for pid in paper_ids for i in range(tries.get(pid, 32))])
+    more = [pid for pid, vecs in rows.items() if len(vecs) >= tries.get(pid, 32)]
     if more:
         rows.update(by_paper(where={"paper_id": {"$in": more}}))
     return {pid: np.asarray(vecs, dtype=np.float32) for pid, vecs in rows.items()}
@@ -162,13 +164,17 @@ def update_paper_meta(index: ChromaIndex, ids: list[str], metadatas: list[dict])
 
 
 def dense(index: ChromaIndex, vector: np.ndarray, n: int, paper_ids: list[str] | None):
-    """(chunk ids, paper ids, chunk texts, cosine similarities), best first."""
+    """(paper id of each chunk, cosine similarity), best first.
+
+    Ids and distances only: the paper id is the chunk id's part before its last "#"
+    (``<paper id>#<n>``), and asking Chroma for the metadata of 100 chunks costs 7x the
+    search itself (100k chunks: 24 ms with metadata, 3.4 ms without).
+    """
     where = {"paper_id": {"$in": paper_ids}} if paper_ids is not None else None
     res = index.read("query", "search", query_embeddings=[vector.tolist()], n_results=n,
-                     where=where, include=["metadatas", "distances"])
-    metas = res["metadatas"][0]
-    sims = [1.0 - d for d in res["distances"][0]]  # cosine distance -> similarity
-    return res["ids"][0], [m["paper_id"] for m in metas], [m["text"] for m in metas], sims
+                     where=where, include=["distances"])
+    pids = [cid.rpartition("#")[0] for cid in res["ids"][0]]
+    return pids, [1.0 - d for d in res["distances"][0]]  # cosine distance -> similarity
 
 
 def unreadable(index: ChromaIndex, ids: list[str]) -> list[str]:

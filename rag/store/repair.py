@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from rag.store.chroma import ChromaIndex, create_chunks
+from rag.store.chroma import ChromaIndex, create_chunks, mark_changed
 from rag.store.open import REPAIR_SUFFIX
 from rag.store.schema import ChunkRecord, chunk_metadata
 from rag.types import Chunk
@@ -64,3 +64,4 @@ def repair_copy(index: ChromaIndex) -> Iterator[RepairCopy]:
         client.delete_collection(name)
         copy.collection.modify(name=name, metadata=meta)
         index.collection = client.get_collection(name, embedding_function=None)
+        mark_changed(index.settings)

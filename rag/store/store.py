@@ -129,12 +129,14 @@ class Store:
         """The chunks of one paper, in order."""
         return papers.chunks_of(self.index, paper_id)
 
-    def chunk_vectors(self, paper_ids: list[str], guess: int = 32) -> dict[str, np.ndarray]:
+    def chunk_vectors(self, paper_ids: list[str],
+                      guess: int | dict[str, int] = 32) -> dict[str, np.ndarray]:
         """The chunk vectors of each paper (rows of one array per paper id).
 
-        Chunk ids are ``<paper id>#<n>``, so the first ``guess`` of each paper are read
-        by id (1 ms at 100k chunks, against 17 ms for a ``where`` on paper_id); only a
-        paper that fills all of them is read again by ``where``.
+        Chunk ids are ``<paper id>#<n>``, so the first ``guess`` of each paper (one number,
+        or one per paper id) are read by id (1 ms at 100k chunks, against 17 ms for a
+        ``where`` on paper_id); only a paper that fills all of them is read again by
+        ``where``.
         """
         return papers.chunk_vectors(self.index, paper_ids, guess)
 
@@ -144,7 +146,7 @@ class Store:
 
     # --- search ---------------------------------------------------------------------------
     def dense(self, vector: np.ndarray, n: int, paper_ids: list[str] | None = None):
-        """(chunk ids, paper ids, documents, cosine similarities), best first."""
+        """(paper id of each chunk, cosine similarity), best first, ``n`` chunks."""
         # No count() first: it costs a scan per query at 100k chunks, and Chroma simply
         # returns fewer rows (none on an empty collection) when asked for more.
         self.refresh()
