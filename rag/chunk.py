@@ -21,8 +21,9 @@ def make_chunker(settings: Settings) -> Callable[[StoredPaper], list[Chunk]]:
     abstract becomes spans of at most 110 tokens cut at sentence ends, and each
     span starts with up to 24 tokens (whole sentences where possible) that end the
     previous one, so a fact straddling a cut is whole in at least one chunk. The
-    title goes in front of every span: a chunk that never names its subject would
-    embed poorly.
+    title goes in front of every span (``chunk_title='every'``): a chunk that never
+    names its subject would embed poorly; ``first`` and ``short`` keep it whole in
+    chunk #0 only (see :func:`_title_in_later_chunks`).
 
     At most ``max_chunks_per_paper`` chunks per paper, from the start of the abstract:
     one 2 MB "abstract" would otherwise be thousands of chunks and fill the dense top
@@ -49,7 +50,9 @@ def make_chunker(settings: Settings) -> Callable[[StoredPaper], list[Chunk]]:
         spans = splitter.split_text(paper.abstract[:prefix]) or [paper.abstract[:prefix]]
         if len(paper.abstract) > prefix and len(spans) < cap:  # very long tokens: split all
             spans = splitter.split_text(paper.abstract)
-        return [Chunk(f"{paper.paper_id}#{i}", paper.paper_id, i, f"{paper.title}\n{span}")
+        later = _title_in_later_chunks(paper.title, settings.chunk_title)
+        return [Chunk(f"{paper.paper_id}#{i}", paper.paper_id, i,
+                      f"{paper.title if i == 0 else later}\n{span}" if i == 0 or later else span)
                 for i, span in enumerate(spans[:cap])]
 
     def cut(paper: StoredPaper) -> bool:
@@ -63,6 +66,23 @@ def make_chunker(settings: Settings) -> Callable[[StoredPaper], list[Chunk]]:
 
     chunk.cut = cut  # type: ignore[attr-defined]
     return chunk
+
+
+def _title_in_later_chunks(title: str, mode: str) -> str:
+    """What chunks #1.. carry of the title (``Settings.chunk_title``); chunk #0 has it all.
+
+    'short' keeps a title's name without its description: "AWQ: Activation-aware Weight
+    Quantization for On-Device LLM Compression" -> "AWQ"; a title with no short head
+    before a colon keeps its first 6 words.
+    """
+    if mode == "every":
+        return title
+    if mode == "first":
+        return ""
+    head, sep, _ = title.partition(":")
+    if sep and 0 < len(head.split()) <= 4:
+        return head.strip()
+    return " ".join(title.split()[:6])
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")

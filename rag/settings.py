@@ -88,6 +88,14 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(
         default=24, ge=0, le=200, description="Tokens shared by consecutive chunks of one abstract."
     )
+    chunk_title: Literal["every", "first", "short"] = Field(
+        default="every",
+        description="Where a paper's title goes in its chunks' text (what is embedded and "
+        "indexed): 'every' chunk starts with the title; 'first': only chunk #0 carries it; "
+        "'short': chunk #0 carries the whole title, later chunks only its head (the part "
+        "before a colon, e.g. the acronym, else its first 6 words). Changing it applies to "
+        "papers ingested afterwards (`ask ingest --rebuild` to redo all).",
+    )
     max_chunks_per_paper: int = Field(
         default=64, ge=1, le=100000,
         description="Chunks kept per paper, from the start of its abstract (an abstract of "
