@@ -3,6 +3,7 @@
     python benchmarks/run.py --papers 10000     # ~15 min on 2 cores
     python benchmarks/run.py --papers 100000    # peer: ingest only above --peer-query-max
     python benchmarks/run.py --quick            # ~2-minute smoke run at 2k papers
+    python benchmarks/run.py --papers 1000000 --kill-at 0.5   # + a SIGKILLed, resumed ingest
 
 Measures, each side in its own child process (peak RSS from ``os.wait4``):
 ingest throughput and memory (Abstracta, the llama-index peer with the same
@@ -10,7 +11,8 @@ embedder and chunking, and Chroma's own ``collection.add`` of the same vectors a
 a floor); query latency in-process (search, offline answer; peer: fusion
 retriever) and as a cold process (``ask --offline``; ``peer.py ask``); the same
 against a ``chroma run`` server; and issue 2's speed bar (first-run ingest of the
-bundled corpus with MiniLM, ``ask --help``, an in-process answer). Prints a table
+bundled corpus with MiniLM, ``ask --help``, an in-process answer); with ``--kill-at``,
+issue 13's resumability check (:func:`resume_check`). Prints a table
 and writes ``benchmarks/results/latest.json`` and ``latest.md``.
 """
 
@@ -140,6 +142,106 @@ def corpus_for(n: int, ctx: dict) -> Path:
     return path
 
 
+# --- a killed ingest, resumed ------------------------------------------------------------
+
+def _progress_done(seen: bytes, total: int) -> int:
+    """The largest ``done`` that ``ask ingest``'s progress bar has drawn as ``done/total``."""
+    import re
+
+    return max((int(n) for n in re.findall(rb"(\d+)/%d" % total, seen)), default=0)
+
+
+def _descendants(pid: int) -> list[int]:
+    kids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        with contextlib.suppress(OSError):
+            for t in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{t}/children") as fh:
+                    todo += [int(k) for k in fh.read().split()]
+        if p != pid:
+            kids.append(p)
+    return kids
+
+
+def _killed_ingest(cmd: list[str], env: dict, total: int, fraction: float, ctx: dict) -> dict:
+    """Run ``ask ingest`` under a pty (so it draws its progress bar, which counts records
+    done/total) and SIGKILL it once the bar passes ``fraction`` of ``total``, as a crash,
+    the OOM killer or a power cut would: no clean stop. Returns how far it got."""
+    import pty
+    import select
+    import signal
+
+    master, slave = pty.openpty()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env={**env, "TERM": "xterm", "COLUMNS": "120"}, cwd=ctx["work"],
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    seen, killed_at, workers = b"", None, []
+    try:
+        while proc.poll() is None:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                with contextlib.suppress(OSError):
+                    seen = (seen + os.read(master, 65536))[-65536:]  # the bar redraws: keep a tail
+            done = _progress_done(seen, total)
+            if done >= fraction * total:
+                workers = _descendants(proc.pid)
+                os.kill(proc.pid, signal.SIGKILL)
+                killed_at = done
+                break
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        os.close(master)
+    wall = time.perf_counter() - t0
+    time.sleep(5)  # the workers die with their parent (PR_SET_PDEATHSIG); give them a moment
+    left = [p for p in workers if Path(f"/proc/{p}").exists()
+            and Path(f"/proc/{p}/stat").read_text().split()[2] != "Z"]
+    with open(ctx["log"], "ab") as log:
+        log.write(seen[-4000:])
+    return {"wall_s": round(wall, 1), "killed_at_records": killed_at,
+            "rc": os.waitstatus_to_exitcode(status),
+            "max_rss_mib": round(usage.ru_maxrss / 1024, 1),
+            "processes_left_behind": len(left)}
+
+
+def resume_check(path: Path, embedder: str, base: Path, whole_dir: Path, fraction: float,
+                 ctx: dict) -> dict:
+    """Issue 13's resumability bar: ``ask ingest FILE`` SIGKILLed at ``fraction`` of its
+    records, then the same command run again to the end; the resumed index is compared
+    with the uninterrupted one this run built in ``whole_dir`` (chunk and paper counts and
+    order-free checksums of every chunk and paper record) and with the papers the file
+    should give (ids + content hashes; see tasks.index_fingerprint)."""
+    data = base / "resumed"
+    env = child_env(data_dir=data, embedder=embedder, auto_ingest_bundled="false")
+    cmd = [str(BIN / "ask"), "ingest", str(path)]
+    total = sum(1 for line in path.open("rb") if line.strip())
+    print(f"  .. ask ingest, SIGKILL at {fraction:.0%} of {total} records, then again", flush=True)
+    first = _killed_ingest(cmd, env, total, fraction, ctx)
+    second = run_child(cmd, env, ctx["work"], ctx["log"])
+    if second["rc"] != 0:
+        raise SystemExit(f"resumed ingest failed (exit {second['rc']}); see {ctx['log']}")
+    resumed = task("index-fingerprint", {"data_dir": str(data), "embedder": embedder,
+                                         "path": str(path), "label": "resumed"}, ctx)
+    whole = task("index-fingerprint", {"data_dir": str(whole_dir), "embedder": embedder,
+                                       "label": "uninterrupted"}, ctx)
+    keys = ("papers", "chunks", "chunk_checksum", "paper_checksum")
+    return {
+        "fraction": fraction, "records": total, "killed_run": first,
+        "resumed_run": {"wall_s": round(second["wall_s"], 1), "cpu_s": round(second["cpu_s"], 1),
+                        "max_rss_mib": round(second["max_rss"] / 2**20, 1)},
+        "total_wall_s": round(first["wall_s"] + second["wall_s"], 1),
+        "resumed_index": {k: resumed[k] for k in (*keys, "consistent")},
+        "uninterrupted_index": {k: whole[k] for k in (*keys, "consistent")},
+        "same_as_uninterrupted": all(resumed[k] == whole[k] for k in keys),
+        "papers_as_expected_from_file": (
+            resumed["papers"] == resumed["expected_papers"]
+            and resumed["paper_checksum"] == resumed["expected_paper_checksum"]),
+        "expected_exact": resumed["expected_exact"],
+        "killed": first["killed_at_records"] is not None,
+    }
+
+
 # --- one corpus size ---------------------------------------------------------------------
 
 def bench_size(n: int, embedder: str, ctx: dict, peer_ingest: bool, peer_query: bool,
@@ -171,6 +273,8 @@ def bench_size(n: int, embedder: str, ctx: dict, peer_ingest: bool, peer_query: 
     if not chroma_url:
         out["ingest_floor"] = task("ingest-floor", {**common, "data_dir": str(a_dir),
                                                     "folder": str(f_dir)}, ctx)
+    if ctx.get("kill_at") and n and not chroma_url:
+        out["resume"] = resume_check(path, embedder, base, a_dir, ctx["kill_at"], ctx)
     for side in ("abstracta", "peer", "floor"):
         r = out.get(f"ingest_{side}")
         if r:
@@ -345,6 +449,22 @@ def targets(res: dict) -> list[list[str]]:
             out.append([f"retrieval p95 < 50 ms (at {main_key}, proxy)", f"{p95:.1f} ms",
                         check(p95 < 50)])
     for key, s in sizes.items():
+        r = s.get("resume")
+        if r:
+            k = r["killed_run"]
+            same = r["same_as_uninterrupted"] and r["papers_as_expected_from_file"] and (
+                r["resumed_index"]["consistent"]) and not k["processes_left_behind"]
+            out.append([
+                f"resumable after SIGKILL at {r['fraction']:.0%} ({_size(key)}): same index",
+                (f"killed at {k['killed_at_records']} of {r['records']} records; resumed run "
+                 f"{r['resumed_run']['wall_s']:.0f} s (both {r['total_wall_s']:.0f} s); "
+                 f"{r['resumed_index']['papers']} papers / {r['resumed_index']['chunks']} chunks"
+                 f", checksums {'equal' if r['same_as_uninterrupted'] else 'DIFFER'}, papers "
+                 f"{'as' if r['papers_as_expected_from_file'] else 'NOT as'} in the file, "
+                 f"{k['processes_left_behind']} processes left")
+                if r["killed"] else "the ingest ended before the kill point",
+                check(same) if r["killed"] else "n/a"])
+    for key, s in sizes.items():
         c = s["cold_ask"]["median_s"]
         cpu = s["cold_ask"].get("cpu_median_s")
         out.append([f"cold `ask` median < 2.5 s ({_size(key)})",
@@ -439,6 +559,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="skip the bundled-corpus (MiniLM) row and the ingest speed bar")
     parser.add_argument("--profile", action="store_true",
                         help="write cProfile files of the ingest and query loops (keeps work dir)")
+    parser.add_argument("--kill-at", type=float, default=None, metavar="FRACTION",
+                        help="also SIGKILL an `ask ingest` of the corpus at this fraction of "
+                             "its records (e.g. 0.5), run it again, and compare the index with "
+                             "the uninterrupted one")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/abstracta-bench"))
     parser.add_argument("--keep", action="store_true", help="keep the indexes in --workdir")
@@ -449,7 +573,7 @@ def main(argv: list[str] | None = None) -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     ctx = {"work": args.workdir, "log": args.workdir / "children.log", "seed": args.seed,
            "questions": args.questions, "cold": args.cold_runs, "profile": args.profile,
-           "keep": args.keep or args.profile}
+           "keep": args.keep or args.profile, "kill_at": args.kill_at}
     ctx["log"].write_text("")
     res: dict = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                  "command": "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None

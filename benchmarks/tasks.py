@@ -3,7 +3,7 @@
 ``run.py`` starts ``python benchmarks/tasks.py TASK ARGS_JSON OUT_JSON`` and reads
 the child's RSS high-water mark from ``os.wait4``; the task writes its timings to
 OUT_JSON. Tasks: ingest-abstracta, ingest-peer, ingest-floor, query-abstracta,
-query-peer.
+query-peer, index-fingerprint (counts and checksums of an index, for run.py --kill-at).
 """
 
 # Component-level in part: ingest-floor reads rag.store's records; _what_if patches rag.ingest.
@@ -191,9 +191,87 @@ def query_peer(args: dict) -> dict:
     return {"search": _quantiles(times), "bm25_build_s": bm25_s}
 
 
+def _digest(*parts) -> int:
+    """A 64-bit hash of these values; summed over a set, an order-free checksum."""
+    import hashlib
+
+    text = "\x1e".join(str(p) for p in parts)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def index_fingerprint(args: dict) -> dict:
+    """What an index holds, as counts and order-free checksums (sums of 64-bit hashes mod
+    2**64, so a million chunks need no sorting and no list in memory): two indexes with
+    the same figures hold the same chunks (id, text, paper, dates, sources) and the same
+    paper records (id + content hash). ``path``: also the papers the file should give,
+    each id with the hash of its first title and last abstract, the way ingest merges
+    records that share an id (a file with records known only by their title is not
+    modelled: ``expected_exact`` is then False).
+
+    Component-level: reads the store's raw records (``rag.store``) and the file with
+    ingest's own reader (``rag.sources``), identity and content hash."""
+    from rag.store import open_store
+
+    store = open_store(_settings(args))
+    mask = 2**64 - 1
+    chunks = papers = chunk_sum = paper_sum = 0
+    top: dict[str, int] = {}  # paper id -> highest chunk number (contiguity check)
+    for page in store.scan():
+        for r in page:
+            chunks += 1
+            chunk_sum = (chunk_sum + _digest(r.chunk_id, r.text, r.title, r.dates, r.sources,
+                                             r.content_hash)) & mask
+            top[r.paper_id] = max(top.get(r.paper_id, -1), r.n or 0)
+            if r.paper is not None:
+                papers += 1
+                paper_sum = (paper_sum + _digest(r.paper_id, r.content_hash)) & mask
+    numbered = sum(n + 1 for n in top.values())
+    out = {"papers": papers, "chunks": chunks, "chunk_checksum": f"{chunk_sum:016x}",
+           "paper_checksum": f"{paper_sum:016x}",
+           # every paper has a record, and its chunks are #0..#k with none missing or extra
+           "consistent": papers == len(top) and numbered == chunks}
+    del top
+    if args.get("path"):
+        out.update(_expected_papers(Path(args["path"])))
+    return out
+
+
+def _expected_papers(path: Path) -> dict:
+    """The paper count and paper checksum the file should give (see index_fingerprint).
+    Two passes, so that only the few ids with several records keep their texts (a
+    million abstracts would take a gigabyte)."""
+    from rag.identity import paper_id
+    from rag.ingest import content_hash
+    from rag.sources import open_path
+
+    stream = open_path(path)
+    once: set[str] = set()
+    several: dict[str, tuple[str, str] | None] = {}  # id -> (first title, last abstract)
+    title_only = 0
+    for p in stream:
+        pid = paper_id(p.title, p.arxiv_id, p.record_id)
+        title_only += pid.startswith("t:")
+        if pid in once:
+            several[pid] = None
+        once.add(pid)
+    total = 0
+    for p in stream:  # a RecordStream reads its file again on each iteration
+        pid = paper_id(p.title, p.arxiv_id, p.record_id)
+        if pid in several:
+            old = several[pid]
+            several[pid] = (old[0] if old else p.title, p.abstract)
+        else:
+            total += _digest(pid, content_hash(p.title, p.abstract))
+    for pid, pair in several.items():
+        assert pair is not None
+        total += _digest(pid, content_hash(*pair))
+    return {"expected_papers": len(once), "expected_paper_checksum": f"{total % 2**64:016x}",
+            "expected_exact": title_only == 0}
+
+
 TASKS = {"ingest-abstracta": ingest_abstracta, "ingest-peer": ingest_peer,
          "ingest-floor": ingest_floor, "query-abstracta": query_abstracta,
-         "query-peer": query_peer}
+         "query-peer": query_peer, "index-fingerprint": index_fingerprint}
 
 
 def main(argv: list[str]) -> None:
