@@ -90,8 +90,11 @@ def _open_embedded(settings: Settings) -> Store:
     path = settings.data_dir / "chroma"
     try:
         path.mkdir(parents=True, exist_ok=True)
-        # Shared chroma.lock: no writer saves the vector index while we load it.
-        with ChromaGuard(settings.data_dir).hold(exclusive=False):
+        # Shared chroma.lock: no writer saves the vector index while we load it. The first
+        # open creates Chroma's tables: two processes doing that at once collide ("table
+        # collections already exists"), so a new folder is opened under the exclusive lock.
+        first = not (path / "chroma.sqlite3").exists()
+        with ChromaGuard(settings.data_dir).hold(exclusive=first):
             store = _open(settings, persistent_client(path))
             store.index.collection.get(ids=["\x00"], include=[])  # load the vectors now
         return store

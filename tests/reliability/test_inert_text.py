@@ -212,8 +212,11 @@ def test_page_shows_paper_text_inertly(evil_index, tmp_path):
         upload = tmp_path / "again.jsonl"
         upload.write_text(json.dumps({"title": f"Frobnix{OSC_0} {BIDI}gnp.exe",
                                       "abstract": "Short."}) + "\n", encoding="utf-8")
+        # The Ingest tab renders when first shown: wait for the drop zone, then upload
+        # (CI once timed out at 20 s waiting for the name on a busy machine).
+        page.wait_for_selector("#upload", state="visible", timeout=30_000)
         page.set_input_files("#upload input[type=file]", str(upload))
-        page.wait_for_selector("#upload :text('again.jsonl')", timeout=20_000)
+        page.wait_for_selector("#upload :text('again.jsonl')", timeout=60_000)
         page.click("#ingest-btn")
         page.wait_for_selector("#ingest-result :text('added')", timeout=90_000)
         result = page.locator("#ingest-result").inner_text()

@@ -97,9 +97,10 @@ def test_chat_answers_with_linked_sources_and_ingests_an_upload(copy_app, page, 
         'onto subword vocabularies. Zanzibar tokenizers cut sequence length by 37% on '
         'aperiodic corpora.",2024-09-02\n')
     page.get_by_role("tab", name="Ingest").click()
+    page.wait_for_selector("#upload", state="visible", timeout=30_000)
     page.set_input_files("#upload input[type=file]", str(csv))
     page.wait_for_selector("#upload :text('my_papers.csv'), #upload :text('my papers.csv')",
-                           timeout=20_000)
+                           timeout=60_000)
     page.click("#ingest-btn")
     page.wait_for_selector("#ingest-result :text('1 added')", timeout=90_000)
     page.screenshot(path=str(tmp_path / "ingest.png"), full_page=True)
