@@ -462,7 +462,6 @@ def _writer(store: Store, settings: Settings, wait: bool, on_lock_wait: OnWait |
         return
     with writing(settings, wait=wait, on_wait=on_lock_wait, command=command):
         store.begin_write()
-        _free_old_index()
         try:
             yield
         finally:
@@ -683,26 +682,11 @@ class _Embedding:
         if not self.started:
             return 0
         self.store.flush()  # every process then loads the same vector index (Store.flush)
-        _free_old_index()  # before the BM25 build, the peak of the run
         self.store.bump_generation(indexed=True)
         # Build the BM25 cache now rather than in the first question after the ingest
         # (at 100k chunks that took 40 s of a user's first `ask`).
         self.store.lexical()
         return self.written
-
-
-def _free_old_index() -> None:
-    """Free the copy of the vector index that the store's reopen (begin_write, flush) let go.
-
-    Embedded Chroma holds the whole vector index in memory per client, and a replaced
-    client lives in a reference cycle until the cyclic garbage collector happens to run:
-    measured at 64k chunks, each reopen added 108 MiB that ``gc.collect()`` gave back
-    (313 -> 215 MiB after begin_write, 332 -> 241 after flush), so the BM25 build at the
-    end of an ingest ran beside two whole copies of the vector index.
-    """
-    import gc
-
-    gc.collect()
 
 
 def _rebuildable(embedder: Embedder, settings: Settings) -> bool:
