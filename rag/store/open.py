@@ -26,6 +26,7 @@ from rag.store.chroma import (
 from rag.store.store import Store
 
 REPAIR_SUFFIX = "_repair"  # the collection a repair fills before it is swapped in
+CHROMA_DB = "chroma.sqlite3"  # embedded Chroma's database file: there once it has been opened
 
 
 def finish_repair(settings: Settings, client) -> None:
@@ -93,7 +94,7 @@ def _open_embedded(settings: Settings) -> Store:
         # Shared chroma.lock: no writer saves the vector index while we load it. The first
         # open creates Chroma's tables: two processes doing that at once collide ("table
         # collections already exists"), so a new folder is opened under the exclusive lock.
-        first = not (path / "chroma.sqlite3").exists()
+        first = not (path / CHROMA_DB).exists()
         with ChromaGuard(settings.data_dir).hold(exclusive=first):
             store = _open(settings, persistent_client(path))
             store.index.collection.get(ids=["\x00"], include=[])  # load the vectors now
@@ -156,7 +157,7 @@ def read_only_snapshot(path: Path, exc: Exception) -> Path | None:
 
     if not any(marker in str(exc) for marker in _CANNOT_WRITE):
         return None
-    if not (path / "chroma.sqlite3").is_file():
+    if not (path / CHROMA_DB).is_file():
         return None
     try:
         tmp = Path(tempfile.mkdtemp(prefix="abstracta-readonly-"))
