@@ -270,7 +270,7 @@ def bench_size(n: int, embedder: str, ctx: dict, peer_ingest: bool, peer_query: 
         out["ingest_peer"] = task("ingest-peer", {
             **common, "path": str(path), "folder": str(p_dir), "data_dir": str(a_dir),
             "profile": str(base / "ingest-peer.prof") if prof else None}, ctx)
-    if not chroma_url:
+    if not chroma_url and ctx.get("floor", True):
         out["ingest_floor"] = task("ingest-floor", {**common, "data_dir": str(a_dir),
                                                     "folder": str(f_dir)}, ctx)
     if ctx.get("kill_at") and n and not chroma_url:
@@ -555,6 +555,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="above this many papers the peer is benchmarked for ingest only")
     parser.add_argument("--no-peer", action="store_true", help="skip the llama-index peer")
     parser.add_argument("--no-server", action="store_true", help="skip the Chroma server run")
+    parser.add_argument("--no-floor", action="store_true",
+                        help="skip the bare-Chroma floor ingest (at 1M it takes most of an hour)")
     parser.add_argument("--no-bundled", action="store_true",
                         help="skip the bundled-corpus (MiniLM) row and the ingest speed bar")
     parser.add_argument("--profile", action="store_true",
@@ -573,7 +575,8 @@ def main(argv: list[str] | None = None) -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     ctx = {"work": args.workdir, "log": args.workdir / "children.log", "seed": args.seed,
            "questions": args.questions, "cold": args.cold_runs, "profile": args.profile,
-           "keep": args.keep or args.profile, "kill_at": args.kill_at}
+           "keep": args.keep or args.profile, "kill_at": args.kill_at,
+           "floor": not args.no_floor}
     ctx["log"].write_text("")
     res: dict = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                  "command": "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None

@@ -81,10 +81,18 @@ def ingest_abstracta(args: dict) -> dict:
     t0 = time.perf_counter()
     _ = pipeline.embedder  # the model loads here, so it is timed apart from the ingest
     t1 = time.perf_counter()
-    report = _profiled(args, lambda: pipeline.ingest([Path(args["path"])]))
+    curve: list[list[float]] = []  # [seconds, records done], every 60 s: the rate as it grows
+
+    def progress(done: int, total: int) -> None:
+        now = time.perf_counter() - t1
+        if not curve or now - curve[-1][0] >= 60 or done == total:
+            curve.append([round(now, 1), done])
+            print(f"ingest {done}/{total} records at {now:.0f} s", file=sys.stderr, flush=True)
+
+    report = _profiled(args, lambda: pipeline.ingest([Path(args["path"])], progress))
     t2 = time.perf_counter()
     return {"papers": report.added + report.updated, "chunks": report.chunks,
-            "ingest_s": t2 - t1, "model_load_s": t1 - t0}
+            "ingest_s": t2 - t1, "model_load_s": t1 - t0, "progress": curve}
 
 
 def ingest_peer(args: dict) -> dict:

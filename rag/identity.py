@@ -35,11 +35,21 @@ def normalize_title(title: str) -> str:
     if not text.isascii():  # most titles are; the per-character fold is the slow part
         text = unicodedata.normalize("NFKD", text)
         text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = _TEX_COMMAND.sub(" ", text)
-    text = re.sub(r"[$^_{}\\]", "", text)  # M$^3$ViT -> M3ViT, x_{i} -> xi
+    if "\\" in text:
+        text = _TEX_COMMAND.sub(" ", text)
+    text = text.translate(_TEX_MARKS)  # M$^3$ViT -> M3ViT, x_{i} -> xi
     text = text.casefold()
-    text = re.sub(r"[^\w\s]|_", " ", text)
+    # ASCII text (nearly every abstract) maps its punctuation in one table lookup: the
+    # two regex passes it replaces were most of an ingest's merge time (abstracts are
+    # normalized too, see abstract_key). The table is built from the regex, so the two
+    # agree on every ASCII character.
+    text = text.translate(_ASCII_PUNCT) if text.isascii() else _PUNCT.sub(" ", text)
     return " ".join(text.split())
+
+
+_TEX_MARKS = str.maketrans("", "", "$^_{}\\")
+_PUNCT = re.compile(r"[^\w\s]|_")
+_ASCII_PUNCT = str.maketrans({chr(c): " " for c in range(128) if _PUNCT.match(chr(c))})
 
 
 def normalize_arxiv_id(raw: str | None) -> str | None:

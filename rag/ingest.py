@@ -130,6 +130,7 @@ class _Group:
     known: bool = False  # in the index before this run
     first_where: str | None = None  # "file:line" of the first record of this run
     records: int = 0  # records of this batch merged into it
+    last_abstract_key: str = ""  # of its latest record: the merged paper's abstract
 
 
 class _Groups:
@@ -173,6 +174,7 @@ class _Groups:
                 pid = plain if plain not in self.by_id else f"{plain}-{akey[:8]}"
                 group = self.add(pid, key, {akey}, sources)
         group.abstract_keys.add(akey)
+        group.last_abstract_key = akey  # records are assigned in _combine's order
         group.sources |= sources
         return group
 
@@ -597,7 +599,7 @@ def _dedupe(papers: list[Paper], store: Store, report: IngestReport, seen: _Seen
             run.done += group.records
         outcome = _count(report, before, outcome)
         seen.put(pid, outcome, group.first_where or "",
-                 group.abstract_keys - {abstract_key(paper.abstract)})
+                 group.abstract_keys - {group.last_abstract_key or abstract_key(paper.abstract)})
     if meta_ids:
         store.update_paper_meta(meta_ids, meta_updates)
     return items
