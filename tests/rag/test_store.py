@@ -64,6 +64,46 @@ def test_a_long_running_pipeline_sees_papers_ingested_by_another(bundled_copy, e
     assert hits[0].lexical is not None
 
 
+def _manifests(data):
+    return {m.parent.name: m.stat().st_ino for m in (data / "lexical").glob("*/manifest.json")}
+
+
+def test_a_moved_data_dir_keeps_its_lexical_cache(bundled_copy, embedder, tmp_path):
+    """A data dir restored from a backup or moved to another path answers at once: its BM25
+    cache is still current, so it is loaded, not rebuilt (a rebuild at 1M chunks: minutes)."""
+    import shutil
+
+    from rag.pipeline import Pipeline
+    from rag.settings import load_settings
+
+    pipe, data = bundled_copy
+    pipe.store.lexical()
+    moved = tmp_path / "elsewhere" / "data"
+    shutil.copytree(data, moved)
+    before = _manifests(moved)
+    other = Pipeline(load_settings(data_dir=moved), embedder=embedder)
+    hits = other.search("group quantization sparsity", k=1)
+    assert hits[0].paper.title.startswith("GQSA") and hits[0].lexical
+    assert _manifests(moved) == before  # same folder, same files: nothing rebuilt
+
+
+def test_a_cache_named_by_the_old_path_key_is_adopted(bundled_copy, embedder):
+    """Caches that an older Abstracta named by the data dir's path are renamed, not rebuilt
+    beside a stale copy."""
+    import hashlib
+
+    from rag.pipeline import Pipeline
+
+    pipe, data = bundled_copy
+    pipe.store.lexical()
+    (name, inode), = _manifests(data).items()
+    old = hashlib.sha1(f"{data.resolve()}|{pipe.settings.collection}".encode()).hexdigest()[:12]
+    (data / "lexical" / name).rename(data / "lexical" / old)
+    other = Pipeline(pipe.settings, embedder=embedder)
+    assert other.search("group quantization sparsity", k=1)[0].lexical
+    assert _manifests(data) == {name: inode}
+
+
 def test_damaged_lexical_cache_is_rebuilt(bundled_copy, embedder):
     from rag.pipeline import Pipeline
 
