@@ -26,7 +26,10 @@ from rag.ingest import WORKER_MIN_PAPERS
 
 pytestmark = pytest.mark.slow
 
-N_PAPERS = WORKER_MIN_PAPERS + 500
+# Enough papers that a stop sent once 512 are written lands mid-run: with 2,500 the
+# workers had embedded nearly all of them by then, and a fast run ended before the
+# signal arrived (CI, 2026-11-29).
+N_PAPERS = WORKER_MIN_PAPERS + 4000
 
 
 def _descendants(pid: int) -> set[int]:
