@@ -26,10 +26,7 @@ from rag.ingest import WORKER_MIN_PAPERS
 
 pytestmark = pytest.mark.slow
 
-# Enough papers that a stop sent once 512 are written lands mid-run: with 2,500 the
-# workers had embedded nearly all of them by then, and a fast run ended before the
-# signal arrived (CI, 2026-11-29).
-N_PAPERS = WORKER_MIN_PAPERS + 4000
+N_PAPERS = WORKER_MIN_PAPERS + 500
 
 
 def _descendants(pid: int) -> set[int]:
@@ -60,9 +57,12 @@ def _start(csv: Path, data: Path):
     master, slave = pty.openpty()
     env = dict(os.environ, ABSTRACTA_EMBEDDER="wordllama", ABSTRACTA_DATA_DIR=str(data),
                TERM="xterm", COLUMNS="120")
+    # SIGINT as a terminal's foreground process has it: a shell that starts a job in the
+    # background (`.ci/run &`) leaves it ignored, and every child would inherit that.
     proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(csv)],
                             stdin=slave, stdout=slave, stderr=slave, env=env,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(slave)
     return proc, master
 
