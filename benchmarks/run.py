@@ -270,7 +270,7 @@ def bench_size(n: int, embedder: str, ctx: dict, peer_ingest: bool, peer_query: 
         out["ingest_peer"] = task("ingest-peer", {
             **common, "path": str(path), "folder": str(p_dir), "data_dir": str(a_dir),
             "profile": str(base / "ingest-peer.prof") if prof else None}, ctx)
-    if not chroma_url and ctx.get("floor", True):
+    if not chroma_url and ctx["floor"]:
         out["ingest_floor"] = task("ingest-floor", {**common, "data_dir": str(a_dir),
                                                     "folder": str(f_dir)}, ctx)
     if ctx.get("kill_at") and n and not chroma_url:

@@ -22,6 +22,9 @@ _TEX_COMMAND = re.compile(
     r"\\(?:math(?:bf|rm|cal|bb|sf|it|tt|frak)|text(?:bf|it|sc|tt|rm|sf|normal)?|emph|"
     r"boldsymbol|operatorname|it|bf|rm|sc|tt)\b"
 )
+_TEX_MARKS = str.maketrans("", "", "$^_{}\\")
+_PUNCT = re.compile(r"[^\w\s]|_")
+_ASCII_PUNCT = str.maketrans({chr(c): " " for c in range(128) if _PUNCT.match(chr(c))})
 _ARXIV_URL = re.compile(
     r"^https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/(.+?)(?:\.pdf)?/?$", re.I
 )
@@ -45,11 +48,6 @@ def normalize_title(title: str) -> str:
     # agree on every ASCII character.
     text = text.translate(_ASCII_PUNCT) if text.isascii() else _PUNCT.sub(" ", text)
     return " ".join(text.split())
-
-
-_TEX_MARKS = str.maketrans("", "", "$^_{}\\")
-_PUNCT = re.compile(r"[^\w\s]|_")
-_ASCII_PUNCT = str.maketrans({chr(c): " " for c in range(128) if _PUNCT.match(chr(c))})
 
 
 def normalize_arxiv_id(raw: str | None) -> str | None:

@@ -599,7 +599,7 @@ def _dedupe(papers: list[Paper], store: Store, report: IngestReport, seen: _Seen
             run.done += group.records
         outcome = _count(report, before, outcome)
         seen.put(pid, outcome, group.first_where or "",
-                 group.abstract_keys - {group.last_abstract_key or abstract_key(paper.abstract)})
+                 group.abstract_keys - {group.last_abstract_key})
     if meta_ids:
         store.update_paper_meta(meta_ids, meta_updates)
     return items

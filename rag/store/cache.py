@@ -71,9 +71,11 @@ def cache_folder(settings: Settings) -> Path:
     cache sits inside its own data dir, so a data dir that is moved, copied or restored
     from a backup keeps a cache that is still valid (the generation check decides that),
     instead of rebuilding it (at 1M chunks a rebuild takes about 11 minutes)."""
-    origin = settings.chroma_url or "embedded"
-    tag = hashlib.sha1(f"{origin}|{settings.collection}".encode()).hexdigest()[:12]
-    return settings.data_dir / "lexical" / tag
+    return settings.data_dir / "lexical" / _tag(settings.chroma_url or "embedded", settings)
+
+
+def _tag(origin: str, settings: Settings) -> str:
+    return hashlib.sha1(f"{origin}|{settings.collection}".encode()).hexdigest()[:12]
 
 
 def _adopt_path_keyed(settings: Settings, folder: Path) -> None:
@@ -81,9 +83,7 @@ def _adopt_path_keyed(settings: Settings, folder: Path) -> None:
     once, rather than rebuild it (and leave the old copy taking disk space)."""
     if settings.chroma_url or folder.exists():
         return
-    origin = str(settings.data_dir.resolve())
-    old = folder.with_name(
-        hashlib.sha1(f"{origin}|{settings.collection}".encode()).hexdigest()[:12])
+    old = folder.with_name(_tag(str(settings.data_dir.resolve()), settings))
     try:
         if old.is_dir():
             os.replace(old, folder)
