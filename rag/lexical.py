@@ -31,9 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.text import stem, words
+from rag.text import ANALYZER, stem, words
 
-FORMAT = 4  # bump when the saved layout or the tokens change: older caches are rebuilt
+# The saved layout and the analyzer that made the tokens: a cache of another format is
+# rebuilt (bump the number for the layout, rag.text.ANALYZER for the tokens).
+FORMAT = f"4.{ANALYZER}"
 K1, B = 1.2, 0.75
 BUILD_BUDGET = 128 * 2**20  # bytes the build may hold at once, roughly (see Builder)
 # Working bytes per token while a segment is counted (its int32 id, then its int64 key

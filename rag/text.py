@@ -33,15 +33,133 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
+# Bump when words() or stem() change what they return: every BM25 cache, built with the
+# old analyzer, is then rebuilt (rag/lexical.py's FORMAT includes it).
+ANALYZER = "2"
+
+
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
-    """Snowball English stem of one lowercased word: 'proposes' -> 'propos'."""
-    return _stemmer().stemWord(word)
+    """Snowball English stem of one lowercased word, after its British spelling is made
+    American (:func:`american`): 'proposes' -> 'propos', 'organisations' -> 'organ'."""
+    return _stemmer().stemWord(american(word))
 
 
 def words(text: str) -> list[str]:
-    """Lowercased words of 2+ characters, stop words removed, not stemmed."""
-    return [w for w in WORD.findall(text.lower()) if w not in STOPWORDS]
+    """Lowercased words of 2+ characters, stop words removed, not stemmed; numbers in
+    one written form (:func:`number_forms`)."""
+    return [w for w in WORD.findall(number_forms(text.lower())) if w not in STOPWORDS]
+
+
+# --- spelling and number forms ------------------------------------------------------------
+# A user writes "behavioural", "organisation", "1.5-fold", "557M"; the abstract says
+# "behavioral", "organization", "1.5x", "557-million". Both sides are brought to one form
+# before stemming, in the BM25 analyzer and in every coverage feature alike (they all
+# call words()/stem()), so the two spellings are one term. The rules only need to be
+# consistent, not right: "precise" becoming "precize" on both sides changes nothing.
+
+# Whole words that no suffix rule catches (British -> American).
+_UK_WORDS = {
+    "defence": "defense", "offence": "offense", "licence": "license", "pretence": "pretense",
+    "practise": "practice", "practised": "practiced", "practises": "practices",
+    "practising": "practicing", "grey": "gray", "aluminium": "aluminum",
+    "programme": "program", "programmes": "programs", "judgement": "judgment",
+    "judgements": "judgments", "ageing": "aging", "artefact": "artifact",
+    "artefacts": "artifacts", "sceptical": "skeptical", "scepticism": "skepticism",
+    "mould": "mold", "moulds": "molds", "whilst": "while", "amongst": "among",
+    "learnt": "learned", "tyre": "tire", "tyres": "tires", "plough": "plow",
+    "enrolment": "enrollment", "fulfil": "fulfill", "fulfilment": "fulfillment",
+    "skilful": "skillful", "wilful": "willful", "instalment": "installment",
+    "aeroplane": "airplane", "aeroplanes": "airplanes", "diarrhoea": "diarrhea",
+    "manoeuvre": "maneuver", "manoeuvres": "maneuvers", "cheque": "check",
+}
+_UK_RULES = [
+    # colour, behavioural, favourite, neighbourhood, tumours (a list: "four", "hour",
+    # "your", "tour" must not lose their u)
+    ("our", re.compile(r"^(behavi|col|fav|hon|lab|neighb|rum|vap|harb|hum|flav|sav|endeav|arm|tum|"
+                r"od|vig|rig|val|clam|splend|ferv|cand|ard|demean|parl)our"), r"\1or"),
+    # centre, fibre, metres, theatre, calibre, spectre, litre, lustre, sombre, meagre
+    ("re", re.compile(r"^(cent|fib|met|theat|calib|spect|lit|lust|somb|meag|sab)re(s|d)?$"),
+     r"\1er\2"),
+    # catalogue, dialogues, analogue, monologue, prologue, epilogue, homologue
+    ("ogue", re.compile(r"^(catal|dial|anal|monol|prol|epil|homol)ogue(s)?$"), r"\1og\2"),
+    # modelling, labelled, travellers, signalling, cancelled, tunnelling, fuelled
+    ("ll", re.compile(r"^(model|label|travel|cancel|signal|fuel|tunnel|channel|level|counsel|"
+                r"marshal|funnel|jewel|marvel|rival|total|dial|equal|pencil|shovel)l"
+                r"(ed|ing|ings|er|ers)$"), r"\1\2"),
+    # haemoglobin, anaemia, paediatric, orthopaedic, anaesthesia, gynaecology, oesophagus,
+    # oestrogen, foetal, oedema, leukaemia, ischaemic
+    ("aem", re.compile(r"^(h|an|leuk|isch|septic)aem"), r"\1em"),
+    ("aed", re.compile(r"^(p|orthop|encyclop)aed"), r"\1ed"),
+    ("aes", re.compile(r"^(an)aes"), r"\1es"), ("aec", re.compile(r"^gynaec"), "gynec"),
+    ("oe", re.compile(r"^oe(soph|str|dem)"), r"e\1"), ("foet", re.compile(r"^foet"), "fet"),
+    # analyse, paralysed, catalysing (before -ise: "analyse" has no "is")
+    ("ys", re.compile(r"^(\w+)ys(e|es|ed|ing|er|ers)$"), r"\1yz\2"),
+    # organise, optimisation, regulariser, linearisation, tokenisers (2+ letters before
+    # "is", so "rise" and "wise" stay)
+    ("is", re.compile(r"^(\w{2,}?)is(e|es|ed|ing|er|ers|ation|ations|ational|able|ability)$"),
+     r"\1iz\2"),
+]
+
+
+@lru_cache(maxsize=200_000)
+def american(word: str) -> str:
+    """One lowercased word in American spelling (the form stems are taken of).
+
+    >>> [american(w) for w in ("behavioural", "organisations", "defence", "modelling")]
+    ['behavioral', 'organizations', 'defense', 'modeling']
+    """
+    if word in _UK_WORDS:
+        return _UK_WORDS[word]
+    for needle, pattern, repl in _UK_RULES:
+        if needle in word:  # most words hold no rule's needle: no regex runs for them
+            word = pattern.sub(repl, word)
+    return word
+
+
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty".split())}
+_NUMBER_WORDS.update({w: str(10 * i) for i, w in enumerate(
+    "thirty forty fifty sixty seventy eighty ninety".split(), start=3)})
+_NUMBER_WORDS["hundred"] = "100"
+_NUM = r"(\d+(?:\.\d+)?)"
+# A number word before a unit: "forty percent", "two-fold", "ten times", "two thousand".
+_SPELLED = re.compile(r"\b(%s)(?=[\s-]+(?:percent|per\s+cent|fold|times|thousand|million|"
+                      r"billion|trillion)\b)" % "|".join(_NUMBER_WORDS), re.I)
+_THOUSANDS = re.compile(r"\b\d{1,3}(?:,\d{3})+\b")  # 2,000 -> 2000
+_DIMS = re.compile(r"\b(\d+)\s?[x×]\s?(\d+)\b", re.I)  # 9 × 9 -> 9x9
+_TIMES = re.compile(_NUM + r"(?:\s?×|x\b|\s?-?\s?fold\b|\s+times\b)", re.I)  # 1.5-fold -> 1.5x
+_PERCENT = re.compile(_NUM + r"\s?(?:%|percent\b|per\s+cent\b)", re.I)  # 40% -> 40 percent
+_SCALE = re.compile(_NUM + r"(?:\s?-?\s?(thousand|million|billion|trillion)\b|"
+                    r"(k|m|b|t|mn|bn)\b)", re.I)  # 557-million, 557M -> 557m
+_UNIT = {"thousand": "k", "million": "m", "billion": "b", "trillion": "t", "mn": "m", "bn": "b"}
+
+
+def _joined(number: str) -> str:
+    """'1.5' -> '1_5': a decimal stays one token (WORD splits at '.', not at '_')."""
+    return number.replace(".", "_")
+
+
+def number_forms(text: str) -> str:
+    """Numbers written one way (units lowercased; the rest of the text as it was).
+
+    Worked examples: "557-million-parameter" and "557m-parameter" -> "557m-parameter";
+    "1.5-fold", "1.5 times" and "1.5×" -> "1_5x"; "9 × 9" -> "9x9"; "forty percent" and
+    "40%" -> "40 percent"; "2,000" -> "2000"; "two thousand" -> "2k".
+
+    >>> number_forms("a 557-million model, 1.5 times faster on 9 × 9 boards, forty percent")
+    'a 557m model, 1_5x faster on 9x9 boards, 40 percent'
+    """
+    if not any(ch.isdigit() for ch in text) and not _SPELLED.search(text):
+        return text
+    text = _SPELLED.sub(lambda m: _NUMBER_WORDS[m.group(1).lower()], text)
+    text = _THOUSANDS.sub(lambda m: m.group().replace(",", ""), text)
+    text = _DIMS.sub(r"\1x\2", text)
+    text = _TIMES.sub(lambda m: _joined(m.group(1)) + "x", text)
+    text = _PERCENT.sub(lambda m: _joined(m.group(1)) + " percent", text)
+    return _SCALE.sub(lambda m: _joined(m.group(1)) + _UNIT.get(
+        (m.group(2) or m.group(3)).lower(), (m.group(2) or m.group(3)).lower()), text)
 
 
 def terms(text: str) -> list[str]:
