@@ -29,6 +29,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
+from rag.absence import Absent
 from rag.text import sentences, terms
 from rag.types import Answer, Citation, Hit
 
@@ -53,6 +54,11 @@ _DETAIL_CLAUSE = re.compile(
     r"(?:,|\band\b|;)\s*(?:and\s+)?(?:what|how|which|where|when|who|whom|whose|why|does|do|did|"
     r"is|are|was|were|can)\b(?P<clause>.*)$", re.I)
 # The question wants a figure: "how much faster", "what accuracy", "how many tasks".
+# The second of two questions joined by "and": "..., and how much faster is it?" (the
+# wh-word, or an auxiliary that opens a yes/no question, right after the "and").
+_SECOND_QUESTION = re.compile(
+    r"(?:,\s*|\s+)(?:and|;)\s+(?P<clause>(?:what|how|which|where|when|who|whose|why|does|"
+    r"do|did|is|are|was|were|can)\b.*)$", re.I)
 _ASKS_FIGURE = re.compile(
     r"\b(?:how\s+(?:much|many|fast|large|long|big|well|often|close|far|small|few|accurate|"
     r"good)|by\s+how|what\s+(?:\w+\s+){0,3}?(?:fraction|percentage|share|proportion|size|"
@@ -183,8 +189,7 @@ def pick_sentences(question: str, abstract: str, n: int = 2, *, which: bool | No
     which = asks_which_paper(question) if which is None else which
     wants_figure = bool(_ASKS_FIGURE.search(question))
     if not which:
-        score = _detail_scores(doc, None, wants_figure)
-        picked = sorted(range(len(doc)), key=lambda i: (-score(i), i))[:n]
+        picked = _detail_picks(doc, question, n, wants_figure)
     else:
         does = _does(doc)
         assert does is not None  # the abstract has sentences (checked above)
@@ -206,6 +211,38 @@ def pick_sentences(question: str, abstract: str, n: int = 2, *, which: bool | No
     return [doc.sentences[i] for i in sorted(picked)]
 
 
+def _detail_picks(doc: _Abstract, question: str, n: int, wants_figure: bool) -> list[int]:
+    """The ``n`` best sentences for a detail question; a two-part question ("What does
+    GQSA do, and how much faster is it?") gets the best sentence for each part first, so
+    the answer says both, then the best of the rest."""
+    parts = two_parts(question)
+    picked: list[int] = []
+    if parts and n >= 2:
+        for part in parts:
+            p_terms = set(terms(part)) or None
+            score = _detail_scores(doc, p_terms, bool(_ASKS_FIGURE.search(part)))
+            best = _best((i for i in range(len(doc)) if i not in picked), score)
+            if best is not None:
+                picked.append(best)
+    score = _detail_scores(doc, None, wants_figure)
+    rest = sorted((i for i in range(len(doc)) if i not in picked), key=lambda i: (-score(i), i))
+    return (picked + rest)[:n]
+
+
+def two_parts(question: str) -> tuple[str, str] | None:
+    """The two questions of "What does X do, and how much faster is it?" (None: one).
+
+    >>> two_parts("What does GQSA do and how much faster is it than 2:4 pruning?")
+    ('What does GQSA do', 'how much faster is it than 2:4 pruning?')
+    >>> two_parts("What speedup does GQSA get?") is None
+    True
+    """
+    m = _SECOND_QUESTION.search(question)
+    if not m or not terms(question[:m.start()]) or not terms(m.group("clause")):
+        return None
+    return question[:m.start()].strip(" ,;"), m.group("clause").strip()
+
+
 def gist(abstract: str, words: int = GIST_WORDS) -> str:
     """One line on what a paper does: its contribution sentence, cut to ``words`` words."""
     doc = _Abstract(abstract, "", None)
@@ -218,31 +255,25 @@ def gist(abstract: str, words: int = GIST_WORDS) -> str:
 
 # --- abstention and missing terms -------------------------------------------------------
 
-def as_written(term: str, question: str) -> str:
-    """A (lowercased) question word as the user wrote it: 'nvme' -> 'NVMe'."""
-    m = re.search(rf"(?<!\w){re.escape(term)}(?!\w)", question, re.I)
-    return m.group(0) if m else term
-
-
 def _or_list(items: Sequence[str]) -> str:
     """'A', 'A or B', 'A, B or C'."""
     items = list(items)
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
-def missing_terms_text(unknown: Sequence[str], question: str = "") -> str:
+def missing_terms_text(words: Sequence[str]) -> str:
     """'None of the indexed papers mentions NVMe or SSD.' ('' when nothing is missing)."""
-    if not unknown:
+    if not words:
         return ""
-    words = _or_list([as_written(t, question) for t in unknown])
-    return f"None of the indexed papers mentions {words}."
+    return f"None of the indexed papers mentions {_or_list(list(words))}."
 
 
-def abstain_text(hits: Iterable[Hit], unknown: Sequence[str] = (), question: str = "") -> str:
-    """Why there is no answer: the question's words no paper mentions (``unknown``), and
-    what the closest papers do cover (title and a one-line gist each)."""
+def abstain_text(hits: Iterable[Hit], absent: Sequence[Absent] = ()) -> str:
+    """Why there is no answer: the missing concepts of the question (absent words that
+    are no filler, :attr:`rag.absence.Absent.concept`), and what the closest papers do
+    cover (title and a one-line gist each)."""
     hits = list(hits)
-    missing = missing_terms_text(unknown, question)
+    missing = missing_terms_text([a.word for a in absent if a.concept])
     lead = f"{missing} " if missing else ""
     if not hits:
         return f"{lead}The indexed papers don't cover this: no paper matched the question."
@@ -256,21 +287,22 @@ def abstain_text(hits: Iterable[Hit], unknown: Sequence[str] = (), question: str
 # --- the offline answer -----------------------------------------------------------------
 
 def answer_offline(question: str, hits: list[Hit], threshold: float, focus: str | None = None,
-                   *, unknown: Sequence[str] = (), weights: Mapping[str, float] | None = None,
+                   *, absent: Sequence[Absent] = (), weights: Mapping[str, float] | None = None,
                    followup: bool = False) -> Answer:
     """An extractive answer: abstract sentences, each cited [n] (``hits[n-1]``).
 
     Abstains only when no shown paper is relevant (every ``relevance`` under
-    ``threshold``), naming what no paper mentions (``unknown``, the question's words no
-    indexed paper contains) and what the closest papers cover. Otherwise the first
-    relevant paper answers, with up to two more relevant ones close to it; a missing
-    question word is said beside the answer. ``focus`` is the user's own words when
+    ``threshold``), naming what no paper mentions (``absent``, the question's words no
+    indexed paper contains: the concepts among them) and what the closest papers cover.
+    Otherwise the first relevant paper answers, with up to two more relevant ones close
+    to it; a missing distinctive word (a name, a rare term: never ordinary English) is
+    said beside it. ``focus`` is the user's own words when
     ``question`` is a rewritten follow-up (``followup``): sentences are picked for what
     was asked now, as a detail of the paper already being discussed.
     """
     relevant = [(i + 1, h) for i, h in enumerate(hits) if h.relevance >= threshold]
     if not relevant:
-        return Answer(question=question, text=abstain_text(hits, unknown, focus or question),
+        return Answer(question=question, text=abstain_text(hits, absent),
                       abstained=True, citations=(), hits=tuple(hits), answerer="offline")
     asked = focus or question
     which = False if followup else asks_which_paper(asked)
@@ -289,7 +321,7 @@ def answer_offline(question: str, hits: list[Hit], threshold: float, focus: str 
         lines.append(f"{lead}. {body}")
     checked = check_citations("\n\n".join(lines), hits)
     text = checked.text
-    missing = missing_terms_text(unknown, asked)
+    missing = missing_terms_text([a.word for a in absent if a.distinctive])
     if missing:  # beside the answer, after the check: it cites nothing, by design
         text = f"{text}\n\n{missing}"
     return Answer(question=question, text=text, abstained=False,

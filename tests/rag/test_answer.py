@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from rag.absence import absent_words
 from rag.answer import (
     abstain_text,
     answer_offline,
@@ -13,7 +14,7 @@ from rag.answer import (
     check_citations,
     pick_sentences,
 )
-from rag.text import sentences
+from rag.text import sentences, stem
 from rag.types import Hit, StoredPaper
 
 CITE = re.compile(r"\[(\d+)\]")
@@ -137,6 +138,12 @@ def test_a_relevant_second_paper_answers_when_the_first_is_not_relevant():
     assert ans.text.startswith(f'"{TIDAL_TITLE}" [1]') and "Weak first" not in ans.text
 
 
+def _absent(question: str, *unknown: str):
+    """The question's words whose stems are among ``unknown``'s, as rag.absence finds them."""
+    gone = {stem(w) for w in unknown}
+    return absent_words(question, lambda t: 0 if t in gone else 1)
+
+
 def test_abstains_only_when_no_shown_paper_is_relevant():
     hits = [_hit(1, "A", 0.3, abstract=TIDAL), _hit(2, "B", 0.49)]
     ans = answer_offline("Which work forecasts tidal stream power?", hits, 0.5)
@@ -145,8 +152,8 @@ def test_abstains_only_when_no_shown_paper_is_relevant():
 
 def test_abstention_says_what_no_paper_mentions_and_what_the_closest_cover():
     hits = [_hit(1, TIDAL_TITLE, 0.2, abstract=TIDAL), _hit(2, "Other", 0.1)]
-    ans = answer_offline("Which paper offloads the KV cache to NVMe SSDs?", hits, 0.5,
-                         unknown=["nvme", "ssds"])
+    question = "Which paper offloads the KV cache to NVMe SSDs?"
+    ans = answer_offline(question, hits, 0.5, absent=_absent(question, "nvme", "ssds"))
     assert ans.abstained
     assert ans.text.startswith("None of the indexed papers mentions NVMe or SSDs.")
     # each closest paper: its title and a one-line gist of what it does
@@ -155,8 +162,9 @@ def test_abstention_says_what_no_paper_mentions_and_what_the_closest_cover():
 
 
 def test_missing_term_is_said_beside_an_answer():
-    ans = answer_offline("Which work forecasts tidal stream power with LoRaWAN sensors?",
-                         [_hit(1, TIDAL_TITLE, 0.9, abstract=TIDAL)], 0.5, unknown=["lorawan"])
+    question = "Which work forecasts tidal stream power with LoRaWAN sensors?"
+    ans = answer_offline(question, [_hit(1, TIDAL_TITLE, 0.9, abstract=TIDAL)], 0.5,
+                         absent=_absent(question, "lorawan", "sensors"))
     assert not ans.abstained and ans.citations
     assert ans.text.endswith("\n\nNone of the indexed papers mentions LoRaWAN.")
 
