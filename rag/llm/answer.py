@@ -67,8 +67,8 @@ def _answer_events(question: str, hits: list[Hit], settings: Settings, llm,
     deadline = deadline if deadline is not None else time.monotonic() + settings.llm_budget
     sources = hits[:MAX_SOURCES]  # only what the model saw can be cited
     events = chat_events(llm, settings, build_messages(question, sources, settings),
-                         max_tokens=settings.llm_max_tokens, deadline=deadline)
-    reply, shown = yield from _checked_tokens(events, sources, tokens)
+                         max_tokens=settings.llm_max_tokens, deadline=deadline, tokens=tokens)
+    reply, shown = yield from _checked_tokens(events, sources)
     if not reply.text.strip():
         raise LLMError(f"empty reply from {where(settings)}")
     decision = read_reply(reply.text, sources)
@@ -86,7 +86,7 @@ def _answer_events(question: str, hits: list[Hit], settings: Settings, llm,
 
 
 def _checked_tokens(events: Generator[Waiting | Token, None, Reply], sources: list[Hit],
-                    tokens: bool) -> Generator[Waiting | Token, None, tuple[Reply, str]]:
+                    ) -> Generator[Waiting | Token, None, tuple[Reply, str]]:
     """The request's events with its raw text replaced by the checked text each delta adds
     to what is shown (nothing while the reply may be an abstention); returns the reply
     and what was shown of it."""
@@ -101,8 +101,6 @@ def _checked_tokens(events: Generator[Waiting | Token, None, Reply], sources: li
                 yield event
                 continue
             raw += event.text
-            if not tokens:
-                continue
             text = shown_so_far(raw, sources)
             # Only ever append: if the check rewrote what was shown, the CLI prints the final
             # text.

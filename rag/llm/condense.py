@@ -11,7 +11,7 @@ import time
 from collections.abc import Generator
 
 from rag.errors import LLMError
-from rag.llm.events import Waiting, drain, only
+from rag.llm.events import Token, Waiting, drain
 from rag.llm.prompt import condense_messages
 from rag.llm.reply import THINK
 from rag.llm.transport import OnRequest, chat_events
@@ -28,8 +28,8 @@ def condense(question: str, conversation, settings: Settings, llm, *,
              deadline: float | None = None, on_request: OnRequest | None = None) -> str:
     """The follow-up rewritten by the LLM into a standalone question (retrieval sees one);
     ``on_request`` is called as the request goes out."""
-    def handle(_: Waiting) -> None:
-        if on_request is not None:
+    def handle(event: Waiting | Token) -> None:
+        if isinstance(event, Waiting) and on_request is not None:
             on_request()
 
     return drain(stream_condense(question, conversation, settings, llm, deadline=deadline),
@@ -37,15 +37,17 @@ def condense(question: str, conversation, settings: Settings, llm, *,
 
 
 def stream_condense(question: str, conversation, settings: Settings, llm, *,
-                    deadline: float | None = None) -> Generator[Waiting, None, str]:
-    """:func:`condense` as events: ``Waiting`` as the request goes out; the standalone
-    question is the generator's return value (``standalone = yield from ...``)."""
+                    deadline: float | None = None) -> Generator[Waiting | Token, None, str]:
+    """:func:`condense` as events: ``Waiting`` as the request goes out, no Token (the
+    rewrite is read whole, not shown); the standalone question is the generator's return
+    value (``standalone = yield from stream_condense(...)``)."""
     if conversation is None or not conversation.turns:
         return question
     deadline = deadline if deadline is not None else time.monotonic() + settings.llm_budget
     events = chat_events(llm, settings, condense_messages(question, conversation, settings),
-                         max_tokens=CONDENSE_MAX_TOKENS, deadline=deadline, temperature=0)
-    reply = yield from only(events, Waiting)  # the rewrite is read whole, not streamed
+                         max_tokens=CONDENSE_MAX_TOKENS, deadline=deadline, temperature=0,
+                         tokens=False)
+    reply = yield from events
     return _standalone(reply.text, question, conversation)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from rag.types import Answer
 
@@ -64,16 +64,3 @@ def drain(events: Generator[E, None, R], handle: Callable[[E], None]) -> R:
     finally:
         events.close()
 
-
-def only(events: Generator[Any, None, R], kind: type[E]) -> Generator[E, None, R]:
-    """The events of one ``kind``, and the stream's result as the return value."""
-    try:
-        while True:
-            try:
-                event = next(events)
-            except StopIteration as stop:
-                return stop.value
-            if isinstance(event, kind):
-                yield event
-    finally:  # a consumer that stops early closes the stream now
-        events.close()

@@ -72,10 +72,11 @@ def stream_chat(client, settings: Settings, messages: list[dict], *, max_tokens:
 
 
 def chat_events(client, settings: Settings, messages: list[dict], *, max_tokens: int,
-                deadline: float, temperature: float | None = None,
+                deadline: float, temperature: float | None = None, tokens: bool = True,
                 ) -> Generator[Waiting | Token, None, Reply]:
     """One streamed chat request: ``Waiting`` as it goes out, a ``Token`` per text delta
-    (the model's raw text), and the whole :class:`Reply` as the generator's return value.
+    (the model's raw text; none if ``tokens`` is False: the caller reads the reply whole),
+    and the whole :class:`Reply` as the generator's return value.
 
     Raises :class:`LLMError` with an honest one-line reason: cannot reach, no reply within
     the budget, HTTP status, or the stream closed/silent after N tokens.
@@ -104,7 +105,8 @@ def chat_events(client, settings: Settings, messages: list[dict], *, max_tokens:
             if text:
                 dog.last = time.monotonic()
                 parts.append(text)
-                yield Token(text)  # outside the inner try: a failing consumer is no LLM error
+                if tokens:  # outside the inner try: a failing consumer is no LLM error
+                    yield Token(text)
     finally:  # also when the consumer stops early: the stream and the watchdog end with it
         dog.stop()
         stream.close()
