@@ -192,7 +192,7 @@ class OpenAIEmbedder:
     offline: ClassVar[bool] = False  # its client and dim live in the process that built it
 
     def __init__(self, settings: Settings):
-        from rag.openai_client import openai_client
+        from rag.openai_server import openai_client
 
         # An embedding request is cheap to repeat, so the client's own retries stay on.
         self._client = openai_client(settings, max_retries=settings.llm_retries)

@@ -11,7 +11,7 @@ One job per module:
 - :mod:`rag.llm.answer`: the answerer, as events (:func:`stream_answer`) or callbacks;
 - :mod:`rag.llm.condense`: the follow-up rewriter.
 
-The client itself comes from :mod:`rag.openai_client`, the one factory (the embedder
+The client itself comes from :mod:`rag.openai_server`, the one factory (the embedder
 and the eval judge use it too); its names are re-exported here for existing callers.
 Nothing here imports ``openai`` until a request is made.
 """
@@ -34,7 +34,7 @@ from rag.llm.prompt import (
 )
 from rag.llm.reply import Decision, read_reply
 from rag.llm.transport import OnRequest, Reply, ask_model, chat_events, stream_chat
-from rag.openai_client import PLACEHOLDER_KEY, is_local, openai_client, scrub, where
+from rag.openai_server import PLACEHOLDER_KEY, is_local, openai_client, scrub, where
 
 __all__ = [
     "CONDENSE_MAX_TOKENS", "CONDENSE_RULES", "MAX_SOURCES", "MAX_SOURCE_CHARS",

@@ -17,7 +17,7 @@ from rag.llm.events import Done, Event, Token, Waiting, drain
 from rag.llm.prompt import MAX_SOURCES, NOT_IN_SOURCES, build_messages
 from rag.llm.reply import Decision, read_reply, shown_so_far
 from rag.llm.transport import OnRequest, Reply, chat_events
-from rag.openai_client import where
+from rag.openai_server import where
 from rag.settings import Settings
 from rag.types import Answer, Hit
 

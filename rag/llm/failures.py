@@ -7,7 +7,7 @@ the one place a class name is quoted.
 from __future__ import annotations
 
 from rag.errors import LLMConfigError, LLMError
-from rag.openai_client import scrub, where
+from rag.openai_server import scrub, where
 from rag.settings import Settings
 
 

@@ -23,7 +23,7 @@ from rag.errors import LLMConfigError, LLMError
 from rag.llm.events import Token, Waiting, drain
 from rag.llm.failures import cut_error, is_connect_timeout, llm_error
 from rag.llm.watchdog import Watchdog
-from rag.openai_client import is_local, scrub, timeout, where
+from rag.openai_server import is_local, scrub, timeout, where
 from rag.settings import Settings
 
 OnRequest = Callable[[], None]  # called as a request goes to the LLM (the wait for it starts)

@@ -232,7 +232,7 @@ def test_one_client_factory_for_llm_embedder_and_judge(openai_stub):
     from eval.judge import Judge
     from rag.embed import OpenAIEmbedder
     from rag.errors import EmbedderError
-    from rag.openai_client import PLACEHOLDER_KEY, openai_client
+    from rag.openai_server import PLACEHOLDER_KEY, openai_client
     from rag.settings import load_settings
 
     keyless = load_settings(openai_base_url=openai_stub.url, llm_connect_timeout=3.0,
@@ -260,7 +260,7 @@ def test_one_client_factory_for_llm_embedder_and_judge(openai_stub):
 ])
 def test_which_servers_count_as_local(url, local):
     """Local servers are not sent a timed-out generation again (by default)."""
-    from rag.openai_client import is_local
+    from rag.openai_server import is_local
     from rag.settings import load_settings
 
     settings = load_settings(openai_base_url=url, openai_api_key=KEY)
