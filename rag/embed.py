@@ -10,18 +10,22 @@ and ``embed_query``. Backends load their weights on first use, never at import.
 - ``wordllama``: static token embeddings (package ``wordllama`` ships its weights);
   ~50x faster to ingest, weaker on paraphrased questions.
 - ``openai``: the embeddings endpoint of OpenAI or a compatible server.
+
+:data:`EMBEDDERS` is the one registry: the settings name (``ABSTRACTA_EMBEDDER``) of
+each backend to its class. :func:`build_embedder` builds the configured one and
+:func:`embedder_model_name` names its model without loading it.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
 from rag.errors import EmbedderError
-from rag.settings import Settings
+from rag.settings import EmbedderName, Settings
 
 MODELS_DIR = Path(__file__).parent / "models"
 MINILM_TOKENIZER = MODELS_DIR / "all-MiniLM-L6-v2" / "tokenizer.json"
@@ -82,6 +86,15 @@ class MiniLMOnnx:
 
     name = "all-MiniLM-L6-v2-onnx-int8"
     dim = 384
+    offline: ClassVar[bool] = True  # weights ship with a package: any process loads the same
+
+    @classmethod
+    def from_settings(cls, settings: Settings, threads: int | None = None) -> MiniLMOnnx:
+        return cls(batch_size=min(settings.embed_batch, 64), threads=threads)
+
+    @classmethod
+    def model_name(cls, settings: Settings) -> str:
+        return cls.name
 
     def __init__(self, batch_size: int = 32, max_length: int = 256, threads: int | None = None):
         try:
@@ -142,6 +155,15 @@ class WordLlamaEmbedder:
 
     name = "wordllama-l2-supercat-256"
     dim = 256
+    offline: ClassVar[bool] = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings, threads: int | None = None) -> WordLlamaEmbedder:
+        return cls()  # numpy, no thread setting of its own
+
+    @classmethod
+    def model_name(cls, settings: Settings) -> str:
+        return cls.name
 
     def __init__(self):
         try:
@@ -167,14 +189,29 @@ class WordLlamaEmbedder:
 class OpenAIEmbedder:
     """The /embeddings endpoint of OpenAI or an OpenAI-compatible server."""
 
+    offline: ClassVar[bool] = False  # its client and dim live in the process that built it
+
     def __init__(self, settings: Settings):
-        from rag.llm import openai_client
+        from rag.openai_server import openai_client
 
         # An embedding request is cheap to repeat, so the client's own retries stay on.
         self._client = openai_client(settings, max_retries=settings.llm_retries)
         self._model = settings.openai_embedding_model
-        self.name = f"openai:{self._model}"
+        self.name = self.model_name(settings)
         self.dim = 0  # known after the first call
+
+    @classmethod
+    def from_settings(cls, settings: Settings, threads: int | None = None) -> OpenAIEmbedder:
+        if not settings.llm_configured:
+            raise EmbedderError(
+                "ABSTRACTA_EMBEDDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL; set one, or "
+                "use ABSTRACTA_EMBEDDER=minilm (offline)."
+            )
+        return cls(settings)
+
+    @classmethod
+    def model_name(cls, settings: Settings) -> str:
+        return f"openai:{settings.openai_embedding_model}"
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         import openai
@@ -199,19 +236,32 @@ class OpenAIEmbedder:
         return self.embed_documents([text])[0]
 
 
+# The one list of backends; settings.EmbedderName lists the names a user may set
+# (tests/rag/test_embed.py checks that the two agree).
+EMBEDDERS: dict[EmbedderName, type[MiniLMOnnx | WordLlamaEmbedder | OpenAIEmbedder]] = {
+    "minilm": MiniLMOnnx,
+    "wordllama": WordLlamaEmbedder,
+    "openai": OpenAIEmbedder,
+}
+
+
 def build_embedder(settings: Settings, threads: int | None = None) -> Embedder:
     """The embedder the settings ask for (the one place backends are chosen).
 
     ``threads``: inference threads for MiniLM (default: every core); a process that
     shares the cores with other embedding processes passes its share.
     """
-    if settings.embedder == "minilm":
-        return MiniLMOnnx(batch_size=min(settings.embed_batch, 64), threads=threads)
-    if settings.embedder == "wordllama":
-        return WordLlamaEmbedder()
-    if not settings.llm_configured:
-        raise EmbedderError(
-            "ABSTRACTA_EMBEDDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL; set one, or use "
-            "ABSTRACTA_EMBEDDER=minilm (offline)."
-        )
-    return OpenAIEmbedder(settings)
+    return EMBEDDERS[settings.embedder].from_settings(settings, threads)
+
+
+def embedder_model_name(settings: Settings) -> str:
+    """The configured embedder's model name (as recorded with the index), without loading
+    the model."""
+    return EMBEDDERS[settings.embedder].model_name(settings)
+
+
+def rebuildable(embedder: Embedder, settings: Settings) -> bool:
+    """Whether ``build_embedder(settings)`` in another process (an ingest worker) gives
+    this same embedder: an offline backend, of the kind the settings name."""
+    backend = EMBEDDERS[settings.embedder]
+    return type(embedder) is backend and backend.offline

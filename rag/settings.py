@@ -28,6 +28,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rag.errors import SettingsError
 
 ENV_PREFIX = "ABSTRACTA_"
+# The embedders a user may name; rag.embed.EMBEDDERS maps each to its backend.
+EmbedderName = Literal["minilm", "wordllama", "openai"]
 
 
 def default_data_dir() -> Path:
@@ -70,7 +72,7 @@ class Settings(BaseSettings):
     )
 
     # --- embeddings and chunking -------------------------------------------------------
-    embedder: Literal["minilm", "wordllama", "openai"] = Field(
+    embedder: EmbedderName = Field(
         default="minilm",
         description="Embedding backend: 'minilm' (all-MiniLM-L6-v2, int8 ONNX, offline, best "
         "quality), 'wordllama' (offline, ~50x faster, weaker on paraphrases) or 'openai'.",

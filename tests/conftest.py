@@ -24,6 +24,12 @@ NETGUARD = Path(__file__).parent / "netguard"
 sys.path.insert(0, str(NETGUARD))
 import sitecustomize as _netguard  # noqa: E402,F401  (installs the guard in this process)
 
+# The OpenAI-compatible stub lives with the rag/llm tests and serves every folder:
+# ``from openai_stub import Reply, StubOpenAI`` (its folder), and the older spelling
+# ``from llm.openai_stub import ...`` (its parent, where ``llm/`` sits).
+LLM_TESTS = Path(__file__).parent / "rag" / "llm"
+sys.path[1:1] = [str(LLM_TESTS), str(LLM_TESTS.parent)]
+
 
 def _clean_env(monkeypatch, data_dir: Path, log: Path) -> None:
     for key in list(os.environ):

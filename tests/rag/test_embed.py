@@ -78,3 +78,26 @@ def test_threads_are_set_from_the_caller(settings):
 
     assert build_embedder(settings, threads=1).threads == 1
     assert build_embedder(settings).threads >= 1
+
+
+def test_every_embedder_a_user_can_name_has_a_backend_and_a_model_name():
+    from typing import get_args
+
+    from rag.embed import EMBEDDERS, embedder_model_name
+    from rag.settings import EmbedderName, load_settings
+
+    assert set(EMBEDDERS) == set(get_args(EmbedderName))
+    # No OpenAI key or URL: building the openai embedder would fail; naming it does not.
+    names = {e: embedder_model_name(load_settings(embedder=e, openai_embedding_model="emb-x"))
+             for e in EMBEDDERS}
+    assert names == {"minilm": "all-MiniLM-L6-v2-onnx-int8",
+                     "wordllama": "wordllama-l2-supercat-256", "openai": "openai:emb-x"}
+
+
+def test_model_name_is_the_name_the_built_embedder_records(settings, embedder):
+    from rag.embed import embedder_model_name, rebuildable
+    from rag.settings import load_settings
+
+    assert embedder_model_name(settings) == embedder.name  # minilm, the default
+    assert rebuildable(embedder, settings)  # an ingest worker loads the same model
+    assert not rebuildable(embedder, load_settings(embedder="wordllama"))

@@ -1,20 +1,15 @@
 """Fixtures for LLM tests: an OpenAI-compatible stub server and pipelines pointed at it.
 
-Other test folders can use the stub too::
+Other test folders can use the stub too (tests/conftest.py puts this folder on sys.path)::
 
-    from llm.openai_stub import Reply, StubOpenAI   # tests/ is on sys.path
+    from openai_stub import Reply, StubOpenAI
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-from llm_helpers import llm_settings  # noqa: E402
-from openai_stub import Reply, StubOpenAI  # noqa: E402
+from llm_helpers import llm_settings
+from openai_stub import Reply, StubOpenAI
 
 __all__ = ["Reply", "StubOpenAI"]
 
