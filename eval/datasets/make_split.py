@@ -3,7 +3,9 @@
     python eval/datasets/make_split.py
 
 Inputs: ``new_a.jsonl`` and ``new_b.jsonl`` (questions written from reading the
-abstracts of corpus files 000-001 and 002-003) and ``dev.jsonl`` (the first dev set,
+abstracts of corpus files 000-001 and 002-003), ``gap.jsonl`` (the lexical-gap lookups
+and details and the two-part questions, added 2026-12-02 as strata of their own: the
+strata of the first two files split exactly as before) and ``dev.jsonl`` (the first dev set,
 155 questions, on which the earlier constants were fitted: it can only ever be tuning
 data, so all of it goes to ``tune``).
 
@@ -24,7 +26,7 @@ import json
 from pathlib import Path
 
 HERE = Path(__file__).parent
-NEW = ("new_a.jsonl", "new_b.jsonl")
+NEW = ("new_a.jsonl", "new_b.jsonl", "gap.jsonl")
 
 
 def _read(path: Path) -> list[dict]:
@@ -35,6 +37,8 @@ def _read(path: Path) -> list[dict]:
 def stratum(q: dict) -> str:
     if q["type"] == "lookup":
         return f"lookup/{q.get('subtype') or ('kw' if '-kw-' in q['id'] else 'para')}"
+    if q["type"] == "detail" and q.get("subtype"):  # the lexical-gap and two-part details
+        return f"detail/{q['subtype']}"
     if q["type"] == "followup":
         return f"followup/{'switch' if q.get('switch') else 'same'}"
     return q["type"]

@@ -38,7 +38,7 @@ def assert_no_secret(text: str, where: str) -> None:
 @pytest.fixture
 def stubs():
     """Three stub servers: a normal one, one whose 500s echo the key, one whose 401s do."""
-    from llm.openai_stub import Reply, StubOpenAI
+    from openai_stub import Reply, StubOpenAI
 
     echo = f"upstream failure for key {KEY}; Authorization: Bearer {KEY}"
     ok, err500, err401 = StubOpenAI().start(), StubOpenAI().start(), StubOpenAI().start()
