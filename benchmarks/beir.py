@@ -11,7 +11,7 @@ paper id ``jsonl:<_id>``; a document without a title gets its first words as tit
 one without text is left out and counted). Then each query with judgments is run
 through:
 
-- **Abstracta**: the whole retriever (``Pipeline.search``, k = 100);
+- **Abstracta**: the whole retriever (``Searcher.search``, k = 100);
 - **dense only**: Abstracta's dense retriever alone (the same embedder and chunks);
 - **Abstracta BM25**: its lexical retriever alone (stemmed, Lucene k1 1.2, b 0.75);
 - **bm25s**: bm25s over title + text with its English stop words and the PyStemmer
@@ -116,7 +116,7 @@ def doc_id(paper_id: str) -> str:
 def run_abstracta(records: list[dict], queries: dict[str, str], embedder: str,
                   k: int = 100) -> dict[str, dict[str, list[str]]]:
     """Runs of Abstracta (hybrid), its dense retriever alone and its BM25 alone."""
-    from rag import Pipeline, QuestionError, load_settings
+    from rag import Pipeline, QuestionError, clean_question, load_settings
 
     out: dict[str, dict[str, list[str]]] = {"Abstracta": {}, "dense only": {},
                                             "Abstracta BM25": {}}
@@ -131,13 +131,15 @@ def run_abstracta(records: list[dict], queries: dict[str, str], embedder: str,
         print(f"ingested {report.added} papers ({report.chunks} chunks) in "
               f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
         depth = max(settings.candidates, 4 * k)  # chunks: enough for k papers alone
+        searcher = pipe.searcher()  # the index no longer changes: one searcher for the run
         for qid, text in queries.items():
             try:
-                hits = pipe.search(text, k=k)
+                question = clean_question(text)
             except QuestionError:  # empty or unusable: BEIR has a few
                 continue
+            hits = searcher.search(question, k=k)
             out["Abstracta"][qid] = [doc_id(h.paper.paper_id) for h in hits]
-            alone = pipe.rankings(text, depth)
+            alone = searcher.rankings(question, depth)
             out["dense only"][qid] = [doc_id(p) for p in alone["dense"][:k]]
             out["Abstracta BM25"][qid] = [doc_id(p) for p in alone["lexical"][:k]]
     return out

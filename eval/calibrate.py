@@ -6,8 +6,9 @@
 
 For every question (lookups, details, multi-paper, unanswerable, and the first turn
 of each follow-up, which stands alone), the retriever's candidates are collected as
-the search makes them (:meth:`rag.Pipeline.scored_candidates`) and the first
-``rerank_depth`` papers are described by :func:`rag.retrieve.features`. Two logistic regressions
+the search makes them (:meth:`rag.Searcher.candidates`: the re-rank pool, each paper
+with every feature the searcher's retrievers and evidence declare,
+:attr:`rag.Searcher.feature_names`). Two logistic regressions
 (L2-regularized, Newton's method on standardized features) are fitted:
 
 1. the paper model, P(paper is gold | paper features), over every candidate row: its
@@ -60,18 +61,18 @@ def examples(questions) -> list[tuple[str, str, tuple[str, ...]]]:
     return out
 
 
-def collect(pipeline, items, settings) -> list[dict]:
+def collect(searcher, items) -> list[dict]:
     """Per question: the candidate papers' features, gold flags and title matches."""
-    from rag import normalize_title
+    from rag import clean_question, normalize_title
 
     rows = []
     for qid, text, gold_titles in items:
         gold = {normalize_title(t) for t in gold_titles}
-        scored = pipeline.scored_candidates(text, settings)
+        scored = searcher.candidates(clean_question(text))
         rows.append({
             "id": qid, "answerable": bool(gold), "n_gold": len(gold),
-            "papers": [s.hit.paper.paper_id for s in scored],
-            "gold": [normalize_title(s.hit.paper.title) in gold for s in scored],
+            "papers": [s.paper.paper_id for s in scored],
+            "gold": [normalize_title(s.paper.title) in gold for s in scored],
             "title_match": [s.title_match for s in scored],
             "features": [s.features for s in scored],
         })
@@ -204,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     items = examples(questions)
     t0 = time.perf_counter()
-    fit = fit_models(collect(pipeline, items, settings), args.max_false_abstention)
+    searcher = pipeline.searcher()
+    fit = fit_models(collect(searcher, items), searcher, args.max_false_abstention)
     print_fit(fit, len(items), time.perf_counter() - t0)
     if args.grid:
         grid(pipeline, items, settings, fit["names"], fit["coef"], fit["intercept"])
@@ -218,12 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def fit_models(rows: list[dict], max_false_abstention: float) -> dict:
-    """The paper model, then the question model on its z, shifted so that the cut chosen
-    on the tune questions is relevance CUT; with their tune figures."""
-    from rag import Pipeline
-
-    names, q_names = list(Pipeline.PAPER_FEATURES), ["z", *Pipeline.QUESTION_FEATURES]
+def fit_models(rows: list[dict], searcher, max_false_abstention: float) -> dict:
+    """The paper model over the searcher's paper features, then the question model on its
+    z and the question features, shifted so that the cut chosen on the tune questions is
+    relevance CUT; with their tune figures."""
+    names, q_names = list(searcher.paper_features), ["z", *searcher.question_features]
     X, y = matrix(rows, names)
     coef, intercept = fit_logistic(X, y)
     result = evaluate(rows, names, coef, intercept)
@@ -312,7 +313,7 @@ def grid(pipeline, items, settings, names, coef, intercept) -> None:
     for cand, lw, depth in configs:
         s = settings.model_copy(update={"candidates": cand, "lexical_weight": lw,
                                         "rerank_depth": depth})
-        r = evaluate(collect(pipeline, items, s), names, coef, intercept)
+        r = evaluate(collect(pipeline.searcher(s), items), names, coef, intercept)
         print(f"{cand:10d}  {lw:14.2f}  {depth:12d}   {r['hit@1']:.3f}   "
               f"{r['mrr@10']:.3f}   {r['recall@10']:.3f}")
 
@@ -322,13 +323,13 @@ def grid(pipeline, items, settings, names, coef, intercept) -> None:
 def add_followup(pipeline, questions, settings, out: Path) -> None:
     """Fit the follow-up rule with the relevance model just written in force, and add it
     to the calibration file as ``"followup"`` (read by rag.chat.load_followup_rule)."""
-    pipeline.reload_calibration()
+    pipeline = reloaded(pipeline)
     t0 = time.perf_counter()
     rule = fit_followup(followup_examples(pipeline, questions, settings.top_k))
     data = json.loads(out.read_text(encoding="utf-8"))
     data["followup"] = rule
     out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    pipeline.reload_calibration()
+    reloaded(pipeline)
     print(
         f"follow-up rule ({rule['informative_rows']} informative turns of {rule['rows']}; "
         f"{time.perf_counter() - t0:.0f} s): "
@@ -342,6 +343,18 @@ def add_followup(pipeline, questions, settings, out: Path) -> None:
     )
 
 
+def reloaded(pipeline):
+    """A pipeline over the same index and embedder that reads the calibration files
+    again (a process reads each once, and a searcher keeps the one it was built with)."""
+    from rag import Pipeline
+    from rag.chat import load_followup_rule
+    from rag.retrieve import load_calibration
+
+    load_calibration.cache_clear()
+    load_followup_rule.cache_clear()
+    return Pipeline(pipeline.settings, store=pipeline.store, embedder=pipeline.embedder)
+
+
 def followup_examples(pipeline, questions, k: int, seed: int = 11) -> list[dict]:
     """Turns that could lean on a previous one, with their evidence (rag.chat.evidence)
     and whether searching alone / with the previous subject puts a gold paper first.
@@ -353,10 +366,12 @@ def followup_examples(pipeline, questions, k: int, seed: int = 11) -> list[dict]
     """
     import random
 
-    from rag import Conversation, normalize_title
+    from rag import Conversation, clean_question, normalize_title
+    from rag.chat import followup_evidence
 
     def row(kind, qid, text, gold, about):
-        feats, alone, joined, _ = pipeline.followup_evidence(text, about, k)
+        feats, alone, joined, _ = followup_evidence(pipeline.searcher(), clean_question(text),
+                                                    about, k)
         gold = {normalize_title(t) for t in gold}
         return {"kind": kind, "id": qid, "features": feats,
                 "alone": bool(alone) and normalize_title(alone[0].paper.title) in gold,
@@ -392,9 +407,8 @@ def followup_examples(pipeline, questions, k: int, seed: int = 11) -> list[dict]
 def fit_followup(rows: list[dict]) -> dict:
     """The follow-up rule: a logistic regression, on the rows where only one of the two
     searches puts a gold paper first, of "the search with the subject is the right one"."""
-    from rag import Pipeline
+    from rag.chat import FEATURES as names
 
-    names = Pipeline.FOLLOWUP_FEATURES
     informative = [r for r in rows if r["alone"] != r["joined"]]
     X = np.array([[r["features"][n] for n in names] for r in informative], dtype=float)
     y = np.array([1.0 if r["joined"] else 0.0 for r in informative])

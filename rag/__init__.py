@@ -43,6 +43,10 @@ _LAZY = {
     "Citation": "rag.types",
     "StoredPaper": "rag.types",
     "Filters": "rag.retrieve",
+    # One index generation searched (eval/calibrate.py, benchmarks/beir.py, a UI session).
+    "Searcher": "rag.retrieve",
+    "Candidate": "rag.retrieve",
+    "clean_question": "rag.retrieve",
     "Conversation": "rag.chat",
     "IngestReport": "rag.ingest",
     "answer_to_dict": "rag.serialize",
@@ -95,7 +99,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never runs
     from rag.ingest import BUNDLED_CORPUS, IngestReport
     from rag.llm import ask_model, openai_client
     from rag.pipeline import Pipeline, parse_filters
-    from rag.retrieve import Filters
+    from rag.retrieve import Candidate, Filters, Searcher, clean_question
     from rag.serialize import answer_to_dict, hit_to_dict
     from rag.settings import Settings, load_settings
     from rag.sources import expand_paths, load_path

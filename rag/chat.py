@@ -22,9 +22,13 @@ import json
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from rag.text import WORD, stem, terms
 from rag.types import Answer, Hit
+
+if TYPE_CHECKING:
+    from rag.retrieve import Filters, Searcher
 
 
 @dataclass
@@ -132,6 +136,25 @@ def evidence(alone: list[Hit], joined: list[Hit], question: str, subject_terms: 
     }
 
 
+def followup_evidence(searcher: Searcher, question: str, about: Subject, k: int | None = None,
+                      filters: Filters | None = None, timings: dict | None = None):
+    """(features, hits alone, hits with the subject, the question with the subject): the
+    (clean) turn searched alone and with the previous subject, and what
+    :class:`FollowupRule` decides on (eval/calibrate.py fits the rule on these)."""
+    from rag.retrieve import clean_question
+
+    alone = searcher.search(question, k, filters, timings)
+    joined_question = with_subject(question, about.title)
+    # The joined text is new text (a title appended), so it is cleaned once here.
+    joined = searcher.search(clean_question(joined_question), k, filters)
+    paper = searcher.store.get_papers([about.paper_id]).get(about.paper_id) \
+        if about.paper_id else None
+    subject_terms = set(terms(f"{paper.title} {paper.abstract}" if paper else about.title))
+    ratio = paper_idf_ratio(searcher.lexical, searcher.paper_count)
+    feats = evidence(alone, joined, question, subject_terms, ratio)
+    return feats, alone, joined, joined_question
+
+
 def paper_idf_ratio(lex, n_papers: int):
     """term -> its IDF over papers (not chunks) divided by the largest possible IDF.
 
@@ -178,7 +201,7 @@ class FollowupRule:
 def load_followup_rule(embedder: str) -> FollowupRule:
     """The fitted rule from ``rag/calibration/<embedder>.json`` (``"followup"``), else the
     defaults."""
-    from rag.retrieve import CALIBRATION_DIR
+    from rag.retrieve.relevance import CALIBRATION_DIR
 
     try:
         data = json.loads((CALIBRATION_DIR / f"{embedder}.json").read_text(encoding="utf-8"))

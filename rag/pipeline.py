@@ -15,16 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rag.answer import answer_offline
-from rag.chat import FEATURES as FOLLOWUP_FEATURES
-from rag.chat import (
-    Conversation,
-    Subject,
-    evidence,
-    load_followup_rule,
-    paper_idf_ratio,
-    subject,
-    with_subject,
-)
+from rag.chat import Conversation, Subject, followup_evidence, load_followup_rule, subject
 from rag.embed import Embedder, MiniLMOnnx, WordLlamaEmbedder, build_embedder
 from rag.ingest import (
     BUNDLED_CORPUS,
@@ -34,18 +25,16 @@ from rag.ingest import (
     needs_bundled_corpus,
 )
 from rag.retrieve import (
-    CALIBRATION_DIR,
-    PAPER_FEATURES,
-    QUESTION_FEATURES,
     Filters,
-    Scored,
+    Searcher,
+    build_searcher,
+    clean_question,
     clean_question_with_note,
     parse_date,
-    search,
+    snapshot,
 )
 from rag.settings import Settings
 from rag.store import Store, open_store
-from rag.text import terms
 from rag.types import Answer, Hit, StoredPaper
 
 OnToken = Callable[[str], None]
@@ -92,7 +81,7 @@ class Pipeline:
         self._embedder = embedder
         self._llm = llm
         self._lock = threading.Lock()
-        self._paper_count: tuple[str | None, int] = (None, 0)  # (lexical generation, papers)
+        self._searcher: Searcher | None = None  # the current generation's (see searcher())
 
     # --- backends (built on first use, in one place) -----------------------------------
     @property
@@ -171,10 +160,27 @@ class Pipeline:
         return ensure_bundled_corpus(self.settings, self.store, self.embedder, progress,
                                      on_lock_wait=on_lock_wait)
 
+    def searcher(self, settings: Settings | None = None) -> Searcher:
+        """The searcher of the index's current generation: built when the generation (or
+        the listings) moved since the last question, else the one held. One call per
+        question is its one generation check. ``settings`` (a grid search over depths
+        and weights) builds a separate one over the same snapshot."""
+        store, embedder = self.store, self.embedder
+        snap = snapshot(store)
+        if settings is not None:
+            return build_searcher(settings, store, embedder, snap)
+        held = self._searcher
+        if held is not None and held.lexical is snap.lexical and held.facets is snap.facets:
+            return held
+        # The model is checked once per generation: only a rebuild (a new generation) can
+        # change the model an index was built with.
+        store.check_model(embedder.name, embedder.dim)
+        self._searcher = build_searcher(self.settings, store, embedder, snap)
+        return self._searcher
+
     def search(self, question: str, k: int | None = None, filters: Filters | None = None,
                timings: dict | None = None) -> list[Hit]:
-        self.store.check_model(self.embedder.name, self.embedder.dim)
-        return search(question, self.settings, self.store, self.embedder, k, filters, timings)
+        return self.searcher().search(clean_question(question), k, filters, timings)
 
     def answer(self, question: str, *, k: int | None = None, filters: Filters | None = None,
                conversation: Conversation | None = None, use_llm: bool | None = None,
@@ -193,12 +199,15 @@ class Pipeline:
             note = _joined(note, "No LLM is configured (set OPENAI_API_KEY or OPENAI_BASE_URL); "
                                  "this is the offline answer.")
         timings: dict = {}
-        turn = self._standalone(question, conversation, llm, k, filters, timings, on_llm_wait)
+        searcher = self.searcher()  # the whole question reads this one generation
+        turn = self._standalone(searcher, question, conversation, llm, k, filters, timings,
+                                on_llm_wait)
         t1 = time.perf_counter()
-        hits = turn.hits if turn.hits is not None else self.search(
+        hits = turn.hits if turn.hits is not None else searcher.search(
             turn.standalone, k, filters, timings)
         t2 = time.perf_counter()
-        result, llm_note = self._compose(question, turn, hits, llm, on_token, on_llm_wait)
+        result, llm_note = self._compose(searcher, question, turn, hits, llm, on_token,
+                                         on_llm_wait)
         t3 = time.perf_counter()
         timings.update(condense=(t1 - t0) * 1000, retrieve=(t2 - t1) * 1000,
                        answer=(t3 - t2) * 1000, total=(t3 - t0) * 1000)
@@ -211,8 +220,8 @@ class Pipeline:
             conversation.add(question, result)
         return result
 
-    def _standalone(self, question: str, conversation: Conversation | None, llm, k, filters,
-                    timings: dict, on_llm_wait) -> _Turn:
+    def _standalone(self, searcher: Searcher, question: str, conversation: Conversation | None,
+                    llm, k, filters, timings: dict, on_llm_wait) -> _Turn:
         """What to search for this turn. A first turn (or one after an abstention) stands
         alone; a later one is rewritten by the LLM when there is one, else (or when the
         rewrite fails) searched alone and with the previous subject (:meth:`_followup_offline`).
@@ -224,13 +233,14 @@ class Pipeline:
         if llm is not None:
             deadline = time.monotonic() + self.settings.llm_budget
             standalone = self._condense_llm(question, conversation, llm, deadline, on_llm_wait)
-        if standalone != question:
-            return _Turn(standalone, deadline=deadline)
-        standalone, hits, followup = self._followup_offline(question, about, k, filters, timings)
+        if standalone != question:  # the model's rewrite is new text: cleaned once, here
+            return _Turn(clean_question(standalone), deadline=deadline)
+        standalone, hits, followup = self._followup_offline(searcher, question, about, k,
+                                                            filters, timings)
         return _Turn(standalone, hits, followup, deadline)
 
-    def _compose(self, question: str, turn: _Turn, hits: list[Hit], llm, on_token,
-                 on_llm_wait) -> tuple[Answer, str]:
+    def _compose(self, searcher: Searcher, question: str, turn: _Turn, hits: list[Hit], llm,
+                 on_token, on_llm_wait) -> tuple[Answer, str]:
         """(answer, note): the LLM's answer when one is used and answers; else the offline
         one, noting why the LLM did not answer. A rejected key or model is an error."""
         note = ""
@@ -245,95 +255,36 @@ class Pipeline:
                 raise
             except LLMError as exc:
                 note = f"The LLM could not answer ({exc}); this is the offline answer."
-        result = self._answer_offline(question, turn.standalone, hits, turn.followup)
+        result = self._answer_offline(searcher, question, turn.standalone, hits, turn.followup)
         if on_token is not None:
             on_token(result.text)
         return result, note
 
-    def _followup_offline(self, question: str, about: Subject, k, filters, timings):
+    def _followup_offline(self, searcher: Searcher, question: str, about: Subject, k, filters,
+                          timings):
         """(query, hits, is a follow-up): the turn searched alone and with the previous
         subject; the subject is kept only when the evidence says the turn leans on it
         (:class:`rag.chat.FollowupRule`)."""
-        feats, alone, joined, joined_question = self.followup_evidence(
-            question, about, k, filters, timings)
+        feats, alone, joined, joined_question = followup_evidence(
+            searcher, question, about, k, filters, timings)
         if load_followup_rule(self.settings.embedder).is_followup(feats):
             return joined_question, joined, True
         return question, alone, False
 
-    def followup_evidence(self, question: str, about: Subject, k=None, filters=None,
-                          timings=None):
-        """(features, hits alone, hits with the subject, the question with the subject):
-        what :class:`rag.chat.FollowupRule` decides on (eval/calibrate.py fits it on these)."""
-
-        alone = self.search(question, k, filters, timings)
-        joined_question = with_subject(question, about.title)
-        joined = self.search(joined_question, k, filters)
-        paper = self.store.get_papers([about.paper_id]).get(about.paper_id) \
-            if about.paper_id else None
-        subject_terms = set(terms(f"{paper.title} {paper.abstract}" if paper else about.title))
-        lex = self.store.lexical()
-        ratio = paper_idf_ratio(lex, self._papers_in(lex))
-        feats = evidence(alone, joined, question, subject_terms, ratio)
-        return feats, alone, joined, joined_question
-
-    # --- calibration (eval/calibrate.py fits the relevance model and the follow-up rule) --
-    PAPER_FEATURES = PAPER_FEATURES  # what the paper model reads of each candidate
-    QUESTION_FEATURES = QUESTION_FEATURES  # what the question model adds (with "z")
-    FOLLOWUP_FEATURES = FOLLOWUP_FEATURES  # what the follow-up rule reads (rag.chat.evidence)
-
-    def scored_candidates(self, question: str, settings: Settings | None = None) -> list[Scored]:
-        """The papers the search re-ranks for ``question`` (in fused order), each with its
-        features and whether its whole title is in the question: the rows the relevance
-        model is fitted on. ``settings`` overrides the depths and weights (a grid search)."""
-        from rag.retrieve import candidates, rerank_pool, score_papers
-
-        settings = settings or self.settings
-        query, rankings, _, order = candidates(question, settings, self.store, self.embedder)
-        pool = rerank_pool(order, rankings, settings.rerank_depth)
-        return score_papers(query, pool, rankings, settings, self.store)
-
-    def rankings(self, question: str, depth: int) -> dict[str, list[str]]:
-        """Each retriever's ranked paper ids on its own, before fusion ("dense", "lexical"):
-        what a benchmark compares the fused :meth:`search` with."""
-        from rag.retrieve import Query, clean_question, retrievers
-
-        question = clean_question(question)
-        query = Query(question, tuple(terms(question)), self.embedder.embed_query(question))
-        return {retriever.name: retriever.rank(query, depth, None).papers
-                for retriever, _ in retrievers(self.settings, self.store)}
-
     @property
     def calibration_path(self) -> Path:
         """The fitted models of this embedder: ``rag/calibration/<embedder>.json``."""
+        from rag.retrieve.relevance import CALIBRATION_DIR
+
         return CALIBRATION_DIR / f"{self.settings.embedder}.json"
 
-    @staticmethod
-    def reload_calibration() -> None:
-        """Read the calibration files again (they are read once per process)."""
-        from rag.retrieve import load_calibration
-
-        load_calibration.cache_clear()
-        load_followup_rule.cache_clear()
-
-    def _papers_in(self, lex) -> int:
-        """Papers in the lexical index, counted once per index generation."""
-        if lex is None:
-            return 0
-        if self._paper_count[0] != lex.generation:
-            self._paper_count = (lex.generation, len(set(lex.paper_ids.tolist())))
-        return self._paper_count[1]
-
-    def _answer_offline(self, question: str, standalone: str, hits: list[Hit],
-                        followup: bool) -> Answer:
+    def _answer_offline(self, searcher: Searcher, question: str, standalone: str,
+                        hits: list[Hit], followup: bool) -> Answer:
         """The extractive answer, told which question words no indexed paper contains and
         how rare each word is in the index (sentences are matched on the rare ones)."""
-        from rag.retrieve import unknown_terms
-
-        lex = self.store.lexical()
-        weights = {t: lex.idf(t) for t in terms(question)} if lex is not None else None
         return answer_offline(standalone, hits, self.settings.abstain_threshold, focus=question,
-                              unknown=unknown_terms(question, self.store), weights=weights,
-                              followup=followup)
+                              unknown=searcher.unknown_terms(question),
+                              weights=searcher.term_weights(question), followup=followup)
 
     def _condense_llm(self, question, conversation, llm, deadline=None, on_llm_wait=None):
         from rag.errors import LLMConfigError, LLMError
@@ -349,20 +300,16 @@ class Pipeline:
 
     # --- description ------------------------------------------------------------------
     def stats(self) -> dict:
+        """The index described: counts from the facets its cache keeps per generation
+        (no paper record is read), the model, the answerer, where it lives."""
         store = self.store
-        sources: dict[str, int] = {}
-        dates: set[str] = set()
-        n = 0
-        for paper in store.iter_papers():
-            n += 1
-            dates.update(paper.dates)
-            for s in paper.sources:
-                sources[s] = sources.get(s, 0) + 1
+        facets = snapshot(store).facets
         return {
-            "papers": n,
+            # Every paper record is counted once under its stored sources value.
+            "papers": sum(facets.sources.values()),
             "chunks": store.count_chunks(),
-            "sources": dict(sorted(sources.items())),
-            "dates": sorted(dates),
+            "sources": facets.source_counts(),
+            "dates": facets.all_dates(),
             "embedding_model": store.embed_model or f"(none yet; will use {self.embedder_name()})",
             "answerer": self.answerer_name,
             "location": store.location,

@@ -11,7 +11,6 @@ from rag.errors import QuestionError
 from rag.identity import normalize_title
 from rag.retrieve import (
     Filters,
-    Ranking,
     clean_question_with_note,
     fused_order,
     load_calibration,
@@ -79,13 +78,10 @@ def test_chroma_keeps_exactly_the_papers_the_filters_keep(bundled_pipeline, filt
     """The filter runs in Chroma (a where on the stored dates and sources), and keeps
     the same papers as Filters.keeps on each paper record, papers listed in several
     files or on several dates included."""
-    from rag.retrieve import allowed_papers
-
-    store = bundled_pipeline.store
-    papers = list(store.iter_papers())
+    papers = bundled_pipeline.papers()
     assert any(len(p.sources) > 1 for p in papers) and any(len(p.dates) > 1 for p in papers)
     want = {p.paper_id for p in papers if filters.keeps(p)}
-    got = allowed_papers(store, filters)
+    got = bundled_pipeline.searcher().allowed(filters)
     assert got is not None and len(got) == len(set(got)) and set(got) == want
     assert 0 < len(want) < len(papers)
 
@@ -134,11 +130,12 @@ def test_relevance_orders_the_shown_papers(bundled_pipeline):
 
 
 def test_unknown_terms_are_the_words_no_chunk_contains(bundled_pipeline):
-    words = unknown_terms("Which paper offloads optimizer states to NVMe for training?",
-                          bundled_pipeline.store)
+    searcher = bundled_pipeline.searcher()
+    words = searcher.unknown_terms("Which paper offloads optimizer states to NVMe for training?")
     assert "NVMe" in words  # as written, for "none of the indexed papers mentions NVMe"
     assert not {"paper", "optimizer", "states", "training", "Which"} & set(words)
-    assert unknown_terms("group quantization sparsity", bundled_pipeline.store) == []
+    assert unknown_terms("group quantization sparsity", searcher.lexical) == []
+    assert unknown_terms("NVMe", None) == []  # no index yet: nothing to say
 
 
 def test_rrf_worked_example():
@@ -160,8 +157,7 @@ def test_a_tie_goes_to_the_better_single_rank():
 
 def test_each_retrievers_best_papers_reach_the_rerank():
     order = [f"p{i}" for i in range(40)] + ["lexical_only"]
-    lexical = Ranking("lexical", ["lexical_only", "p1"], {})
-    pool = rerank_pool(order, [Ranking("dense", order[:5], {}), lexical], 20)
+    pool = rerank_pool(order, [order[:5], ["lexical_only", "p1"]], 20)
     assert pool[:20] == order[:20] and pool[-1] == "lexical_only" and len(pool) == 21
 
 

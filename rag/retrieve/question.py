@@ -1,0 +1,55 @@
+"""The question as the core takes it: cleaned once, at the pipeline's entry.
+
+:func:`clean_question_with_note` collapses whitespace and control characters, asks a
+question pasted many times over once, and cuts a pasted document to its head. Every
+later stage (the :class:`rag.retrieve.Searcher`, the answerers) takes the cleaned text.
+"""
+
+from __future__ import annotations
+
+from rag.errors import QuestionError
+
+MAX_QUESTION_CHARS = 2000  # a longer question is a pasted document; its head suffices
+
+
+def clean_question_with_note(question: str) -> tuple[str, str]:
+    """(cleaned question, note): whitespace and control characters collapsed; a question
+    over MAX_QUESTION_CHARS is cut, and the note says so (else it is ""). Refuses a
+    question with no words."""
+    from rag.text import display_safe
+
+    # Escape sequences go whole ("\x1b[31m" must not leave a word "31m" behind).
+    text = display_safe(question, newlines=False)
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    text = " ".join(text.split())
+    if not any(ch.isalnum() for ch in text):
+        raise QuestionError("The question is empty; ask something about the indexed papers.")
+    text = _once(text)
+    if len(text) <= MAX_QUESTION_CHARS:
+        return text, ""
+    note = (f"The question was {len(text):,} characters long; only its first "
+            f"{MAX_QUESTION_CHARS:,} were used.")
+    return text[:MAX_QUESTION_CHARS], note
+
+
+def _once(text: str) -> str:
+    """A question pasted many times over, once: a repeated question is the same question,
+    but repeating it skews both the embedding and every word count.
+
+    Worked example: "Q? Q? Q? Q" (the unit "Q? " three times, then a cut-off copy) -> "Q?".
+    Only text that is entirely such repeats changes.
+    """
+    head = text[:40]
+    period = text.find(head, 1)
+    if period <= 0 or len(head) < 12:
+        return text
+    unit = text[:period]
+    whole, rest = divmod(len(text), period)
+    if whole >= 2 and text == unit * whole + unit[:rest]:
+        return unit.strip()
+    return text
+
+
+def clean_question(question: str) -> str:
+    """:func:`clean_question_with_note` without the note."""
+    return clean_question_with_note(question)[0]
