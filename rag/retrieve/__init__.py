@@ -30,11 +30,11 @@ from __future__ import annotations
 from rag.retrieve.evidence import (
     TermStats,
     TextEvidence,
+    absent,
     coverage,
     paper_terms,
     term_stats,
     title_in_question,
-    unknown_terms,
 )
 from rag.retrieve.filters import Filters, allowed_papers, parse_date
 from rag.retrieve.fusion import PER_RETRIEVER, fused_order, rerank_pool, rrf
@@ -59,5 +59,5 @@ __all__ = [
     "Retriever", "Searcher", "TermStats", "TextEvidence", "allowed_papers", "build_searcher",
     "clean_question", "clean_question_with_note", "coverage", "fused_order", "group",
     "load_calibration", "paper_cosines", "paper_terms", "parse_date", "reciprocal_ranks",
-    "rerank_pool", "rrf", "snapshot", "term_stats", "title_in_question", "unknown_terms",
+    "rerank_pool", "rrf", "snapshot", "term_stats", "title_in_question", "absent",
 ]

@@ -10,40 +10,48 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from functools import lru_cache
 
+from rag.absence import NAME_LIKE, Absent, absent_words
+from rag.english import is_common
 from rag.identity import normalize_title
 from rag.retrieve.retrievers import Features, Query
-from rag.text import STOPWORDS, WORD, stem, terms, words
+from rag.text import WORD, stem, terms, words
 from rag.types import StoredPaper
 
 
 @dataclass(frozen=True)
 class TermStats:
-    """The question's distinct stemmed terms as the index sees them."""
+    """The question's distinct stemmed terms as the index sees them (see rag.absence).
 
-    weights: dict[str, float]  # term -> IDF; a term no chunk has gets the largest IDF
-    unknown: frozenset[str]  # terms no chunk contains (df = 0)
+    A term no chunk contains is weighed by what kind of word it is: a *distinctive* one
+    (a name, a term rare in general English) keeps the largest IDF there is, since a
+    question that hinges on a word no paper uses should not be covered by the papers'
+    other words; an ordinary English word ("sluggish", "job") or a number the index
+    lacks weighs nothing, since no paper has it and it tells no paper from another.
+    """
+
+    weights: dict[str, float]  # term -> IDF (absent ordinary words left out, see above)
+    unknown: frozenset[str]  # distinctive terms no chunk contains
+    concepts: frozenset[str]  # absent concepts that are ordinary English ("lyrics")
     max_idf: float  # the IDF of a term with df = 0 in this index
-    unknown_name: bool = False  # an unknown word is written like a name: AWQ, RoCE, BitNet
-
-
-# A word written like a name or an acronym: two capitals (AWQ, RoCE, BitNet), or letters
-# and digits mixed (GPT4o, 24B). Ordinary capitalized words ("Berlin", "Which") are not.
-_NAME_LIKE = re.compile(r"^(?:\w*[A-Z]\w*[A-Z]\w*|(?=\w*[A-Za-z])(?=\w*\d)\w+)$")
+    unknown_name: bool = False  # a distinctive absent word is written like a name: AWQ
+    total: float = 1.0  # the IDFs of all the question's terms, absent ones at max_idf
 
 
 def term_stats(query_terms, lex, question: str = "") -> TermStats:
-    """Each distinct query term's IDF in the index. A term no chunk contains (df = 0)
-    gets the largest IDF there is: a question that hinges on a word no paper uses
-    should not be covered by the papers' other words. ``question`` (as written) tells
-    whether an unknown word is written like a name."""
+    """Each distinct query term's IDF in the index, and the question's absent words by
+    kind (:func:`rag.absence.absent_words` on ``question`` as written)."""
     if lex is None:
-        return TermStats({t: 1.0 for t in query_terms}, frozenset(), 1.0)
+        return TermStats({t: 1.0 for t in query_terms}, frozenset(), frozenset(), 1.0,
+                         total=float(len(set(query_terms))) or 1.0)
+    max_idf = float(lex.idf("\x00"))  # "\x00" is never a term: the IDF of df = 0
+    absent = absent_words(question, lex.doc_freq)
+    unknown = frozenset(a.term for a in absent if a.distinctive)
+    concepts = frozenset(a.term for a in absent if a.concept and not a.distinctive)
     weights = {t: lex.idf(t) for t in dict.fromkeys(query_terms)}
-    unknown = frozenset(t for t in weights if lex.doc_freq(t) == 0)
-    named = any(_NAME_LIKE.match(w) and stem(w.lower()) in unknown
-                for w in WORD.findall(question))
-    return TermStats(weights, unknown, float(lex.idf("\x00")),  # "\x00" is never a term
-                     named)
+    total = sum(weights.values()) or 1.0
+    weights = {t: w for t, w in weights.items() if lex.doc_freq(t) > 0 or t in unknown}
+    return TermStats(weights, unknown, concepts, max_idf,
+                     any(a.name for a in absent if a.distinctive), total)
 
 
 def coverage(weights: dict[str, float], present: Set[str]) -> float:
@@ -74,11 +82,14 @@ class TextEvidence:
     - ``missing_max_idf``: the IDF of the most distinctive question term the paper
       lacks, over the index's largest IDF (0: it lacks none);
     - ``unknown_share`` (question-level): the IDF share of the question's terms that no
-      indexed chunk contains; ``unknown_name``: one of them is written like a name.
+      indexed chunk contains and that are distinctive (names, rare terms);
+      ``concept_share``: the same for absent concepts that are ordinary English
+      ("lyrics": a near miss often hinges on one, a paraphrase never should);
+      ``unknown_name``: a distinctive absent word is written like a name.
     """
 
     FEATURES = ("coverage", "title_coverage", "missing_max_idf")
-    QUESTION_FEATURES = ("unknown_share", "unknown_name")
+    QUESTION_FEATURES = ("unknown_share", "concept_share", "unknown_name")
 
     def __init__(self, lex):
         self.lex = lex
@@ -86,8 +97,8 @@ class TextEvidence:
     def features(self, query: Query, papers: Mapping[str, StoredPaper]) -> dict[str, Features]:
         stats = term_stats(query.terms, self.lex, query.text)
         weights = stats.weights
-        total = sum(weights.values()) or 1.0
-        question = {"unknown_share": sum(weights[t] for t in stats.unknown) / total,
+        question = {"unknown_share": len(stats.unknown) * stats.max_idf / stats.total,
+                    "concept_share": len(stats.concepts) * stats.max_idf / stats.total,
                     "unknown_name": 1.0 if stats.unknown_name else 0.0}
         out = {}
         for pid, paper in papers.items():
@@ -102,7 +113,7 @@ class TextEvidence:
         return out
 
 
-def title_in_question(title: str, question_norm: str) -> bool:
+def title_in_question(title: str, question_norm: str, question: str = "") -> bool:
     """Whether the question names the paper: its whole normalized title (3 words or
     more: "Summary" and "Reply" are too common), or the name before the title's colon
     when that name is written like one ("GPipe: Efficient Training ..." for "Which paper
@@ -112,6 +123,9 @@ def title_in_question(title: str, question_norm: str) -> bool:
     >>> title_in_question("GPipe: Efficient Training of Giant Neural Networks",
     ...                   normalize_title("Which paper proposes GPipe?"))
     True
+    >>> q = "Which simulator lets a robot learn at home?"
+    >>> title_in_question("HoME: a Household Multimodal Environment", normalize_title(q), q)
+    False
     """
     padded = f" {question_norm} "
     norm = normalize_title(title)
@@ -119,26 +133,17 @@ def title_in_question(title: str, question_norm: str) -> bool:
         return True
     head, colon, _ = title.partition(":")
     names = WORD.findall(head)
-    return bool(colon) and 1 <= len(names) <= 3 and len(head.strip()) >= 4 and any(
-        _NAME_LIKE.match(n) for n in names) and f" {normalize_title(head)} " in padded
+    if not (bool(colon) and 1 <= len(names) <= 3 and len(head.strip()) >= 4 and any(
+            NAME_LIKE.match(n) for n in names) and f" {normalize_title(head)} " in padded):
+        return False
+    # A name made of English words ("HoME", "GAIA", "Being-ahead") is named only when
+    # written as the name: "a robot at home" does not ask for HoME.
+    return not all(is_common(n) for n in names) or bool(re.search(
+        rf"(?<!\w){re.escape(head.strip())}(?!\w)", question or head))
 
 
-def unknown_terms(question: str, lex) -> list[str]:
-    """The question's words, as written, whose stems no chunk of the lexical index
-    ``lex`` contains.
-
-    For an abstention that can say "none of the indexed papers mentions NVMe". Words of
-    the stop list and pure numbers are left out; a word asked twice is listed once.
-    """
-    if lex is None:
-        return []
-    out: list[str] = []
-    seen: set[str] = set()
-    for w in WORD.findall(question):
-        low = w.lower()
-        if low in STOPWORDS or low.isdigit() or low in seen:
-            continue
-        seen.add(low)
-        if lex.doc_freq(stem(low)) == 0:
-            out.append(w)
-    return out
+def absent(question: str, lex) -> list[Absent]:
+    """The question's words that no chunk of the lexical index ``lex`` contains, each
+    with its kind (:class:`rag.absence.Absent`): what an abstention can name ("none of
+    the indexed papers mentions NVMe")."""
+    return absent_words(question, lex.doc_freq) if lex is not None else []

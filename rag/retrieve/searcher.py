@@ -19,8 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import cached_property
 
+from rag.absence import Absent
 from rag.identity import normalize_title
-from rag.retrieve.evidence import TextEvidence, title_in_question, unknown_terms
+from rag.retrieve.evidence import TextEvidence, absent, title_in_question
 from rag.retrieve.filters import Filters, allowed_papers
 from rag.retrieve.fusion import fused_order, rerank_pool, rrf
 from rag.retrieve.relevance import Calibration, load_calibration
@@ -151,7 +152,7 @@ class Searcher:
         cal = self.calibration
         return {pid: Candidate(paper, feats[pid], cal.match(feats[pid]),
                                cal.relevance(feats[pid]),
-                               title_in_question(paper.title, q_norm),
+                               title_in_question(paper.title, q_norm, query.text),
                                {k: v for k, v in shown[pid].items() if k in _HIT_FIELDS})
                 for pid, paper in papers.items()}
 
@@ -204,9 +205,9 @@ class Searcher:
         """Ids of the papers the filters keep in this generation (None: no filter)."""
         return allowed_papers(self.store, self.facets, filters)
 
-    def unknown_terms(self, question: str) -> list[str]:
-        """The question's words, as written, that no indexed chunk contains."""
-        return unknown_terms(question, self.lexical)
+    def absent(self, question: str) -> list[Absent]:
+        """The question's words that no indexed chunk contains, each with its kind."""
+        return absent(question, self.lexical)
 
     def term_weights(self, question: str) -> dict[str, float] | None:
         """Each of the question's stemmed terms -> its IDF in the index (None: no index)."""

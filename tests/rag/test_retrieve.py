@@ -11,6 +11,7 @@ from rag.errors import QuestionError
 from rag.identity import normalize_title
 from rag.retrieve import (
     Filters,
+    absent,
     clean_question_with_note,
     fused_order,
     load_calibration,
@@ -18,7 +19,6 @@ from rag.retrieve import (
     rerank_pool,
     rrf,
     title_in_question,
-    unknown_terms,
 )
 from rag.types import StoredPaper
 
@@ -129,13 +129,14 @@ def test_relevance_orders_the_shown_papers(bundled_pipeline):
         assert hits[0].relevance == max(h.relevance for h in hits)
 
 
-def test_unknown_terms_are_the_words_no_chunk_contains(bundled_pipeline):
+def test_absent_words_are_the_words_no_chunk_contains(bundled_pipeline):
     searcher = bundled_pipeline.searcher()
-    words = searcher.unknown_terms("Which paper offloads optimizer states to NVMe for training?")
-    assert "NVMe" in words  # as written, for "none of the indexed papers mentions NVMe"
-    assert not {"paper", "optimizer", "states", "training", "Which"} & set(words)
-    assert unknown_terms("group quantization sparsity", searcher.lexical) == []
-    assert unknown_terms("NVMe", None) == []  # no index yet: nothing to say
+    found = {a.word: a for a in searcher.absent(
+        "Which paper offloads optimizer states to NVMe for training?")}
+    assert "NVMe" in found and found["NVMe"].distinctive  # as written, to be named
+    assert not {"paper", "optimizer", "states", "training", "Which"} & set(found)
+    assert absent("group quantization sparsity", searcher.lexical) == []
+    assert absent("NVMe", None) == []  # no index yet: nothing to say
 
 
 def test_rrf_worked_example():
