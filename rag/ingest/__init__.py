@@ -36,7 +36,7 @@ from rag.chunk import make_chunker
 from rag.identity import normalize_title
 from rag.ingest.embedding import WORKER_MIN_PAPERS
 from rag.ingest.merge import content_hash, merge
-from rag.ingest.read import open_files, records
+from rag.ingest.read import open_files, read_records
 from rag.ingest.report import IngestReport, Progress
 from rag.ingest.run import (
     BUNDLED_CORPUS,
@@ -50,9 +50,9 @@ from rag.ingest.session import OnWait, write_session
 # The old private names, for the callers that still import them (tests/rag/test_identity.py,
 # benchmarks/memory.py) until they import the public ones.
 _merge = merge
-_records = records
+_records = read_records
 
 __all__ = ["IngestReport", "ingest_paths", "ingest_papers", "ensure_bundled_corpus",
-           "needs_bundled_corpus", "write_session", "open_files", "records", "merge",
+           "needs_bundled_corpus", "write_session", "open_files", "read_records", "merge",
            "content_hash", "make_chunker", "normalize_title", "BUNDLED_CORPUS",
            "WORKER_MIN_PAPERS", "Progress", "OnWait"]

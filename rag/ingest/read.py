@@ -35,7 +35,7 @@ def _loader_bug(path: Path, exc: Exception) -> str:
     return f"{path}: could not be read ({type(exc).__name__}); please report this file."
 
 
-def records(streams: list[RecordStream], report: IngestReport | None) -> Iterator[Paper]:
+def read_records(streams: list[RecordStream], report: IngestReport | None) -> Iterator[Paper]:
     """Every usable record of the files, read as needed. With ``report`` (the first
     pass) each file's records and skipped lines are counted, and a file that turns out
     to hold no usable record (or breaks its loader) is noted and dropped from ``streams``
@@ -64,7 +64,7 @@ def file_batches(streams: list[RecordStream], report: IngestReport) -> Iterator[
     Files of at most MERGE_RECORDS records are one batch, read once; larger inputs are
     read twice (the second pass only when the first met title-only records)."""
     if sum(s.records for s in streams) <= MERGE_RECORDS:
-        papers = list(records(streams, report))
+        papers = list(read_records(streams, report))
         if papers:
             yield papers
         return
@@ -78,9 +78,9 @@ def file_batches(streams: list[RecordStream], report: IngestReport) -> Iterator[
             else:
                 yield p
 
-    yield from _chunked(with_ids(records(streams, report)))
+    yield from _chunked(with_ids(read_records(streams, report)))
     if title_only:
-        yield from _chunked(p for p in records(streams, None) if own_id(p) is None)
+        yield from _chunked(p for p in read_records(streams, None) if own_id(p) is None)
 
 
 def _chunked(papers: Iterator[Paper]) -> Iterator[list[Paper]]:
