@@ -6,11 +6,11 @@ rewrite a damaged paper exactly as the ingest would have written it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from rag.embed import load_tokenizer
 from rag.settings import Settings
+from rag.text import sentences
 from rag.types import Chunk, StoredPaper
 
 
@@ -85,9 +85,9 @@ def _title_in_later_chunks(title: str, mode: str) -> str:
     return " ".join(title.split()[:6])
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
-
-
 def _sentences_for_splitter(text: str) -> list[str]:
-    parts = _SENTENCE_END.split(text)
+    """The abstract's sentences (:func:`rag.text.sentences`, the one copy), each but the
+    last with the space after it: the splitter joins pieces as they are, so a chunk
+    reads "end. Next" and not "end.Next"."""
+    parts = sentences(text)
     return [p + " " for p in parts[:-1]] + parts[-1:]

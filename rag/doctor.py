@@ -148,9 +148,9 @@ def repair(store: Store, settings, embedder, up: Checkup) -> Checkup:
     papers re-chunked and re-embedded from their records), which replaces the old one
     only once it is complete.
     """
-    from rag.ingest import _writer
+    from rag.ingest import write_session
 
-    with _writer(store, settings, True, None, None):
+    with write_session(store, settings):
         if up.missing_meta or up.no_record or up.unreadable or up.not_found:
             _rebuild(store, settings, embedder, up)
         store.flush()

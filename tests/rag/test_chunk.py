@@ -1,4 +1,5 @@
-"""Chunking: where the title goes (ABSTRACTA_CHUNK_TITLE) and the chunk-size bound."""
+"""Chunking: where the title goes (ABSTRACTA_CHUNK_TITLE), where chunks are cut, and the
+chunk-size bound."""
 
 from __future__ import annotations
 
@@ -48,6 +49,20 @@ def test_chunks_stay_within_the_token_budget_with_overlap_zero():
     tok = load_tokenizer(None)
     for text in _chunks(chunk_title="first", chunk_overlap=0)[1:]:
         assert len(tok.encode(text, add_special_tokens=False)) <= 110
+
+
+def test_chunks_are_cut_at_sentence_ends_not_after_abbreviations():
+    """A cut after "vs." or "et al." would leave half a fact in each chunk; the cuts fall
+    where rag.text.sentences ends a sentence, and sentences keep their space."""
+    abstract = " ".join(f"Method {i} scores 8{i % 10}.5% vs. 80.1% as in Smith et al. on "
+                        f"e.g. GPUs for task {i}." for i in range(40))
+    settings = Settings(embedder="minilm", chunk_title="first", _env_file=None)
+    chunks = [c.text for c in make_chunker(settings)(StoredPaper("p", "T", abstract, (), ()))]
+    bodies = [chunks[0].split("\n", 1)[1], *chunks[1:]]
+    assert len(bodies) > 2
+    for body in bodies:
+        assert body.startswith("Method ") and body.endswith("."), body
+        assert "GPUs for" in body and ".Method" not in body
 
 
 def test_unknown_title_mode_is_refused():

@@ -218,12 +218,12 @@ def test_large_ingest_in_a_worker_process_gives_the_same_index(
         wordllama, wordllama_dir, tmp_path, monkeypatch):
     """Large ingests chunk and embed in a spawned worker while the parent writes; the
     index must be exactly what the in-process path builds (ids, texts, hashes)."""
-    import rag.ingest
+    from rag.ingest import embedding, pool
     from rag.pipeline import Pipeline
     from rag.settings import Settings
 
-    monkeypatch.setattr(rag.ingest, "WORKER_MIN_PAPERS", 1)
-    monkeypatch.setattr(rag.ingest, "WORKER_PAPERS", 100)  # several jobs, a partial last one
+    monkeypatch.setattr(embedding, "WORKER_MIN_PAPERS", 1)
+    monkeypatch.setattr(pool, "WORKER_PAPERS", 100)  # several jobs, a partial last one
     data = tmp_path / "worker"
     pipe = Pipeline(Settings(data_dir=data, embedder="wordllama", chunk_tokens=110,
                              _env_file=None), embedder=wordllama)
@@ -249,9 +249,9 @@ def test_bundled_corpus_in_small_batches_gives_the_same_index(wordllama, wordlla
     """Records read and merged 50 at a time (a large file's path): the 46 repeated
     listings still merge into their papers through the index, and the index is the one
     a single batch builds."""
-    import rag.ingest
+    from rag.ingest import read
 
-    monkeypatch.setattr(rag.ingest, "MERGE_RECORDS", 50)
+    monkeypatch.setattr(read, "MERGE_RECORDS", 50)
     report = _wordllama_pipe(wordllama, tmp_path / "small").ingest([BUNDLED])
     assert (report.added, report.updated, report.unchanged) == (BUNDLED_PAPERS, 0, 0)
     assert report.records == BUNDLED_RECORDS
@@ -265,7 +265,7 @@ def test_batches_merge_like_one_batch(wordllama, tmp_path, monkeypatch):
     with two abstracts. A re-run leaves the index as it is; cut into batches, a paper
     whose records disagree on the abstract's text is re-embedded on the way (a batch
     cannot know that a later one brings the text back), so it counts as updated."""
-    import rag.ingest
+    from rag.ingest import read
 
     rows = [{"title": "GPipe: Pipelines", "abstract": "We pipe.", "update_date": "2019-01-01"},
             {"title": "Summary", "abstract": "Cats purr when content."},
@@ -278,7 +278,7 @@ def test_batches_merge_like_one_batch(wordllama, tmp_path, monkeypatch):
     path = write(tmp_path / "in.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
     runs = {}
     for size in (1000, 2, 1):
-        monkeypatch.setattr(rag.ingest, "MERGE_RECORDS", size)
+        monkeypatch.setattr(read, "MERGE_RECORDS", size)
         data = tmp_path / f"data{size}"
         pipe = _wordllama_pipe(wordllama, data)
         first = pipe.ingest([path])

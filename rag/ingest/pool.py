@@ -1,0 +1,131 @@
+"""The chunk-and-embed worker processes, which feed the parent's Chroma writes."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from rag.chunk import make_chunker
+from rag.embed import Embedder
+from rag.errors import AbstractaError
+from rag.ingest.report import Progress, Run
+from rag.ingest.write import Item, write_batch
+from rag.settings import Settings
+from rag.store import Store
+
+WORKER_PAPERS = 512  # papers per worker job (~2,000 chunks: one efficient Chroma write)
+WORKER_AHEAD = 4  # jobs queued in the workers while the parent writes
+WORKERS = max(1, min(2, (os.cpu_count() or 1)))  # chunk+embed processes
+
+
+def rebuildable(embedder: Embedder, settings: Settings) -> bool:
+    """Whether a worker process can build the same embedder from the settings alone."""
+    from rag.embed import MiniLMOnnx, WordLlamaEmbedder
+
+    kind = {MiniLMOnnx: "minilm", WordLlamaEmbedder: "wordllama"}.get(type(embedder))
+    return kind == settings.embedder
+
+
+# The worker process: chunking and embedding, while the parent only writes to Chroma.
+# Chroma's Rust bindings hold the GIL while they write, so a writer *thread* cannot
+# overlap with chunking and embedding (measured at 10k papers: 106 s wall for 108 s of
+# CPU, i.e. serial); a second process can.
+# Each worker process's own chunker and embedder, set once by its initializer (a pool
+# hands a job nothing else); the parent never fills it.
+_WORKER: dict = {}
+
+
+def _worker_init(settings: Settings, parent: int, threads: int) -> None:
+    from rag.embed import build_embedder
+
+    _die_with_parent(parent)
+    # Ctrl-C reaches the whole terminal process group: the parent stops the run and
+    # these workers with it, so they must not print tracebacks of their own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _WORKER["chunker"] = make_chunker(settings)
+    # Each worker's share of the cores: WORKERS embedders that each spin a thread per
+    # core would fight over them (MiniLM's onnxruntime; wordllama is numpy).
+    _WORKER["embedder"] = build_embedder(settings, threads=threads)
+
+
+def _worker_threads() -> int:
+    """Inference threads per worker process: 2 cores, 2 workers -> 1 each."""
+    return max(1, (os.cpu_count() or 1) // WORKERS)
+
+
+def _worker_job(batch: list[Item]):
+    chunks = [c for item in batch for c in _WORKER["chunker"](item.paper)]
+    return batch, chunks, _WORKER["embedder"].embed_documents([c.text for c in chunks])
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this worker when its parent dies, however it dies (SIGKILL,
+    OOM killer): an orphaned worker would otherwise sleep forever holding ~200 MB."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent's clean stop still ends us
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def start_pool(settings: Settings):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # "spawn": the parent runs Chroma and onnxruntime threads, which fork would copy
+    # in an undefined state.
+    return ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init,
+                               initargs=(settings, os.getpid(), _worker_threads()))
+
+
+def stop_pool(pool) -> None:
+    """Stop the workers now: a stopped run must not wait for jobs nobody will write, nor
+    forever for a worker that died."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    queue = getattr(pool, "_result_queue", None)  # shutdown() forgets it
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        if proc.is_alive():
+            proc.kill()
+    for proc in procs:
+        proc.join(timeout=5)
+    # A worker killed while it was sending its result leaves half a message in the result
+    # pipe: the pool's manager thread then waits forever for the rest, and the interpreter's
+    # exit waits for that thread (a stopped ingest that never exits). With every worker
+    # gone, closing our own copy of the pipe's write end turns that wait into end-of-file,
+    # which the manager thread treats as a broken pool and ends.
+    if queue is not None and not any(proc.is_alive() for proc in procs):
+        queue._writer.close()
+
+
+def embed_in_worker(items: list[Item], pool, store: Store, fresh: bool,
+                    progress: Progress | None, run: Run) -> int:
+    """Chunk and embed in the worker processes, WORKER_AHEAD jobs ahead of the writes."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    batches = [items[i:i + WORKER_PAPERS] for i in range(0, len(items), WORKER_PAPERS)]
+    written = 0
+    pending = [pool.submit(_worker_job, b) for b in batches[:WORKER_AHEAD]]
+    next_batch = len(pending)
+    while pending:
+        try:
+            batch, chunks, vectors = pending.pop(0).result()
+        except BrokenProcessPool as exc:
+            raise AbstractaError(
+                f"A chunk-and-embed worker process died (out of memory?) after {run.done} "
+                f"of {run.total} papers; run the same command again to finish.") from exc
+        if next_batch < len(batches):
+            pending.append(pool.submit(_worker_job, batches[next_batch]))
+            next_batch += 1
+        write_batch(store, batch, chunks, vectors, fresh)
+        written += len(chunks)
+        run.done += sum(item.records for item in batch)
+        if progress:
+            progress(run.done, run.total)
+    return written

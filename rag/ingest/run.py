@@ -1,0 +1,118 @@
+"""An ingest run: files or records in, batch by batch through merge, dedupe and embed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from rag.chunk import make_chunker
+from rag.embed import Embedder
+from rag.ingest.dedupe import dedupe_batch
+from rag.ingest.embedding import Embedding
+from rag.ingest.read import file_batches, list_batches, open_files
+from rag.ingest.report import IngestReport, Progress, Run
+from rag.ingest.seen import Seen
+from rag.ingest.session import OnWait, write_session
+from rag.ingest.stop import stoppable
+from rag.settings import Settings
+from rag.store import Store
+from rag.types import Paper, StoredPaper
+
+BUNDLED_CORPUS = Path(__file__).parent.parent / "data" / "corpus"
+
+
+def ingest_paths(
+    paths: list[Path], settings: Settings, store: Store, embedder: Embedder,
+    progress: Progress | None = None, *, rebuild: bool = False, wait: bool = True,
+    on_lock_wait: OnWait | None = None, command: str | None = None,
+) -> IngestReport:
+    """Add the papers in these files and folders to the index (``rebuild``: to an empty
+    one). Holds the index's write lock; ``wait=False`` fails at once when another process
+    holds it (:class:`rag.errors.IndexBusyError`), else ``on_lock_wait`` is told and it waits.
+
+    The files are read as a stream (see :func:`file_batches`): memory holds one batch
+    of records, however large the files. ``progress`` counts records (a first pass
+    counts them without keeping any)."""
+    report = IngestReport()
+    streams = open_files(paths, report)  # check (and refuse) files before touching the index
+    if not streams and not rebuild:
+        return report
+    with write_session(store, settings, wait=wait, on_lock_wait=on_lock_wait,
+                       command=command):
+        if rebuild:
+            store.reset()
+        if streams:
+            run = Run(total=sum(s.records for s in streams))
+            with stoppable(run):
+                _ingest(file_batches(streams, report), settings, store, embedder, report,
+                        progress, run)
+    return report
+
+
+def ingest_papers(
+    papers: list[Paper], settings: Settings, store: Store, embedder: Embedder,
+    report: IngestReport | None = None, progress: Progress | None = None, *,
+    wait: bool = True, on_lock_wait: OnWait | None = None, command: str | None = None,
+) -> IngestReport:
+    report = report or IngestReport(records=len(papers))
+    run = Run(total=len(papers))
+    with write_session(store, settings, wait=wait, on_lock_wait=on_lock_wait,
+                       command=command), stoppable(run):
+        _ingest(list_batches(papers), settings, store, embedder, report, progress, run)
+    return report
+
+
+def _ingest(batches: Iterator[list[Paper]], settings: Settings, store: Store,
+            embedder: Embedder, report: IngestReport, progress: Progress | None,
+            run: Run) -> None:
+    """Each batch: merge its records with the index's papers of the same titles, update
+    the listings of unchanged papers, then chunk, embed and write the rest, all before
+    the next batch is merged (which then finds this one's papers in the index)."""
+    seen = Seen()
+    writer = Embedding(settings, store, embedder, progress, run)
+    try:
+        for n, papers in enumerate(batches):
+            if n == 0:
+                store.check_model(embedder.name, embedder.dim)
+            items = dedupe_batch(papers, store, report, seen, run)
+            if progress:
+                progress(run.done, run.total)
+            _note_capped([item.paper for item in items], settings, report)
+            if items:
+                writer.write(items)
+            seen.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    report.chunks = writer.finish()
+    if progress and run.total:
+        progress(run.total, run.total)  # skipped lines were counted in the total
+
+
+def _note_capped(papers: list[StoredPaper], settings: Settings, report: IngestReport) -> None:
+    """List in the report the papers whose abstracts hold more chunks than the cap."""
+    cap = settings.max_chunks_per_paper
+    long = [p for p in papers if len(p.abstract) > cap * (settings.chunk_size -
+                                                          settings.chunk_overlap)]
+    if not long:
+        return
+    cut = make_chunker(settings).cut  # type: ignore[attr-defined]
+    report.capped += [f"{p.title} ({len(p.abstract):,} characters)" for p in long if cut(p)]
+    report.max_chunks = cap
+
+
+def needs_bundled_corpus(settings: Settings, store: Store) -> bool:
+    """Is this a first use (an empty index, auto-ingest on) that the bundled corpus fills?"""
+    return settings.auto_ingest_bundled and not store.has_papers()
+
+
+def ensure_bundled_corpus(settings, store, embedder, progress=None, *, wait: bool = True,
+                          on_lock_wait: OnWait | None = None) -> IngestReport | None:
+    """Ingest the bundled sample corpus when the index is empty (first use)."""
+    if not needs_bundled_corpus(settings, store):
+        return None
+    with write_session(store, settings, wait=wait, on_lock_wait=on_lock_wait):
+        if store.has_papers():  # another process did the first run while we waited
+            return None
+        return ingest_paths([BUNDLED_CORPUS], settings, store, embedder, progress)
+
