@@ -1,7 +1,7 @@
 """``ask eval``: run a question set through the pipeline, score it, write a run folder.
 
-``rag/cli.py`` forwards ``ask eval ARGS...`` here. Abstracta errors propagate to
-``rag.cli.main``, which prints them as one line.
+Registered with ``ask`` as an entry point (pyproject.toml's ``abstracta.commands``
+group). Abstracta errors propagate to ``rag.cli.main``, which prints them as one line.
 """
 
 from __future__ import annotations
@@ -108,7 +108,9 @@ def library_versions(packages: tuple[str, ...] = LIBRARIES) -> dict[str, str | N
     return out
 
 
-@click.command(name="eval", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(name="eval", context_settings={"help_option_names": ["-h", "--help"]},
+               short_help="Score Abstracta on a question set (metrics, run folder, "
+                          "regressions). `ask eval --help`.")
 @click.option(
     "--dataset",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -154,7 +156,8 @@ def eval_command(dataset, name, k, judge, compare_to, floors, ceilings, allow_mi
     and metrics_by_type.png.
     """
     from eval import harness, report
-    from rag import Pipeline, auto_ingest, load_settings, progress_bar
+    from rag import Pipeline, load_settings
+    from rag.console import auto_ingest, progress_bar
 
     parsed_floors = [_floor(f) for f in floors]
     parsed_ceilings = [_floor(c, "--fail-over") for c in ceilings]

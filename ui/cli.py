@@ -1,4 +1,5 @@
-"""``ask ui``: serve the browser chat (forwarded here by ``rag.cli``)."""
+"""``ask ui``: serve the browser chat (registered with ``ask`` as an entry point in
+pyproject.toml's ``abstracta.commands`` group)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from pathlib import Path
 
 import click
 
-from rag import echo
+from rag.console import echo
 
 
-@click.command(name="ui", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(name="ui", context_settings={"help_option_names": ["-h", "--help"]},
+               short_help="Open the browser chat (http://127.0.0.1:7860). `ask ui --help` for "
+                          "options.")
 @click.option("--host", default=None,
               help="Interface to listen on (env ABSTRACTA_UI_HOST; default 127.0.0.1). Any "
                    "non-loopback address requires ABSTRACTA_UI_AUTH=user:password.")
