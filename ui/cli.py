@@ -27,8 +27,9 @@ def ui_command(host, port, data_dir, chroma_url):
     Scripts can call the named endpoint /ask with gradio_client (see ui/README.md).
     """
     from rag import load_settings
-    from ui.app import Service, resolve_auth, serve
+    from ui.app import resolve_auth, serve
     from ui.placeholder import Placeholder
+    from ui.service import Service
 
     settings = load_settings(data_dir=data_dir, chroma_url=chroma_url, ui_host=host, ui_port=port)
     resolve_auth(settings.ui_host, settings)  # refuse before loading any model
