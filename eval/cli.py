@@ -1,7 +1,7 @@
 """``ask eval``: run a question set through the pipeline, score it, write a run folder.
 
-``rag/cli.py`` forwards ``ask eval ARGS...`` here. Abstracta errors propagate to
-``rag.cli.main``, which prints them as one line.
+Registered with ``ask`` as an entry point (pyproject.toml's ``abstracta.commands``
+group). Abstracta errors propagate to ``rag.cli.main``, which prints them as one line.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import click
+
+from rag.console import echo
 
 EXIT_FAIL_UNDER = 3
 
@@ -108,7 +110,9 @@ def library_versions(packages: tuple[str, ...] = LIBRARIES) -> dict[str, str | N
     return out
 
 
-@click.command(name="eval", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(name="eval", context_settings={"help_option_names": ["-h", "--help"]},
+               short_help="Score Abstracta on a question set (metrics, run folder, "
+                          "regressions). `ask eval --help`.")
 @click.option(
     "--dataset",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -154,7 +158,8 @@ def eval_command(dataset, name, k, judge, compare_to, floors, ceilings, allow_mi
     and metrics_by_type.png.
     """
     from eval import harness, report
-    from rag import Pipeline, auto_ingest, load_settings, progress_bar
+    from rag import Pipeline, load_settings
+    from rag.console import auto_ingest, progress_bar
 
     parsed_floors = [_floor(f) for f in floors]
     parsed_ceilings = [_floor(c, "--fail-over") for c in ceilings]
@@ -175,11 +180,7 @@ def eval_command(dataset, name, k, judge, compare_to, floors, ceilings, allow_mi
     index = harness.build_gold_index(pipeline)
     missing = _check_gold(harness, questions, index, dataset, allow_missing)
 
-    judge_obj = None
-    if judge:
-        from eval.judge import Judge
-
-        judge_obj = Judge(settings)
+    judge_obj = _judge(settings) if judge else None
     k = k or settings.top_k
     update, bar = progress_bar("Evaluating", unit="questions")
     with bar:
@@ -194,16 +195,26 @@ def eval_command(dataset, name, k, judge, compare_to, floors, ceilings, allow_mi
         "corpus": {"papers": len(index.titles), "fingerprint": index.fingerprint},
         "gold_missing": [{"id": q.id, "gold": t} for q, t in missing],
     }
-    compare_text = None
-    if old_folder is not None:
-        comparison = report.compare(report.read_records(old_folder), records)
-        compare_text = report.format_compare(comparison, str(old_folder))
+    compare_text = _compare_text(report, old_folder, records) if old_folder else None
     _write_run(report, folder, config, records, summary, compare_text)
     report.print_summary(summary)
     if compare_text:
         click.echo("\n" + compare_text)
-    click.echo(f"\nRun folder: {folder}")
+    echo(f"\nRun folder: {folder}")
     _gate(report, summary, parsed_floors, parsed_ceilings)
+
+
+def _judge(settings):
+    """The LLM judge of ``--judge`` (imported only then: it loads the OpenAI client)."""
+    from eval.judge import Judge
+
+    return Judge(settings)
+
+
+def _compare_text(report, old_folder: Path, records) -> str:
+    """Each metric's change against the earlier run in ``old_folder``."""
+    comparison = report.compare(report.read_records(old_folder), records)
+    return report.format_compare(comparison, str(old_folder))
 
 
 def _run_config(pipeline, k: int, use_llm: bool, judge_obj) -> dict:
@@ -224,7 +235,7 @@ def _check_gold(harness, questions, index, dataset, allow_missing: bool) -> list
     stderr; a usage error unless ``--allow-missing``."""
     missing = harness.missing_gold(questions, index)
     for q, title in missing:
-        click.echo(f"Gold paper not in the index: {q.id}: {title!r}", err=True)
+        echo(f"Gold paper not in the index: {q.id}: {title!r}", err=True)
     if missing and not allow_missing:
         raise click.ClickException(
             f"{len(missing)} gold paper(s) of {dataset} are not in the index "

@@ -14,6 +14,9 @@ Importing ``rag`` is cheap: every name but the error classes is loaded on first
 access (module ``__getattr__``), so ``ask --help`` never pays for pydantic, numpy,
 Chroma or onnxruntime, and a program that only catches ``rag.AbstractaError``
 loads nothing else.
+
+Printing to a terminal is not the core's job: the faces (``ask``, ``ask ui``,
+``ask eval``) share :mod:`rag.console` for that, and it is not exported here.
 """
 
 from __future__ import annotations
@@ -66,10 +69,6 @@ _LAZY = {
     "split_citations": "rag.text",
     "citing_sentences": "rag.text",
     "supporting_sentences": "rag.text",
-    # Commands that ``ask`` forwards to (``ask ui``, ``ask eval``) print as ``ask`` does.
-    "echo": "rag.cli",
-    "progress_bar": "rag.cli",
-    "auto_ingest": "rag.cli",
 }
 
 __all__ = [
@@ -94,7 +93,6 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never runs
     from rag.chat import Conversation
-    from rag.cli import auto_ingest, echo, progress_bar
     from rag.identity import normalize_title
     from rag.ingest import BUNDLED_CORPUS, IngestReport
     from rag.llm import ask_model, openai_client

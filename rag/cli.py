@@ -1,14 +1,14 @@
 """The ``ask`` command. Thin: parse, call the pipeline, print.
 
 ``ask "question"`` is the default command; ``ask ingest``, ``ask stats``,
-``ask search``, ``ask chat``, ``ask ui`` and ``ask eval`` sit beside it (the
-pattern of simonw/llm). Heavy libraries are imported inside the commands, so
-``ask --help`` stays instant.
+``ask search``, ``ask doctor`` and ``ask chat`` sit beside it, and other packages add
+commands through the ``abstracta.commands`` entry-point group (``ask ui``, ``ask eval``:
+as simonw/llm's plugins add theirs), so the core imports no face. Heavy libraries are
+imported inside the commands, so ``ask --help`` stays instant.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -16,34 +16,73 @@ from pathlib import Path
 import click
 from click_default_group import DefaultGroup
 
+from rag.console import WaitingLine, auto_ingest, bar_note, echo, echo_json, progress_bar, run_stats
 from rag.errors import AbstractaError, Interrupted
 from rag.serialize import answer_to_dict, hit_to_dict
-from rag.text import display_safe, json_safe
+from rag.text import display_safe
 from rag.types import Answer
 
-
-def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
-    """Print text that may hold paper text or file names, made inert first.
-
-    Titles, abstracts and file names are untrusted: ESC[2J would clear the screen, OSC 8
-    hide a link, OSC 0 set the window title, U+202E show "fdp.exe" as "exe.pdf". click
-    strips CSI sequences only when the output is not a terminal, and OSC never, so every
-    line goes through :func:`rag.text.display_safe` here.
-    """
-    click.echo(display_safe(message), err=err, nl=nl)
+COMMANDS = "abstracta.commands"  # the entry-point group faces add commands through
 
 
-def echo_json(obj) -> None:
-    """Print JSON; the control and bidi characters in its strings as \\u escapes."""
-    click.echo(json_safe(json.dumps(obj, ensure_ascii=False, indent=2)))
+def _plugins(ctx: click.Context) -> dict:
+    """The commands other packages register (``ask ui``, ``ask eval``: pyproject.toml's
+    entry points), by name. Read once per run and kept in the run's context: reading them
+    scans every installed package (tens of ms), and ``ask --help`` asks for each name."""
+    if COMMANDS not in ctx.meta:
+        from importlib.metadata import entry_points
+
+        ctx.meta[COMMANDS] = {ep.name: ep for ep in entry_points(group=COMMANDS)}
+    return ctx.meta[COMMANDS]
+
+
+_FORWARD = {"ignore_unknown_options": True, "allow_extra_args": True,
+            "help_option_names": []}
+
+
+def plugin_command(ep) -> click.Command:
+    """``ask NAME ARGS...`` run as the click command the entry point names, with "ask NAME"
+    in its usage lines. ``ask --help`` shows the command's ``short_help`` (else its help),
+    shortened as click shortens a docstring. A plugin that does not load is still listed,
+    and running it is a one-line error instead of a traceback."""
+    failure = ""
+    try:
+        command = ep.load()
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{type(command).__name__} is not a click command")
+        summary = command.short_help or command.help or ""
+    except Exception as exc:  # anything an import can raise: missing module, syntax, name
+        reason = display_safe(" ".join(f"{type(exc).__name__}: {exc}".split()), newlines=False)
+        summary = f"(not available: {reason})"
+        failure = display_safe(f"`ask {ep.name}` is not available: its plugin {ep.value} did "
+                               f"not load ({reason}). Reinstall the package that provides it.",
+                               newlines=False)
+
+    @click.command(name=ep.name, help=summary, context_settings=_FORWARD, add_help_option=False)
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def forward(args):
+        if failure:
+            raise click.ClickException(failure)
+        command.main(args=list(args), prog_name=f"ask {ep.name}", standalone_mode=False)
+
+    return forward
 
 
 class AskGroup(DefaultGroup):
     """``ask "question"`` runs the ``question`` command (click-default-group), and
-    ``ask --help`` lists that command's options next to the subcommands."""
+    ``ask --help`` lists that command's options next to the subcommands, the plugins'
+    commands (:data:`COMMANDS`) among them."""
 
     def parse_args(self, ctx, args):
         return super().parse_args(ctx, args or ["--help"])  # bare `ask`: the help, exit 0
+
+    def list_commands(self, ctx):
+        return sorted({*self.commands, *_plugins(ctx)})
+
+    def get_command(self, ctx, cmd_name):
+        if cmd_name not in self.commands and (ep := _plugins(ctx).get(cmd_name)) is not None:
+            return plugin_command(ep)
+        return super().get_command(ctx, cmd_name)  # a built-in, else the question
 
     def format_usage(self, ctx, formatter):
         formatter.write_usage("ask", '[OPTIONS] "QUESTION" | COMMAND [ARGS]...')
@@ -98,123 +137,6 @@ def _filters(since, until, sources):
         raise click.BadParameter(str(exc)) from exc
 
 
-PROGRESS_EVERY = 30.0  # seconds between progress lines when stderr is not a terminal
-
-
-class _ProgressLines:
-    """Progress for a log, nohup or CI, where a bar draws nothing: one line on stderr
-    every ``every`` seconds, papers done of total, the rate and the time left.
-
-    The rate is that of the papers done since the previous line (the first update only
-    starts the clock), so reading the files and loading the model do not make the first
-    ETA hours long. Worked example: 12,000 of 50,000 papers, 6,000 of them in the last
-    30 s, is 200 papers/s, so the other 38,000 take 190 s:
-    "Embedding: 12,000 of 50,000 papers (24%), 200.0 papers/s, ETA 3m10s".
-    """
-
-    def __init__(self, label: str, every: float, unit: str = "papers"):
-        self.label, self.every, self.unit = label, every, unit
-        self.mark: tuple[float, int] | None = None  # (time, papers done) at the last line
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
-
-    def update(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if self.mark is None or done < self.mark[1]:
-            self.mark = (now, done)
-            return
-        if now - self.mark[0] < self.every:
-            return
-        rate = (done - self.mark[1]) / max(now - self.mark[0], 1e-9)
-        self.mark = (now, done)
-        line = f"{self.label}: {done:,} of {total:,} {self.unit}"
-        if total:
-            line += f" ({100 * done // total}%)"
-        line += f", {rate:,.1f} {self.unit}/s"
-        if rate > 0 and total >= done:
-            line += f", ETA {_duration((total - done) / rate)}"
-        echo(line, err=True)
-
-    def note(self, message: str) -> None:
-        echo(message, err=True)
-
-
-def _duration(seconds: float) -> str:
-    """42s, 3m10s, 2h05m."""
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
-
-
-def _run_stats(start: float) -> str:
-    """Wall time since ``start`` and peak memory: this process's, and the largest of its
-    finished worker processes' (ru_maxrss: KiB on Linux, bytes on macOS)."""
-    import resource
-
-    unit = 1 if sys.platform == "darwin" else 1024
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit / 2**20
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * unit / 2**20
-    text = f"{time.monotonic() - start:.1f} s, peak memory {own:,.0f} MiB"
-    return text + (f" (largest worker process {workers:,.0f} MiB)" if workers else "")
-
-
-def progress_bar(label: str, every: float | None = None, unit: str = "papers"):
-    """Progress on stderr; returns (callback(done, total), context manager). The one
-    progress helper of ``ask`` and the commands it forwards to (``ask eval``).
-
-    A rich bar on a terminal; elsewhere :class:`_ProgressLines`, a line every ``every``
-    seconds (default :data:`PROGRESS_EVERY`).
-    """
-    if not sys.stderr.isatty():
-        lines = _ProgressLines(label, PROGRESS_EVERY if every is None else every, unit)
-        return lines.update, lines
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=Console(stderr=True), transient=False)
-    task = progress.add_task(label, total=None)
-
-    def update(done: int, total: int) -> None:
-        progress.update(task, completed=done, total=total)
-
-    return update, progress
-
-
-def auto_ingest(pipeline, quiet: bool = False) -> None:
-    """First use: ingest the bundled corpus, saying so on stderr (with a progress bar unless
-    ``quiet``). ``ask``, ``ask search``, ``ask chat`` and ``ask eval`` start with it."""
-    if pipeline.read_only_note:
-        echo(f"Note: {pipeline.read_only_note}.", err=True)
-    if not pipeline.needs_corpus():
-        return
-    echo(f"No papers indexed yet: ingesting the bundled sample corpus into "
-         f"{pipeline.location} (one time).", err=True)
-    start = time.monotonic()
-    if quiet:
-        report = pipeline.ensure_corpus(on_lock_wait=lambda msg: echo(msg, err=True))
-    else:
-        update, bar = progress_bar("Indexing", unit="records")
-        with bar:
-            report = pipeline.ensure_corpus(update, on_lock_wait=_bar_note(bar))
-    if report is not None:
-        echo(f"Indexed: {report.summary()} in {_run_stats(start)}.", err=True)
-
-
 @click.group(cls=AskGroup, default="question",
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="abstracta", prog_name="ask")
@@ -245,10 +167,8 @@ def question_cmd(question, as_json, use_llm, verbose, k, since, until, sources, 
                  chroma_url):
     """Answer a QUESTION from the indexed papers, citing them as [n]."""
     from rag.pipeline import Pipeline
-    from rag.retrieve import clean_question
 
-    text = " ".join(question)
-    clean_question(text)  # a bad question fails before any indexing (the pipeline cuts and notes)
+    text = " ".join(question)  # cleaned (or refused: QuestionError) by Pipeline.answer
     settings = _settings(data_dir, chroma_url)
     pipeline = Pipeline(settings)
     auto_ingest(pipeline, quiet=as_json)
@@ -307,50 +227,6 @@ def print_answer(answer: Answer, streamed: str, aside: str = "") -> None:
         echo(answer.text)
 
 
-class WaitingLine:
-    """"Waiting for the model (12 s)…" on stderr, when it is a terminal, from the moment a
-    request goes to the LLM until its first token: a model on a CPU can read the prompt
-    for a minute or more, and the terminal should not look hung meanwhile."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self.enabled = sys.stderr.isatty()
-        self._done = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """A request went out (``Pipeline.answer``'s ``on_llm_wait``); the first one counts."""
-        import threading
-
-        if self.enabled and self._thread is None and not self._done.is_set():
-            self._thread = threading.Thread(target=self._run, args=(time.monotonic(),),
-                                            daemon=True, name="abstracta-waiting")
-            self._thread.start()
-
-    def _run(self, t0: float) -> None:
-        shown = False
-        while not self._done.wait(1.0):  # nothing for the first second: fast servers
-            sys.stderr.write(f"\rWaiting for the model ({time.monotonic() - t0:.0f} s)…")
-            sys.stderr.flush()
-            shown = True
-        if shown:
-            sys.stderr.write("\r\x1b[K")  # the line is cleared for the answer
-            sys.stderr.flush()
-
-    def stop(self) -> None:
-        """The first token came (or the answer ended): clear the line, for good."""
-        self._done.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def __enter__(self) -> WaitingLine:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
 def print_sources(answer) -> None:
     from rag.types import display_date
 
@@ -369,13 +245,6 @@ def print_sources(answer) -> None:
         for h in others:
             echo(f"  - {h.paper.title} ({', '.join(display_date(d) for d in h.paper.dates)}"
                  f" · {', '.join(h.paper.sources)})")
-
-
-def _bar_note(bar):
-    """A line printed above a live progress bar (who the ingest is waiting for)."""
-    if isinstance(bar, _ProgressLines):
-        return bar.note
-    return lambda msg: bar.console.print(msg, markup=False, highlight=False)
 
 
 @cli.command()
@@ -402,12 +271,12 @@ def ingest(paths, rebuild, bundled, no_wait, data_dir, chroma_url):
     update, bar = progress_bar("Embedding", unit="records")
     with bar:
         report = pipeline.ingest(paths, update, rebuild=rebuild, wait=not no_wait,
-                                 on_lock_wait=_bar_note(bar))
+                                 on_lock_wait=bar_note(bar))
     for reason in report.skipped:
         echo(f"skipped {reason}", err=True)
     for err in report.failed_files:
         echo(f"Error: {err}", err=True)
-    echo(f"{report.summary()} in {_run_stats(start)}.")
+    echo(f"{report.summary()} in {run_stats(start)}.")
     echo(f"Index: {pipeline.count_papers()} papers in {pipeline.location}")
     if report.failed_files:
         sys.exit(1)
@@ -537,32 +406,6 @@ def chat(use_llm, k, since, until, sources, data_dir, chroma_url):
         if answer.note:
             echo(f"Note: {answer.note}", err=True)
         echo("")
-
-
-def _forward(module: str, attr: str, args, prog: str) -> None:
-    """Run a click command that lives in ui/ or eval/ (imported only when used)."""
-    import importlib
-
-    command = getattr(importlib.import_module(module), attr)
-    command.main(args=list(args), prog_name=prog, standalone_mode=False)
-
-
-_FORWARD = {"ignore_unknown_options": True, "allow_extra_args": True,
-            "help_option_names": []}
-
-
-@cli.command(name="ui", context_settings=_FORWARD, add_help_option=False)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def ui_cmd(args):
-    """Open the browser chat (http://127.0.0.1:7860). `ask ui --help` for options."""
-    _forward("ui.cli", "ui_command", args, "ask ui")
-
-
-@cli.command(name="eval", context_settings=_FORWARD, add_help_option=False)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def eval_cmd(args):
-    """Score Abstracta on a question set (metrics, run folder, regressions). `ask eval --help`."""
-    _forward("eval.cli", "eval_command", args, "ask eval")
 
 
 def main(argv: list[str] | None = None) -> None:

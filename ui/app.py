@@ -1,9 +1,12 @@
-"""The browser chat: Gradio Blocks over one shared :class:`rag.Pipeline`.
+"""The browser chat: Gradio Blocks over one shared :class:`rag.Pipeline`, its serving
+rules (loopback, or a password), and the launch.
 
-Tabs: Chat (streamed answers with linked citations and source cards, follow-up
-questions, filters), Library (index statistics and a searchable paper table) and
-Ingest (upload files). One named API endpoint, ``/ask``, answers a question
-with the ``ask --json`` object for scripts (see ``ui/README.md``).
+Tabs, each built by its own module: Chat (``ui/chat_tab.py``: streamed answers with
+linked citations and source cards, follow-up questions) with the search options beside
+it (``ui/side_panel.py``), Library (``ui/library_tab.py``: index statistics and a
+searchable paper table) and Ingest (``ui/ingest_tab.py``: upload files). What their
+handlers share is a :class:`ui.service.Service`. One named API endpoint, ``/ask``,
+answers a question with the ``ask --json`` object for scripts (see ``ui/README.md``).
 
 Every browser session has its own conversation (``gr.State``); the pipeline and
 its backends are shared. Nothing is built at import time: :func:`serve` builds
@@ -12,32 +15,13 @@ and launches.
 
 from __future__ import annotations
 
-import errno
 import ipaddress
-import logging
 import os
-import queue
-import shutil
-import threading
-import time
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from rag import AbstractaError, SettingsError, StoreError, display_safe
-
-if TYPE_CHECKING:
-    from rag import StoredPaper
-
-log = logging.getLogger(__name__)
+from rag import AbstractaError, SettingsError
+from ui.service import Service
 
 CONCURRENCY = 8  # questions answered at once; a slow LLM call holds one slot, not the queue
-EXAMPLES = [
-    "Which paper combines group quantization with structured sparsity?",
-    "How many computer tasks are in the OSWorld benchmark?",
-    "Which papers introduce benchmarks for agents that operate apps on mobile phones?",
-    "Which work reformulates attention as a recurrent network?",
-]
-OFFLINE, LLM = "Offline (extractive)", "LLM"
 
 CSS = """
 .gradio-container { max-width: 1320px !important; }
@@ -124,239 +108,11 @@ def theme():
     )
 
 
-# --- the service the handlers share ------------------------------------------------------
-
-class Service:
-    """The pipeline plus what the UI remembers about the index."""
-
-    def __init__(self, pipeline):
-        self.pipeline = pipeline
-        self.settings = pipeline.settings
-        self._ingest_lock = threading.Lock()
-        self._papers: list[StoredPaper] | None = None
-        # The first-run ingest runs while the page is served: (papers done, to embed) while
-        # it runs, None otherwise; questions wait for `_opened` (is this a first run?).
-        self.indexing: tuple[int, int] | None = None
-        self.index_error = ""
-        self.lock_note = ""  # who the first-run ingest waits for (another process writing)
-        self._opened = threading.Event()
-        self.ready = threading.Event()
-        self._thread: threading.Thread | None = None  # set by start()
-
-    @property
-    def uploads(self) -> Path:
-        return self.settings.data_dir / "uploads"
-
-    def start(self) -> threading.Thread:
-        """Open the index in the background: on a first run ingest the bundled corpus
-        (showing progress; questions meanwhile get "still indexing"), then warm the models
-        and the lexical index so the first questions do not each build them. The page is
-        served meanwhile, so a first run shows a page at once instead of nothing for the
-        half minute the bundled corpus takes."""
-        self._thread = threading.Thread(target=self._open, name="abstracta-open", daemon=True)
-        self._thread.start()
-        return self._thread
-
-    def _open(self) -> None:
-        try:
-            if self.pipeline.needs_corpus():
-                self.indexing = (0, 0)
-                self._opened.set()
-                self.pipeline.ensure_corpus(self._progress, on_lock_wait=self._lock_wait)
-            self.indexing = None
-            self._opened.set()
-            if self.papers(refresh=True):
-                self.pipeline.search("warm up the index", k=1)
-        except AbstractaError as exc:
-            self.index_error = str(exc)
-        except Exception as exc:  # a bug: log it, say so on the page, keep serving
-            log.exception("opening the index failed")
-            self.index_error = f"Opening the index failed ({type(exc).__name__})."
-        finally:
-            self.indexing = None
-            self._opened.set()
-            self.ready.set()
-
-    def _progress(self, done: int, total: int) -> None:
-        self.indexing = (done, total)
-        self.lock_note = ""  # the lock is ours once papers are counted
-
-    def _lock_wait(self, message: str) -> None:
-        self.lock_note = message
-
-    def indexing_progress(self, wait: float = 30.0) -> str:
-        """"N of M records" while the first-run ingest runs, else ""."""
-        if self._thread is not None:  # started: wait until it knows whether it is a first run
-            self._opened.wait(wait)
-        progress = self.indexing
-        if progress is None:
-            return ""
-        done, total = progress
-        if self.lock_note:
-            return display_safe(self.lock_note, newlines=False)
-        return f"{done} of {total} records" if total else "reading the files"
-
-    def still_indexing(self) -> str:
-        """The reply to a question asked before the first-run ingest is done, else ""."""
-        progress = self.indexing_progress()
-        return (f"Still indexing the bundled sample corpus ({progress}); answers start as "
-                "soon as it is in. Ask again in a moment.") if progress else ""
-
-    def papers(self, refresh: bool = False) -> list[StoredPaper]:
-        if self._papers is None or refresh:
-            self._papers = self.pipeline.papers()
-        return self._papers
-
-    def source_names(self) -> list[str]:
-        return sorted({s for p in self.papers() for s in p.sources})
-
-    def status_line(self) -> str:
-        """What the index is doing while it opens (also the starting page's line), or ""
-        once it is open."""
-        if self.index_error:
-            return self.index_error
-        progress = self.indexing_progress(0)
-        if progress:
-            return f"Indexing the bundled sample corpus: {progress}…"
-        return "" if self.ready.is_set() else "Opening the index…"
-
-    def status_html(self) -> str:
-        from ui.render import status_html
-
-        line = self.status_line()
-        if line or not self.ready.is_set():
-            return status_html(0, "", "", indexing=line or "Opening the index…")
-        p = self.pipeline
-        return status_html(len(self.papers()), p.embedder_name(), p.answerer_name)
-
-    # --- questions -----------------------------------------------------------------------
-    def filters(self, since: str, until: str, sources):
-        from rag import parse_filters
-
-        return parse_filters(since, until, sources)
-
-    def stream_answer(self, question: str, *, k, filters, conversation, use_llm):
-        """Yield ("token", text) while the answer streams, then ("answer", Answer) or
-        ("error", message); ("waiting", seconds) every second from the moment a request
-        goes to the LLM until its first token (a CPU model reads the prompt for minutes).
-        The pipeline runs in a worker thread so tokens reach the browser as they come."""
-        tokens: queue.Queue = queue.Queue()
-        done, waiting = object(), object()
-        result: dict = {}
-
-        def work() -> None:
-            try:
-                result["answer"] = self.pipeline.answer(
-                    question, k=k, filters=filters, conversation=conversation,
-                    use_llm=use_llm, on_token=tokens.put,
-                    on_llm_wait=lambda: tokens.put(waiting))
-            except AbstractaError as exc:
-                result["error"] = str(exc)
-            except Exception as exc:  # a bug: log it, show one line, keep serving
-                log.exception("answering failed")
-                result["error"] = f"Something went wrong while answering ({type(exc).__name__})."
-            finally:
-                tokens.put(done)
-
-        threading.Thread(target=work, name="abstracta-answer", daemon=True).start()
-        since: float | None = None  # a request went to the LLM; no token yet
-        while True:
-            try:
-                item = tokens.get(timeout=None if since is None else 1.0)
-            except queue.Empty:  # only with a timeout: a request is out, no token yet
-                if since is not None:
-                    yield "waiting", time.monotonic() - since
-                continue
-            if item is waiting:
-                since = since or time.monotonic()
-                yield "waiting", time.monotonic() - since
-                continue
-            since = None
-            batch = []
-            while item is not done:
-                if item is not waiting:
-                    batch.append(item)
-                try:  # send what has accumulated as one update
-                    item = tokens.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                yield "token", "".join(batch)
-            if item is done:
-                break
-        if "answer" in result:
-            yield "answer", result["answer"]
-        else:
-            yield "error", result.get("error", "No answer.")
-
-    # --- ingest --------------------------------------------------------------------------
-    def accept_upload(self, path: Path) -> tuple[Path | None, str]:
-        """Copy one uploaded file into data_dir/uploads (or say why not)."""
-        from ui.render import UPLOAD_SUFFIXES, safe_upload_name
-
-        name = safe_upload_name(path.name)
-        if Path(name).suffix.lower() not in UPLOAD_SUFFIXES:
-            return None, (f"{name}: not accepted; upload a listing page (.txt), arXiv JSON Lines "
-                          f"(.jsonl/.json) or CSV (.csv/.tsv).")
-        size = path.stat().st_size
-        cap = self.settings.ui_max_upload_mb
-        if size > cap * 1024 * 1024:
-            return None, (f"{name}: {size / 1024 / 1024:.1f} MB is over the {cap:g} MB upload "
-                          "limit; split it, or ingest it with `ask ingest`.")
-        self.uploads.mkdir(parents=True, exist_ok=True)
-        dest = (self.uploads / name).resolve()
-        if dest.parent != self.uploads.resolve():  # belt and braces: never leave uploads/
-            return None, f"{name}: not a usable file name."
-        try:
-            shutil.copyfile(path, dest)
-        except OSError as exc:  # a full disk above all: the whole upload stops, one line
-            dest.unlink(missing_ok=True)
-            reason = ("the disk is full: free some space and upload again"
-                      if exc.errno == errno.ENOSPC else f"{exc.strerror or exc}")
-            raise StoreError(f"Cannot save the upload {name}: {reason} (nothing indexed "
-                             "is lost).") from exc
-        return dest, ""
-
-    def ingest(self, files, progress=None, on_lock_wait=None):
-        """Ingest uploaded files; returns (report or None, problems list, error).
-
-        ``error`` is the one-line message of what stopped the whole upload (a full disk,
-        an index that cannot be written), shown on the Ingest tab like ``ask ingest``
-        prints it; nothing indexed is lost. ``on_lock_wait`` is told who holds the index's
-        write lock when another process is writing (the upload waits for it).
-        """
-        accepted, problems, report = [], [], None
-        try:
-            busy = self.still_indexing()
-            if busy:
-                return None, [], busy
-            for f in files or []:
-                dest, problem = self.accept_upload(Path(f))
-                if dest is None:
-                    problems.append(problem)
-                else:
-                    accepted.append(dest)
-            if accepted:
-                with self._ingest_lock:
-                    report = self.pipeline.ingest(accepted, progress,
-                                                  on_lock_wait=on_lock_wait)
-                    self.papers(refresh=True)
-                    if report.added or report.updated:  # rebuild the lexical index once
-                        self.pipeline.search("warm up the index", k=1)
-        except AbstractaError as exc:
-            return None, problems, str(exc)
-        return report, problems, ""
-
-    def describe_ingest(self, report, problems, error: str = "") -> str:
-        """The ingest outcome as HTML, with upload paths shortened to file names."""
-        from ui.render import ingest_html
-
-        prefix = str(self.uploads.resolve()) + os.sep
-        papers = len(self.papers()) if report is not None else 0
-        return ingest_html(report, problems, papers, lambda s: s.replace(prefix, ""), error)
-
-
 # --- the Blocks --------------------------------------------------------------------------
+
+HEADER = ('<h1>Abstracta</h1><div class="tagline">Ask questions of research-paper '
+          'abstracts; every claim cites the papers it comes from.</div>')
+
 
 def build_app(pipeline, svc: Service | None = None):
     """The Gradio Blocks for this pipeline (not launched). Builds nothing that needs the
@@ -365,70 +121,33 @@ def build_app(pipeline, svc: Service | None = None):
     _quiet_gradio()
     import gradio as gr
 
-    from rag import Conversation, answer_to_dict
-    from ui import render
+    from ui import chat_tab, ingest_tab, library_tab, side_panel
 
     svc = svc or Service(pipeline)
-    settings = pipeline.settings
+    with gr.Blocks(title="Abstracta", analytics_enabled=False) as demo:
+        session = gr.State(None)
+        with gr.Row(elem_id="header"):
+            gr.HTML(HEADER)
+        status = gr.HTML(svc.status_html(), elem_id="status")
+        timer = gr.Timer(1.0)
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"), gr.Row(equal_height=False):
+                chat = chat_tab.build()
+                panel = side_panel.build(svc.settings)
+            library = library_tab.build()
+            ingest = ingest_tab.build(svc.settings)
+        chat_tab.wire(svc, chat, panel, session)
+        library_tab.wire(svc, library, status, panel.sources, timer, demo)
+        ingest_tab.wire(svc, ingest, library, status, panel.sources)
+        gr.api(ask_endpoint(svc), api_name="ask")
+    return demo
 
-    def new_session() -> dict:
-        return {"conversation": Conversation(), "messages": [], "turn": 0}
 
-    def respond(question, session, k, since, until, sources, mode):
-        session = session or new_session()
-        question = (question or "").strip()
-        if not question:
-            yield session["messages"], "", session
-            return
-        shown = session["messages"] + [{"role": "user",
-                                         "content": render.question_html(question)}]
-        busy = svc.still_indexing()
-        if busy:  # a first run: not an error, the answer comes once the corpus is in
-            yield shown + [{"role": "assistant", "content": render.pending_html(busy)}], "", session
-            return
-        try:
-            filters = svc.filters(since, until, sources)
-        except ValueError as exc:
-            session["messages"] = shown + [{"role": "assistant",
-                                            "content": render.error_html(str(exc))}]
-            yield session["messages"], "", session
-            return
-        use_llm = (mode == LLM) if settings.llm_configured else None
-        session["turn"] += 1
-        turn = session["turn"]
-        thinking = render.pending_html("Searching the papers…")
-        yield shown + [{"role": "assistant", "content": thinking}], "", session
-        partial = ""
-        for kind, value in svc.stream_answer(question, k=int(k), filters=filters,
-                                             conversation=session["conversation"],
-                                             use_llm=use_llm):
-            if kind == "token":
-                partial += value
-                yield (shown + [{"role": "assistant", "content": render.streaming_html(partial)}],
-                       "", session)
-            elif kind == "waiting":
-                note = f"Waiting for the model ({value:.0f} s)…"
-                yield (shown + [{"role": "assistant",
-                                 "content": f'<span class="answer-pending">{note}</span>'}],
-                       "", session)
-            elif kind == "answer":
-                content = render.answer_html(value, turn)
-                session["messages"] = shown + [{"role": "assistant", "content": content}]
-                yield session["messages"], "", session
-            else:
-                session["messages"] = shown + [{"role": "assistant",
-                                                "content": render.error_html(value)}]
-                yield session["messages"], "", session
+def ask_endpoint(svc):
+    """The named API endpoint /ask (gradio_client; see ui/README.md)."""
+    import gradio as gr
 
-    def reset():
-        return [], "", new_session()
-
-    def example_text(evt) -> str:
-        return evt.value["text"]
-
-    # Gradio finds the event-data parameter by its annotation; set it as a real class
-    # (this module's annotations are strings, which Gradio cannot resolve here).
-    example_text.__annotations__ = {"evt": gr.SelectData, "return": str}
+    from rag import answer_to_dict
 
     def ask(question: str, k: int = 5) -> dict:
         """Answer one question from the indexed papers; returns the `ask --json` object."""
@@ -436,131 +155,13 @@ def build_app(pipeline, svc: Service | None = None):
         if busy:
             raise gr.Error(busy, print_exception=False)
         try:
-            answer = pipeline.answer(question, k=int(k))
+            answer = svc.pipeline.answer(question, k=int(k))
         except AbstractaError as exc:
             # A user's error, answered in one line: no traceback on the server's terminal.
             raise gr.Error(str(exc), print_exception=False) from None
         return answer_to_dict(answer)
 
-    def library(query: str = ""):
-        return render.library_rows(svc.papers(), query) if svc.ready.is_set() else []
-
-    def stats() -> str:
-        if not svc.ready.is_set():
-            return svc.status_html()
-        return render.stats_html(pipeline.stats())
-
-    def show_index(query: str = ""):
-        return (stats(), library(query), svc.status_html(),
-                gr.update(choices=svc.source_names() if svc.ready.is_set() else []))
-
-    def refresh_library(query: str = ""):
-        if svc.ready.is_set():
-            svc.papers(refresh=True)
-        return show_index(query)
-
-    def tick(query: str = ""):
-        """While the index opens (a first-run ingest): progress; then everything, once."""
-        if not svc.ready.is_set():
-            return stats(), gr.skip(), svc.status_html(), gr.skip(), gr.Timer(active=True)
-        return (*show_index(query), gr.Timer(active=False))
-
-    def do_ingest(files, progress=gr.Progress()):
-        progress(0, desc="Reading files")
-
-        def on_progress(done: int, total: int) -> None:
-            progress(done / max(total, 1), desc=f"Embedding papers {done}/{total}")
-
-        def on_lock_wait(message: str) -> None:  # another process is writing the index
-            progress(0, desc=display_safe(message, newlines=False))
-
-        report, problems, error = svc.ingest(files, on_progress, on_lock_wait)
-        return (svc.describe_ingest(report, problems, error), None, stats(), library(""),
-                svc.status_html(), gr.update(choices=svc.source_names()))
-
-    with gr.Blocks(title="Abstracta", analytics_enabled=False) as demo:
-        session = gr.State(None)
-        with gr.Row(elem_id="header"):
-            gr.HTML('<h1>Abstracta</h1><div class="tagline">Ask questions of research-paper '
-                    'abstracts; every claim cites the papers it comes from.</div>')
-        status = gr.HTML(svc.status_html(), elem_id="status")
-        timer = gr.Timer(1.0)
-        with gr.Tabs():
-            with gr.Tab("Chat", id="chat"), gr.Row(equal_height=False):
-                with gr.Column(scale=4):
-                    # HTML, not Markdown: no autolinks from paper text, escaped once.
-                    chatbot = gr.Chatbot(
-                        elem_id="chat", height=620, show_label=False, latex_delimiters=[],
-                        render_markdown=False,
-                        feedback_options=None, buttons=["copy"], layout="panel",
-                        placeholder="**Ask about the indexed papers.** Answers cite their "
-                                    "sources as [n]; click a number to jump to the paper.",
-                        examples=[{"text": q} for q in EXAMPLES])
-                    with gr.Row():
-                        box = gr.Textbox(placeholder="Ask a question, or a follow-up…",
-                                         show_label=False, scale=8, autofocus=True,
-                                         elem_id="question", max_lines=4, submit_btn=False)
-                        send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
-                with gr.Column(scale=1, min_width=250):
-                    clear = gr.Button("New conversation", size="sm", variant="secondary",
-                                      elem_id="new-chat")
-                    gr.Markdown("#### Search options")
-                    k = gr.Slider(1, 20, value=settings.top_k, step=1, label="Papers (k)")
-                    since = gr.Textbox(label="Listed on or after",
-                                       placeholder="2024-08-13, Aug 13 or 08-13")
-                    until = gr.Textbox(label="Listed on or before", placeholder="Aug 20")
-                    sources = gr.Dropdown([], multiselect=True,
-                                          label="Sources", info="Empty: all files")
-                    mode = gr.Radio(
-                        [OFFLINE, LLM], label="Answerer",
-                        value=LLM if settings.use_llm else OFFLINE,
-                        visible=settings.llm_configured,
-                        info=f"LLM: {settings.llm_model}" if settings.llm_configured else None)
-                    if not settings.llm_configured:
-                        gr.Markdown("Answerer: offline (extractive). Set an OpenAI-compatible "
-                                    "key or base URL to use an LLM.", elem_id="status")
-            with gr.Tab("Library", id="library"):
-                stats_md = gr.HTML()
-                with gr.Row():
-                    lib_query = gr.Textbox(placeholder="Filter by title or source…",
-                                           show_label=False, scale=6)
-                    lib_refresh = gr.Button("Refresh", size="sm", scale=1)
-                table = gr.Dataframe(headers=["Title", "Listing dates", "Sources"],
-                                     datatype=["str", "str", "str"], interactive=False,
-                                     wrap=True, max_height=560, elem_id="library",
-                                     column_widths=["58%", "16%", "26%"])
-            with gr.Tab("Ingest", id="ingest"):
-                gr.Markdown(
-                    f"Add papers from a daily **listing page** (.txt), **arXiv metadata JSON "
-                    f"Lines** (.jsonl/.json) or a **CSV/TSV** with `title` and `abstract` columns "
-                    f"(optional `id`, `date`, `authors`, `url`). Up to "
-                    f"{settings.ui_max_upload_mb:g} MB per file. Re-uploading is safe: unchanged "
-                    f"papers are skipped.")
-                files = gr.File(file_count="multiple", file_types=list(render.UPLOAD_SUFFIXES),
-                                type="filepath", label="Files to ingest", elem_id="upload")
-                ingest_btn = gr.Button("Ingest", variant="primary", elem_id="ingest-btn")
-                ingest_out = gr.HTML(elem_id="ingest-result")
-
-        inputs = [box, session, k, since, until, sources, mode]
-        outputs = [chatbot, box, session]
-        box.submit(respond, inputs, outputs, api_visibility="private")
-        send.click(respond, inputs, outputs, api_visibility="private")
-        chatbot.example_select(example_text, None, box,
-                               api_visibility="private", queue=False).then(
-            respond, inputs, outputs, api_visibility="private")
-        clear.click(reset, None, outputs, api_visibility="private", queue=False)
-        chatbot.clear(reset, None, outputs, api_visibility="private", queue=False)
-        lib_query.change(library, lib_query, table, api_visibility="private", queue=False)
-        lib_refresh.click(refresh_library, lib_query, [stats_md, table, status, sources],
-                          api_visibility="private")
-        ingest_btn.click(do_ingest, files,
-                         [ingest_out, files, stats_md, table, status, sources],
-                         api_visibility="private", concurrency_limit=1)
-        shown_index = [stats_md, table, status, sources, timer]
-        timer.tick(tick, lib_query, shown_index, api_visibility="private", queue=False)
-        demo.load(tick, lib_query, shown_index, api_visibility="private", queue=False)
-        gr.api(ask, api_name="ask")
-    return demo
+    return ask
 
 
 def serve(settings, host: str | None = None, port: int | None = None, *, pipeline=None,

@@ -1,4 +1,5 @@
-"""``ask ui``: serve the browser chat (forwarded here by ``rag.cli``)."""
+"""``ask ui``: serve the browser chat (registered with ``ask`` as an entry point in
+pyproject.toml's ``abstracta.commands`` group)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from pathlib import Path
 
 import click
 
-from rag import echo
+from rag.console import echo
 
 
-@click.command(name="ui", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(name="ui", context_settings={"help_option_names": ["-h", "--help"]},
+               short_help="Open the browser chat (http://127.0.0.1:7860). `ask ui --help` for "
+                          "options.")
 @click.option("--host", default=None,
               help="Interface to listen on (env ABSTRACTA_UI_HOST; default 127.0.0.1). Any "
                    "non-loopback address requires ABSTRACTA_UI_AUTH=user:password.")
@@ -24,8 +27,9 @@ def ui_command(host, port, data_dir, chroma_url):
     Scripts can call the named endpoint /ask with gradio_client (see ui/README.md).
     """
     from rag import load_settings
-    from ui.app import Service, resolve_auth, serve
+    from ui.app import resolve_auth, serve
     from ui.placeholder import Placeholder
+    from ui.service import Service
 
     settings = load_settings(data_dir=data_dir, chroma_url=chroma_url, ui_host=host, ui_port=port)
     resolve_auth(settings.ui_host, settings)  # refuse before loading any model

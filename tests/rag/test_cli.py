@@ -166,8 +166,42 @@ def test_empty_or_punctuation_question_is_a_clear_error(bundled_dir, question):
         "Error: The question is empty; ask something about the indexed papers."]
 
 
-def test_empty_question_on_a_fresh_data_dir_does_not_ingest(tmp_path):
+def test_empty_question_on_a_fresh_data_dir_is_the_same_clear_error(tmp_path):
+    # The pipeline cleans the question (the CLI does not): a first use indexes the bundled
+    # corpus first, then refuses the question as on any index.
     data = tmp_path / "fresh"
     res = run_ask("?", env={"ABSTRACTA_DATA_DIR": str(data), "ABSTRACTA_EMBEDDER": "wordllama"})
     assert res.returncode == 2
-    assert "ingesting the bundled" not in res.stderr
+    _no_traceback(res)
+    assert one_line(res.stderr) == [
+        "Error: The question is empty; ask something about the indexed papers."]
+
+
+def test_faces_come_in_as_commands_of_ask():
+    """`ask ui` and `ask eval` live in ui/ and eval/ and are registered as entry points."""
+    listed = run_ask("--help").stdout.split("Commands:")[1]
+    assert "ui         Open the browser chat (http://127.0.0.1:7860)." in listed
+    assert "eval       Score Abstracta on a question set" in listed
+    for name in ("ui", "eval"):
+        res = run_ask(name, "--help")
+        assert res.returncode == 0 and res.stdout.startswith(f"Usage: ask {name} [OPTIONS]")
+    res = run_ask("eval", "--no-such-option")
+    assert res.returncode == 2 and "Usage: ask eval [OPTIONS]" in res.stderr
+
+
+def test_a_plugin_that_does_not_load_is_one_line(tmp_path):
+    """A package registered a command whose module is gone: `ask --help` still works and
+    lists it; running it says so in one line (exit 1), not a traceback."""
+    dist = tmp_path / "ghost-1.0.dist-info"
+    write(dist / "METADATA", "Metadata-Version: 2.1\nName: ghost\nVersion: 1.0\n")
+    write(dist / "entry_points.txt", "[abstracta.commands]\nfeed = ghost_feed.cli:command\n")
+    env = {"PYTHONPATH": str(tmp_path)}
+    helped = run_ask("--help", env=env)
+    assert helped.returncode == 0 and "feed" in helped.stdout.split("Commands:")[1]
+    res = run_ask("feed", "--since", "today", env=env)
+    assert res.returncode == 1
+    _no_traceback(res)
+    assert res.stderr.strip().splitlines() == [
+        "Error: `ask feed` is not available: its plugin ghost_feed.cli:command did not load "
+        "(ModuleNotFoundError: No module named 'ghost_feed'). Reinstall the package that "
+        "provides it."]

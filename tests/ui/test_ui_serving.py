@@ -98,7 +98,7 @@ def test_ten_clients_at_once_get_their_own_answers(shared_app):
 def test_uploads_are_checked_and_bad_files_leave_the_index_unchanged(bundled_copy, tmp_path):
     from rag.pipeline import Pipeline
     from rag.settings import load_settings
-    from ui.app import Service
+    from ui.service import Service
 
     pipeline, data = bundled_copy
     svc = Service(pipeline)
@@ -227,7 +227,7 @@ from test_disk import full_disk  # noqa: E402,F401
 def test_full_disk_during_an_upload_is_one_line_on_the_ingest_tab(full_disk, embedder, tmp_path):  # noqa: F811
     from rag.pipeline import Pipeline
     from rag.settings import load_settings
-    from ui.app import Service
+    from ui.service import Service
 
     data, _ = full_disk
     pipeline = Pipeline(load_settings(data_dir=data), embedder=embedder)
@@ -249,7 +249,7 @@ def test_an_upload_waiting_for_another_writer_is_told_whom_it_waits_for(bundled_
     import threading
 
     from rag.lock import WriteLock
-    from ui.app import Service
+    from ui.service import Service
 
     pipeline, data = bundled_copy
     svc = Service(pipeline)

@@ -1,0 +1,133 @@
+"""The Chat tab: the conversation, the question box, and each answer streamed into the
+conversation as it comes (tokens, "waiting for the model", then the cited answer)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ui import render
+from ui.side_panel import LLM, SidePanel
+
+EXAMPLES = [
+    "Which paper combines group quantization with structured sparsity?",
+    "How many computer tasks are in the OSWorld benchmark?",
+    "Which papers introduce benchmarks for agents that operate apps on mobile phones?",
+    "Which work reformulates attention as a recurrent network?",
+]
+
+
+@dataclass(frozen=True)
+class ChatTab:
+    """The tab's components (Gradio's), for the handlers wired to them."""
+
+    chatbot: Any
+    box: Any
+    send: Any
+
+
+def build() -> ChatTab:
+    """The conversation column, inside the Chat tab's row."""
+    import gradio as gr
+
+    with gr.Column(scale=4):
+        # HTML, not Markdown: no autolinks from paper text, escaped once.
+        chatbot = gr.Chatbot(
+            elem_id="chat", height=620, show_label=False, latex_delimiters=[],
+            render_markdown=False,
+            feedback_options=None, buttons=["copy"], layout="panel",
+            placeholder="**Ask about the indexed papers.** Answers cite their "
+                        "sources as [n]; click a number to jump to the paper.",
+            examples=[{"text": q} for q in EXAMPLES])
+        with gr.Row():
+            box = gr.Textbox(placeholder="Ask a question, or a follow-up…",
+                             show_label=False, scale=8, autofocus=True,
+                             elem_id="question", max_lines=4, submit_btn=False)
+            send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+    return ChatTab(chatbot, box, send)
+
+
+def new_session() -> dict:
+    """A browser tab's own state: its conversation and the messages shown."""
+    from rag import Conversation
+
+    return {"conversation": Conversation(), "messages": [], "turn": 0}
+
+
+def _with(shown: list, content: str) -> list:
+    return shown + [{"role": "assistant", "content": content}]
+
+
+def respond(svc, question, session, k, since, until, sources, mode):
+    """Yield (messages, box text, session) as one question is answered: the question,
+    "Searching the papers…", then the streamed answer (:func:`shown_answer`)."""
+    session = session or new_session()
+    question = (question or "").strip()
+    if not question:
+        yield session["messages"], "", session
+        return
+    shown = session["messages"] + [{"role": "user", "content": render.question_html(question)}]
+    busy = svc.still_indexing()
+    if busy:  # a first run: not an error, the answer comes once the corpus is in
+        yield _with(shown, render.pending_html(busy)), "", session
+        return
+    try:
+        filters = svc.filters(since, until, sources)
+    except ValueError as exc:
+        session["messages"] = _with(shown, render.error_html(str(exc)))
+        yield session["messages"], "", session
+        return
+    use_llm = (mode == LLM) if svc.settings.llm_configured else None
+    session["turn"] += 1
+    yield _with(shown, render.pending_html("Searching the papers…")), "", session
+    events = svc.stream_answer(question, k=int(k), filters=filters,
+                               conversation=session["conversation"], use_llm=use_llm)
+    for messages, final in shown_answer(events, shown, session["turn"]):
+        if final:  # the session keeps the answer (or the error), not the partial text
+            session["messages"] = messages
+        yield messages, "", session
+
+
+def shown_answer(events: Iterable, shown: list, turn: int) -> Iterator[tuple[list, bool]]:
+    """(messages, is final) for each event of :meth:`ui.service.Service.stream_answer`."""
+    partial = ""
+    for kind, value in events:
+        if kind == "token":
+            partial += value
+            yield _with(shown, render.streaming_html(partial)), False
+        elif kind == "waiting":
+            note = f"Waiting for the model ({value:.0f} s)…"
+            yield _with(shown, f'<span class="answer-pending">{note}</span>'), False
+        elif kind == "answer":
+            yield _with(shown, render.answer_html(value, turn)), True
+        else:
+            yield _with(shown, render.error_html(value)), True
+
+
+def wire(svc, chat: ChatTab, panel: SidePanel, session) -> None:
+    """Questions (typed, sent, or an example clicked) and a new conversation."""
+    import gradio as gr
+
+    def on_question(question, session, k, since, until, sources, mode):
+        yield from respond(svc, question, session, k, since, until, sources, mode)
+
+    def reset():
+        return [], "", new_session()
+
+    def example_text(evt) -> str:
+        return evt.value["text"]
+
+    # Gradio finds the event-data parameter by its annotation; set it as a real class
+    # (this module's annotations are strings, which Gradio cannot resolve here).
+    example_text.__annotations__ = {"evt": gr.SelectData, "return": str}
+
+    inputs = [chat.box, session, panel.k, panel.since, panel.until, panel.sources, panel.mode]
+    outputs = [chat.chatbot, chat.box, session]
+    chat.box.submit(on_question, inputs, outputs, api_visibility="private")
+    chat.send.click(on_question, inputs, outputs, api_visibility="private")
+    chat.chatbot.example_select(example_text, None, chat.box,
+                                api_visibility="private", queue=False).then(
+        on_question, inputs, outputs, api_visibility="private")
+    panel.clear.click(reset, None, outputs, api_visibility="private", queue=False)
+    chat.chatbot.clear(reset, None, outputs, api_visibility="private", queue=False)
