@@ -11,7 +11,7 @@ small file is the first tenth of the large one: the same papers' shape). Each in
 peak is measured two ways: the largest single process (``os.wait4``'s ru_maxrss, which
 covers the ingest worker processes too) and the whole process tree summed, sampled from
 /proc every 0.2 s (the workers run beside the parent). A second child only reads the
-file's records as ingest does (``rag.ingest.open_files`` then ``_records``: checked,
+file's records as ingest does (``rag.ingest.open_files`` then ``read_records``: checked,
 counted, then streamed; none kept) to show what reading costs on its own.
 The index's own growth is what of the index lives in memory: Chroma's vector index files
 (vectors and HNSW graph, held in memory; not chroma.sqlite3, the metadata store on disk)
@@ -19,7 +19,7 @@ and the BM25 arrays (memory-mapped: an upper bound).
 Results: ``benchmarks/results/memory.json`` and ``memory.md``.
 """
 
-# Component-level: its read-only child times ingest's reader (rag.ingest.open_files, _records).
+# Component-level: its read-only child times ingest's reader (rag.ingest.open_files, read_records).
 from __future__ import annotations
 
 import argparse
@@ -111,8 +111,8 @@ def corpora(sizes_mb: list[float], work: Path, seed: int) -> dict[float, tuple[P
 
 LOAD_ONLY = (
     "import sys; from pathlib import Path; from rag.ingest import IngestReport, open_files,"
-    " _records; r = IngestReport(); s = open_files([Path(sys.argv[1])], r);"
-    " print(sum(1 for _ in _records(s, r)), r.records)"
+    " read_records; r = IngestReport(); s = open_files([Path(sys.argv[1])], r);"
+    " print(sum(1 for _ in read_records(s, r)), r.records)"
 )
 
 

@@ -49,10 +49,12 @@ def _profiled(args: dict, fn):
 
 def _what_if(args: dict, settings) -> None:
     """Profiling knobs (not used by run.py): try a change to rag.ingest without editing it."""
-    import rag.ingest
+    import rag.ingest.embedding
+    import rag.ingest.pool
+    import rag.ingest.write
 
     if args.get("papers_per_batch"):
-        rag.ingest.PAPERS_PER_BATCH = int(args["papers_per_batch"])
+        rag.ingest.embedding.PAPERS_PER_BATCH = int(args["papers_per_batch"])
     if args.get("regex_chunker"):
         from chunk_probe import batched_chunker
 
@@ -67,9 +69,9 @@ def _what_if(args: dict, settings) -> None:
                               f"{paper.title}\n{span}") for i, span in enumerate(spans)]
             return chunk
 
-        rag.ingest.make_chunker = make_chunker
+        rag.ingest.embedding.make_chunker = make_chunker
     if args.get("no_write"):  # chunk + embed only: the main thread's share of ingest
-        rag.ingest._write_batch = lambda *a, **k: None
+        rag.ingest.write.write_batch = rag.ingest.pool.write_batch = lambda *a, **k: None
 
 
 def ingest_abstracta(args: dict) -> dict:

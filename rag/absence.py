@@ -52,6 +52,48 @@ class Absent:
         return self.distinctive or self.rank > VERY_COMMON or self.capitalized
 
 
+_ACRONYM = re.compile(r"^[A-Z][A-Za-z]{1,5}s?$")  # MLP, PDEs, HJB, VQ, RAM (2-6 letters)
+
+
+def is_acronym(word: str) -> bool:
+    """Written like an acronym: 2-6 letters, mostly capitals (MLP, PDEs, VQ)."""
+    letters = word[:-1] if word.endswith("s") and len(word) > 2 else word
+    return bool(_ACRONYM.match(word)) and sum(c.isupper() for c in letters) >= max(
+        2, len(letters) - 1)
+
+
+def spelled_out(acronym: str, text: str) -> bool:
+    """Whether ``text`` spells the acronym out: consecutive words whose letters give the
+    acronym's letters in order, each word's first letter being one of them (the rule of
+    Schwartz and Hearst, 2003). A user writes "MLP" or "PDE" where the abstract says
+    "multilayer perceptron" or "partial differential equations"; the acronym is then no
+    word the paper lacks.
+
+    >>> spelled_out("MLP", "a small multilayer perceptron on top"), spelled_out("HJB",
+    ...     "the Hamilton-Jacobi-Bellman equation"), spelled_out("PDE", "pixel diffusion")
+    (True, True, False)
+    """
+    letters = acronym.lower().rstrip("s") if len(acronym) > 2 else acronym.lower()
+    words_ = WORD.findall(text.lower())
+    return any(w[0] == letters[0] and _spells(letters, words_, i) for i, w in enumerate(words_))
+
+
+def _spells(letters: str, words_: list[str], i: int) -> bool:
+    """Whether words_[i:] spell ``letters`` (see :func:`spelled_out`): each word starts
+    with the next letter and may supply more of them from inside itself, in order."""
+    k = 0  # letters consumed
+    for w in words_[i:i + len(letters)]:
+        if w[0] != letters[k]:
+            return False
+        k += 1
+        for ch in w[1:]:  # later letters of the same word ("multilayer" gives m and l)
+            if k < len(letters) and ch == letters[k]:
+                k += 1
+        if k == len(letters):
+            return True
+    return False
+
+
 def absent_words(question: str, doc_freq: Callable[[str], int]) -> list[Absent]:
     """The question's words (each once, in order) whose stems no chunk contains, per
     ``doc_freq`` (the lexical index's chunks-per-term). Stop words and numbers are left

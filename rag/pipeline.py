@@ -283,7 +283,7 @@ class Pipeline:
         """The extractive answer, told which question words no indexed paper contains and
         how rare each word is in the index (sentences are matched on the rare ones)."""
         return answer_offline(standalone, hits, self.settings.abstain_threshold, focus=question,
-                              absent=searcher.absent(question),
+                              absent=searcher.absent(question, hits),
                               weights=searcher.term_weights(question), followup=followup)
 
     def _condense_llm(self, question, conversation, llm, deadline=None, on_llm_wait=None):

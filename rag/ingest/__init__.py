@@ -47,11 +47,6 @@ from rag.ingest.run import (
 )
 from rag.ingest.session import OnWait, write_session
 
-# The old private names, for the callers that still import them (tests/rag/test_identity.py,
-# benchmarks/memory.py) until they import the public ones.
-_merge = merge
-_records = read_records
-
 __all__ = ["IngestReport", "ingest_paths", "ingest_papers", "ensure_bundled_corpus",
            "needs_bundled_corpus", "write_session", "open_files", "read_records", "merge",
            "content_hash", "make_chunker", "normalize_title", "BUNDLED_CORPUS",

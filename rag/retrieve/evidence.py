@@ -6,11 +6,11 @@ of a question, read by the calibration's second stage)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Set
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from functools import lru_cache
 
-from rag.absence import NAME_LIKE, Absent, absent_words
+from rag.absence import NAME_LIKE, Absent, absent_words, is_acronym, spelled_out
 from rag.english import is_common
 from rag.identity import normalize_title
 from rag.retrieve.retrievers import Features, Query
@@ -33,8 +33,16 @@ class TermStats:
     unknown: frozenset[str]  # distinctive terms no chunk contains
     concepts: frozenset[str]  # absent concepts that are ordinary English ("lyrics")
     max_idf: float  # the IDF of a term with df = 0 in this index
-    unknown_name: bool = False  # a distinctive absent word is written like a name: AWQ
+    names: frozenset[str] = frozenset()  # distinctive absent words written like names: AWQ
     total: float = 1.0  # the IDFs of all the question's terms, absent ones at max_idf
+    acronyms: tuple[tuple[str, str], ...] = ()  # (term, word) of absent acronyms: MLP
+
+    def resolved(self, papers: Mapping[str, StoredPaper]) -> dict[str, frozenset[str]]:
+        """Each paper -> the absent acronyms its text spells out ("MLP": "multilayer
+        perceptron"): no word it lacks, and no sign the question is off-corpus."""
+        return {pid: frozenset(t for t, word in self.acronyms
+                               if spelled_out(word, f"{p.title} {p.abstract}"))
+                for pid, p in papers.items()} if self.acronyms else {p: frozenset() for p in papers}
 
 
 def term_stats(query_terms, lex, question: str = "") -> TermStats:
@@ -51,7 +59,8 @@ def term_stats(query_terms, lex, question: str = "") -> TermStats:
     total = sum(weights.values()) or 1.0
     weights = {t: w for t, w in weights.items() if lex.doc_freq(t) > 0 or t in unknown}
     return TermStats(weights, unknown, concepts, max_idf,
-                     any(a.name for a in absent if a.distinctive), total)
+                     frozenset(a.term for a in absent if a.name and a.distinctive), total,
+                     tuple((a.term, a.word) for a in absent if is_acronym(a.word)))
 
 
 def coverage(weights: dict[str, float], present: Set[str]) -> float:
@@ -97,12 +106,16 @@ class TextEvidence:
     def features(self, query: Query, papers: Mapping[str, StoredPaper]) -> dict[str, Features]:
         stats = term_stats(query.terms, self.lex, query.text)
         weights = stats.weights
-        question = {"unknown_share": len(stats.unknown) * stats.max_idf / stats.total,
-                    "concept_share": len(stats.concepts) * stats.max_idf / stats.total,
-                    "unknown_name": 1.0 if stats.unknown_name else 0.0}
+        resolved = stats.resolved(papers)
+        spelled = frozenset().union(*resolved.values())
+        share = stats.max_idf / stats.total
+        question = {"unknown_share": len(stats.unknown - spelled) * share,
+                    "concept_share": len(stats.concepts - spelled) * share,
+                    "unknown_name": 1.0 if stats.names - spelled else 0.0}
         out = {}
         for pid, paper in papers.items():
             present, in_title = paper_terms(paper.title, paper.abstract)
+            present = present | resolved[pid]
             out[pid] = {
                 "coverage": coverage(weights, present),
                 "title_coverage": coverage(weights, in_title),
@@ -142,8 +155,12 @@ def title_in_question(title: str, question_norm: str, question: str = "") -> boo
         rf"(?<!\w){re.escape(head.strip())}(?!\w)", question or head))
 
 
-def absent(question: str, lex) -> list[Absent]:
+def absent(question: str, lex, papers: Sequence[StoredPaper] = ()) -> list[Absent]:
     """The question's words that no chunk of the lexical index ``lex`` contains, each
     with its kind (:class:`rag.absence.Absent`): what an abstention can name ("none of
-    the indexed papers mentions NVMe")."""
-    return absent_words(question, lex.doc_freq) if lex is not None else []
+    the indexed papers mentions NVMe"). An acronym that one of ``papers`` (the papers
+    shown) spells out is not absent: "MLP" for "multilayer perceptron"."""
+    if lex is None:
+        return []
+    return [a for a in absent_words(question, lex.doc_freq) if not (is_acronym(a.word) and any(
+        spelled_out(a.word, f"{p.title} {p.abstract}") for p in papers))]

@@ -205,9 +205,10 @@ class Searcher:
         """Ids of the papers the filters keep in this generation (None: no filter)."""
         return allowed_papers(self.store, self.facets, filters)
 
-    def absent(self, question: str) -> list[Absent]:
-        """The question's words that no indexed chunk contains, each with its kind."""
-        return absent(question, self.lexical)
+    def absent(self, question: str, hits: Sequence[Hit] = ()) -> list[Absent]:
+        """The question's words that no indexed chunk contains (nor ``hits`` spell out, as
+        "multilayer perceptron" spells "MLP"), each with its kind."""
+        return absent(question, self.lexical, [h.paper for h in hits])
 
     def term_weights(self, question: str) -> dict[str, float] | None:
         """Each of the question's stemmed terms -> its IDF in the index (None: no index)."""

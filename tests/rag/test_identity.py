@@ -81,10 +81,10 @@ def _paper(title, abstract, source="a.csv", where="", **kw):
 
 
 def test_same_title_and_different_abstracts_are_different_papers():
-    from rag.ingest import IngestReport, _merge
+    from rag.ingest import IngestReport, merge
 
     report = IngestReport()
-    merged = _merge([_paper("Summary", "Cats purr when content.", where="a.csv:2"),
+    merged = merge([_paper("Summary", "Cats purr when content.", where="a.csv:2"),
                      _paper("Summary", "Dogs bark at strangers.", where="a.csv:3"),
                      _paper("Summary", "cats  PURR when content", "b.txt", "b.txt:9")], {}, report)
     assert len(merged) == 2
@@ -98,41 +98,41 @@ def test_same_title_and_different_abstracts_are_different_papers():
 
 def test_an_id_that_is_not_an_arxiv_id_becomes_the_paper_id():
     from rag.identity import record_id
-    from rag.ingest import _merge
+    from rag.ingest import merge
 
     assert record_id("csv", "  W27  ") == "csv:W27" and record_id("jsonl", 17) == "jsonl:17"
     assert record_id("csv", "") is None and record_id("jsonl", 1.5) is None
     assert paper_id("Editorial", None, "csv:17") == "csv:17"
     assert paper_id("Editorial", "2406.01234", "csv:17") == "2406.01234"
-    merged = _merge([_paper("Editorial", "Same words.", record_id="csv:17"),
+    merged = merge([_paper("Editorial", "Same words.", record_id="csv:17"),
                      _paper("Editorial", "Same words.", record_id="csv:18")], {})
     assert sorted(merged) == ["csv:17", "csv:18"]
 
 
 def test_a_listing_and_an_arxiv_record_of_one_paper_meet_in_either_order():
-    from rag.ingest import _merge
+    from rag.ingest import merge
 
     for order in (1, -1):
         records = [_paper("GPipe: Pipelines", "We pipe.", "aug13.txt"),
                    _paper("GPipe: Pipelines", "We\n pipe.", "snap.jsonl", arxiv_id="1811.06965")]
-        merged = _merge(records[::order], {})
+        merged = merge(records[::order], {})
         assert list(merged) == ["1811.06965"]
         assert merged["1811.06965"].sources == ("aug13.txt", "snap.jsonl")
 
 
 def test_an_indexed_title_keeps_its_id_and_an_edit_from_its_file_replaces_it():
-    from rag.ingest import _merge
+    from rag.ingest import merge
     from rag.types import StoredPaper
 
     pid = paper_id("Summary")
     known = {title_key("Summary"): [StoredPaper(pid, "Summary", "Old words.", (), ("a.csv",))]}
     # The same file brings a new abstract: an edit of the indexed paper.
-    assert list(_merge([_paper("Summary", "New words.", "a.csv")], known)) == [pid]
+    assert list(merge([_paper("Summary", "New words.", "a.csv")], known)) == [pid]
     # Another file brings another abstract under that title: another paper.
-    other = _merge([_paper("Summary", "Unrelated words.", "b.csv")], known)
+    other = merge([_paper("Summary", "Unrelated words.", "b.csv")], known)
     assert list(other) != [pid] and list(other)[0].startswith(pid + "-")
     # An arXiv record of the indexed paper (same abstract) keeps the indexed id.
-    assert list(_merge([_paper("Summary", "old  WORDS", "s.jsonl", arxiv_id="2401.00001")],
+    assert list(merge([_paper("Summary", "old  WORDS", "s.jsonl", arxiv_id="2401.00001")],
                        known)) == [pid]
 
 
