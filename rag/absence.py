@@ -43,8 +43,10 @@ class Absent:
 
     @property
     def distinctive(self) -> bool:
-        """Evidence of absence: a name, or a word rare in general English."""
-        return (self.name and self.rank > VERY_COMMON) or self.rank > COMMON
+        """Evidence of absence: a word rare in general English (a coined name such as
+        NVMe or GPT4o is in no word list). A common acronym written like a name ("RAM",
+        "GPU") is not: the paper may well spell it out in words."""
+        return self.rank > COMMON
 
     @property
     def concept(self) -> bool:
