@@ -155,10 +155,12 @@ def mean(values: Sequence[float]) -> float | None:
 
 
 # --- the issue-11 bars: metrics by subtype ---------------------------------------------
-BARS = {  # metric -> (bar, "min" or "max")
+BARS = {  # metric -> (bar, "min" or "max"): issue 11's, tightened and extended by issue 21's
     "lookup_para_hit@1": (0.85, "min"), "lookup_para_hit@5": (0.95, "min"),
     "lookup_kw_hit@1": (0.98, "min"), "multi_recall@10": (0.95, "min"),
-    "false_abstention": (0.04, "max"), "unanswerable_abstention": (0.60, "min"),
+    "lookup_gap_hit@1": (0.80, "min"), "lookup_gap_hit@5": (0.95, "min"),
+    "lookup_gap_false_abstention": (0.05, "max"), "two_part_key_facts": (0.80, "min"),
+    "false_abstention": (0.03, "max"), "unanswerable_abstention": (0.70, "min"),
     "followup_switch_new_topic": (0.90, "min"), "followup_key_facts": (0.80, "min"),
     "invented_citation_rate": (0.0, "max"),
 }
@@ -191,10 +193,14 @@ def bar_metrics(records: Sequence[dict], info: dict[str, dict] | None = None) ->
         subtype = r.get("subtype") or extra.get("subtype") or ""
         switch = r.get("switch", extra.get("switch", False))
         m = r["metrics"]
-        if r["type"] == "lookup" and subtype in ("para", "kw"):
+        if r["type"] == "lookup" and subtype in ("para", "kw", "gap"):
             add(f"lookup_{subtype}_hit@1", m.get("hit@1"))
-            if subtype == "para":
-                add("lookup_para_hit@5", m.get("hit@5"))
+            if subtype in ("para", "gap"):
+                add(f"lookup_{subtype}_hit@5", m.get("hit@5"))
+            if subtype == "gap":
+                add("lookup_gap_false_abstention", m.get("false_abstention"))
+        if subtype == "two_part":
+            add("two_part_key_facts", m.get("key_facts"))
         if r["type"] == "multi":
             add("multi_recall@10", m.get("recall@10"))
         add("false_abstention", m.get("false_abstention"))

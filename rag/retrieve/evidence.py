@@ -23,13 +23,13 @@ class TermStats:
     """The question's distinct stemmed terms as the index sees them (see rag.absence).
 
     A term no chunk contains is weighed by what kind of word it is: a *distinctive* one
-    (a name, a term rare in general English) keeps the largest IDF there is, since a
-    question that hinges on a word no paper uses should not be covered by the papers'
-    other words; an ordinary English word ("sluggish", "job") or a number the index
+    (a term rare in general English) or a *concept* ("lyrics") keeps the largest IDF
+    there is, since a question that hinges on a word no paper uses should not be covered
+    by the papers' other words; filler ("something", "job", "don") or a number the index
     lacks weighs nothing, since no paper has it and it tells no paper from another.
     """
 
-    weights: dict[str, float]  # term -> IDF (absent ordinary words left out, see above)
+    weights: dict[str, float]  # term -> IDF (absent filler left out, see above)
     unknown: frozenset[str]  # distinctive terms no chunk contains
     concepts: frozenset[str]  # absent concepts that are ordinary English ("lyrics")
     max_idf: float  # the IDF of a term with df = 0 in this index
@@ -57,7 +57,8 @@ def term_stats(query_terms, lex, question: str = "") -> TermStats:
     concepts = frozenset(a.term for a in absent if a.concept and not a.distinctive)
     weights = {t: lex.idf(t) for t in dict.fromkeys(query_terms)}
     total = sum(weights.values()) or 1.0
-    weights = {t: w for t, w in weights.items() if lex.doc_freq(t) > 0 or t in unknown}
+    kept = unknown | concepts
+    weights = {t: w for t, w in weights.items() if lex.doc_freq(t) > 0 or t in kept}
     return TermStats(weights, unknown, concepts, max_idf,
                      frozenset(a.term for a in absent if a.name and a.distinctive), total,
                      tuple((a.term, a.word) for a in absent if is_acronym(a.word)))
