@@ -90,7 +90,8 @@ UK_PATTERNS = [
     r"\w+is(e|es|ed|ing|ation|ations|er|ers)\b", r"\w+ys(e|es|ed|ing)\b",
     r"\w+our(s|ed|ing|able)?\b", r"\bdefen[cs]e\b", r"\boffen[cs]e\b", r"\blicen[cs]e\b",
     r"\b(model|label|travel|cancel|signal|channel|funnel|level|tunnel|fuel|counsel|total)l(ing|ed|er|ers)\b",
-    r"\bcentre", r"\bmetre", r"\bprogramme", r"\bcatalogue", r"\banalogue", r"\bgrey\b", r"\bfulfil\b",
+    r"\bcentre", r"\bmetre", r"\bprogramme", r"\bcatalogue", r"\banalogue", r"\bgrey\b",
+    r"\bfulfil\b",
     r"\benrol\b", r"\bmaths\b", r"\bwhilst\b", r"\bplough", r"\bcheque", r"\btyre",
     r"\b(neighbour|colour|favour|honour|labour|flavour|behaviour|rumour|vapour|harbour|armour|endeavour)\w*",
     r"\bjudgement", r"\bageing\b", r"\bsceptic",
@@ -106,7 +107,8 @@ revising supervise supervised supervising supervision supervisor supervisors
 televise comprise comprises comprising devise devised devising concise
 despise improvise improvised chastise merchandise advertise advertising advertised
 praise praised poise paradise treatise excise incise circumcise bruise cruise
-noising noised denoising denoised house houses housed housing horse horses nurse nurses purpose purposes
+noising noised denoising denoised house houses housed housing horse horses nurse nurses
+purpose purposes
 course courses source sources resource resources tour tours four hour hours your
 yours our ours pour poured flour sour scour detour contour contours devour
 analysis
@@ -138,10 +140,12 @@ def stems(text):
 
 def parse_file(path):
     """Return [(title, abstract)] of one listing page."""
-    text = open(path, encoding="utf-8").read()
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
     paras = [collapse(p) for p in re.split(r"\n\s*\n", text)]
     paras = [p for p in paras if p]
-    date = re.compile(r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.? \d{1,2}(, \d{4})?")
+    date = re.compile(r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)"
+                      r"[a-z]*\.? \d{1,2}(, \d{4})?")
     start = next((k for k, p in enumerate(paras) if date.fullmatch(p)), None)
     if start is None:
         raise SystemExit(f"{path}: no date line found")
@@ -155,9 +159,9 @@ def load_corpus(corpus_dir):
     files = sorted(glob.glob(os.path.join(corpus_dir, "*.txt")))
     if not files:
         raise SystemExit(f"no corpus files in {corpus_dir}")
-    by_title = {}          # title -> set of abstracts
-    abstracts = {}         # abstract -> list of titles (one distinct paper each)
-    file_of = {}           # abstract -> set of file names
+    by_title: dict[str, set[str]] = {}  # title -> set of abstracts
+    abstracts: dict[str, list[str]] = {}  # abstract -> list of titles (one distinct paper each)
+    file_of: dict[str, set[str]] = {}  # abstract -> set of file names
     for f in files:
         for title, abstract in parse_file(f):
             by_title.setdefault(title, set()).add(abstract)
@@ -172,7 +176,7 @@ def name_tokens(title, common=frozenset()):
     """Names a gap question must not use: short pre-colon name, multi-capital words.
 
     Words whose stem is corpus-common (AI, LLM, GPT, Attention, ...) are generic, not names."""
-    names = set()
+    names: set[str] = set()
     if ":" in title:
         head = title.split(":", 1)[0].strip()
         if len(head.split()) <= 2:
@@ -220,7 +224,7 @@ def main(argv):
             path = a
     by_title, abstracts, file_of = load_corpus(corpus_dir)
     n_papers = len(abstracts)
-    df = Counter()
+    df: Counter[str] = Counter()
     for abstract, titles in abstracts.items():
         df.update(stems(titles[0] + " " + abstract))
     cut = math.ceil(COMMON_FRACTION * n_papers)
@@ -230,11 +234,11 @@ def main(argv):
         return stems(text) - common
 
     failures = []
-    counts = Counter()
-    gold_papers = Counter()
-    gold_files = Counter()
-    ids = Counter()
-    overlaps = Counter()
+    counts: Counter[str | tuple[str, str]] = Counter()
+    gold_papers: Counter[str] = Counter()
+    gold_files: Counter[str] = Counter()
+    ids: Counter[str] = Counter()
+    overlaps: Counter[int] = Counter()
     kinds = {"gap-lookup-": ("lookup", "gap"), "gap-detail-": ("detail", "gap"),
              "gap-two-": ("detail", "two_part")}
     with open(path, encoding="utf-8") as fh:
@@ -252,7 +256,8 @@ def main(argv):
             continue
         qid = q.get("id", f"line {n}")
         bad = []
-        missing = [k for k in ("id", "type", "subtype", "question", "gold_titles", "answer") if k not in q]
+        missing = [k for k in ("id", "type", "subtype", "question", "gold_titles", "answer")
+                   if k not in q]
         if missing:
             failures.append(f"{qid}: missing keys {missing}")
             continue
@@ -280,7 +285,9 @@ def main(argv):
             where = (title + " " + abstract) if q["type"] == "lookup" else abstract
             for a in q["answer"]:
                 if collapse(a).lower() not in where.lower():
-                    bad.append(f"answer not verbatim in gold {'title/abstract' if q['type'] == 'lookup' else 'abstract'}: {a!r}")
+                    bad.append("answer not verbatim in gold "
+                               f"{'title/abstract' if q['type'] == 'lookup' else 'abstract'}: "
+                               f"{a!r}")
             if q["subtype"] == "two_part":
                 if len(q["answer"]) != 2:
                     bad.append("two_part needs exactly 2 answers")
@@ -295,7 +302,8 @@ def main(argv):
                 overlaps[len(shared)] += 1
                 if len(shared) > 1:
                     bad.append(f"shares {len(shared)} content stems: {sorted(shared)}")
-                qtok = set(tokens(q["question"])) | set(re.findall(r"[a-z0-9^$\-]+", q["question"].lower()))
+                qtok = set(tokens(q["question"])) | set(
+                    re.findall(r"[a-z0-9^$\-]+", q["question"].lower()))
                 names = name_tokens(title, common) & qtok
                 if names:
                     bad.append(f"uses the paper's name: {sorted(names)}")
@@ -309,7 +317,8 @@ def main(argv):
                 if not has_number(q["question"]):
                     bad.append('marked "numbers": "variant" but no number in the question')
                 elif papers and not (number_tokens(q["question"]) -
-                                     set(_TOKEN.findall((papers[0][0] + " " + papers[0][1]).lower()))):
+                                     set(_TOKEN.findall(
+                                         (papers[0][0] + " " + papers[0][1]).lower()))):
                     bad.append('marked "numbers": "variant" but every number token of the '
                                'question also occurs in the gold title/abstract')
         counts[(q["type"], q["subtype"])] += 1
@@ -324,11 +333,13 @@ def main(argv):
     n_gap = n_lookup + n_detail
     need_uk = max(MIN_UK, math.ceil(n_gap / 5))
     minimums = [("gap lookups", n_lookup, MIN_LOOKUP), ("gap details", n_detail, MIN_DETAIL),
-                ("two-part details", n_two, MIN_TWO), ("uk spelling (gap lines)", counts["uk"], need_uk),
+                ("two-part details", n_two, MIN_TWO),
+                ("uk spelling (gap lines)", counts["uk"], need_uk),
                 ("number variants (gap lines)", counts["num"], MIN_NUM)]
     print(f"corpus: {n_papers} distinct papers in {len(set().union(*file_of.values()))} files; "
           f"{len(common)} corpus-common stems (in >= {cut} papers, {COMMON_FRACTION:.0%}) excluded")
-    print(f"questions: {sum(counts[k] for k in kinds.values())}; distinct gold papers: {len(gold_papers)}")
+    print(f"questions: {sum(counts[k] for k in kinds.values())}; "
+          f"distinct gold papers: {len(gold_papers)}")
     print()
     print(f"{'count':<30}{'have':>6}{'need':>6}  ok")
     for name, have, need in minimums:
