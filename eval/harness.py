@@ -43,11 +43,6 @@ class Question:
     missing: tuple[str, ...] = ()  # unanswerable: the asked terms no paper has
 
     @property
-    def last_gold_titles(self) -> tuple[str, ...]:
-        """The gold of the last turn (of the question itself when it has no turns)."""
-        return self.turn_gold_titles[-1] if self.turn_gold_titles else self.gold_titles
-
-    @property
     def answerable(self) -> bool:
         return bool(self.gold_titles or self.gold_ids)
 

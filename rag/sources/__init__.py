@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.errors import SourceError
+from rag.sources.records import LoadResult
 from rag.types import Paper
 
 FORMATS = ("listing", "arxiv-jsonl", "csv")
@@ -32,13 +33,6 @@ HEAD_BYTES = 256 * 1024  # what format sniffing reads (listing detection looks a
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _UTF8_BOM = b"\xef\xbb\xbf"
 _SUFFIXES = {".txt", ".md", ".jsonl", ".json", ".ndjson", ".csv", ".tsv", ""}
-
-
-@dataclass
-class LoadResult:
-    papers: list[Paper] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # "file:line: reason"
-    format: str = ""
 
 
 def read_text(path: Path) -> str:

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 
 from rag.identity import normalize_arxiv_id, record_id
+from rag.sources.records import LoadResult
 from rag.types import Listing, Paper
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
@@ -80,8 +81,6 @@ def records(lines: Iterable[str], source: str, skip: Skip) -> Iterator[Paper]:
 
 
 def load(text: str, source: str):
-    from rag.sources import LoadResult
-
     result = LoadResult()
     stripped = text.lstrip()
     if stripped.startswith("["):

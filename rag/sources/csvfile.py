@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from rag.identity import normalize_arxiv_id, record_id
 from rag.sources.listing import parse_listing_date
+from rag.sources.records import LoadResult
 from rag.types import Listing, Paper
 
 csv.field_size_limit(64 * 1024 * 1024)
@@ -123,8 +124,6 @@ def _paper(title: str, abstract: str, cell, row: list[str], source: str, line: i
 
 
 def load(text: str, source: str):
-    from rag.sources import LoadResult
-
     result = LoadResult()
     result.papers = list(records(io.StringIO(text, newline=""), source, result.skipped.append,
                                  dialect(text)))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 
+from rag.sources.records import LoadResult
 from rag.types import Listing, Paper
 
 MONTHS = {m: i for i, m in enumerate(
@@ -64,8 +65,6 @@ def _is_title(par: str) -> bool:
 
 
 def load(text: str, source: str):
-    from rag.sources import LoadResult
-
     result = LoadResult()
     paras = _paragraphs(text)
     first = next((i for i, (_, p) in enumerate(paras) if parse_listing_date(p)), None)

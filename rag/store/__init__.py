@@ -15,8 +15,9 @@ The parts, one job each: :mod:`rag.store.schema` (the metadata layout, typed rec
 :mod:`rag.store.chroma` (client, collection, errors, reopening after other processes'
 writes), :mod:`rag.store.papers` (reads and writes of papers and chunks),
 :mod:`rag.store.cache` (BM25 and facets per generation), :mod:`rag.store.open`
-(opening, the read-only copy), :mod:`rag.store.repair` (the copy a repair swaps in),
-and :class:`rag.store.store.Store`, the facade everything else calls.
+(opening, the read-only copy), :mod:`rag.store.repair` (the copy a repair swaps in, and
+finishing a swap that was stopped), and :class:`rag.store.store.Store`, the facade
+everything else calls (the collection paired with its generation's cache).
 """
 
 from __future__ import annotations

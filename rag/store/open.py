@@ -1,12 +1,11 @@
 """Opening the index: embedded or a Chroma server, a read-only copy when it must be.
 
 Also finishes a repair that ``ask doctor --repair`` was stopped in the middle of
-(:func:`finish_repair`), before anything reads the index.
+(:func:`rag.store.repair.finish_repair`), before anything reads the index.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -19,32 +18,13 @@ from rag.store.chroma import (
     chroma_settings,
     chunks_name,
     create_chunks,
-    mark_changed,
     persistent_client,
     wrap_error,
 )
+from rag.store.repair import finish_repair
 from rag.store.store import Store
 
-REPAIR_SUFFIX = "_repair"  # the collection a repair fills before it is swapped in
 CHROMA_DB = "chroma.sqlite3"  # embedded Chroma's database file: there once it has been opened
-
-
-def finish_repair(settings: Settings, client) -> None:
-    """`ask doctor --repair` copies the chunks into ``<name>_chunks_repair`` and swaps it in;
-    stopped during the swap, the complete copy is put in place here (never lost)."""
-    name = chunks_name(settings)
-    try:
-        copy = client.get_collection(f"{name}{REPAIR_SUFFIX}", embedding_function=None)
-    except Exception:  # the usual case: no repair under way
-        return
-    meta = dict(copy.metadata or {})
-    if not meta.pop("repair_complete", False):
-        client.delete_collection(copy.name)  # a repair stopped part-way: the original stands
-        return
-    with contextlib.suppress(Exception):  # already gone
-        client.delete_collection(name)
-    copy.modify(name=name, metadata=meta)
-    mark_changed(settings)
 
 
 def _open(settings: Settings, client) -> Store:

@@ -1,7 +1,7 @@
 """Reads and writes of papers and chunks, over a :class:`rag.store.chroma.ChromaIndex`.
 
-Plain functions that :class:`rag.store.Store` calls; the metadata layout is
-:mod:`rag.store.schema`'s.
+Plain functions of the collection, which :class:`rag.store.Store` binds as its methods;
+the metadata layout is :mod:`rag.store.schema`'s.
 """
 
 from __future__ import annotations
@@ -42,15 +42,17 @@ def paper_meta(index: ChromaIndex, ids: list[str]) -> dict[str, dict]:
 
 
 def paper_records(index: ChromaIndex, ids: list[str]) -> dict[str, ChunkRecord]:
-    """The paper records (chunk #0) of these papers as typed records, by paper id."""
-    return {pid: decode(f"{pid}#0", m) for pid, m in paper_meta(index, ids).items()}
+    """The paper records (chunk #0) with their content hashes, by paper id."""
+    return {pid: decode(f"{pid}#0", m) for pid, m in paper_meta(index, list(ids)).items()}
 
 
 def get_papers(index: ChromaIndex, ids: list[str]) -> dict[str, StoredPaper]:
+    """Paper records by id (missing ids are left out)."""
     return {pid: paper_from_meta(pid, m) for pid, m in paper_meta(index, list(ids)).items()}
 
 
 def iter_papers(index: ChromaIndex) -> Iterator[StoredPaper]:
+    """Every paper record (paged), for the library view."""
     offset = 0
     while True:
         res = index.read("get", where=FIRST, limit=PAGE, offset=offset, include=["metadatas"])
@@ -74,13 +76,8 @@ def scan(index: ChromaIndex, page: int = PAGE) -> Iterator[list[ChunkRecord]]:
         offset += page
 
 
-def chunks_of(index: ChromaIndex, paper_id: str) -> list[ChunkRecord]:
-    res = index.read("get", where={"paper_id": paper_id}, include=["metadatas"])
-    records = [decode(c, m) for c, m in zip(res["ids"], res["metadatas"], strict=False)]
-    return sorted(records, key=lambda r: r.n or 0)
-
-
 def vectors(index: ChromaIndex, chunk_ids: list[str]) -> dict[str, np.ndarray]:
+    """The vectors of these chunks, by chunk id (missing ones left out)."""
     res = index.read("get", ids=chunk_ids, include=["embeddings"])
     return {c: np.asarray(v, dtype=np.float32)
             for c, v in zip(res["ids"], res["embeddings"], strict=False)}
@@ -102,6 +99,8 @@ def filter_papers(index: ChromaIndex, facets: Facets, dates, sources) -> list[st
 
 
 def ids_by_title_key(index: ChromaIndex, keys: list[str]) -> dict[str, list[str]]:
+    """title key -> the ids of the indexed papers with that title (several papers
+    may share one: "Summary", "Erratum"), sorted."""
     out: dict[str, set[str]] = {}
     for start in range(0, len(keys), 500):
         res = index.read("get", where={"title_key": {"$in": keys[start:start + 500]}},
@@ -112,8 +111,14 @@ def ids_by_title_key(index: ChromaIndex, keys: list[str]) -> dict[str, list[str]
 
 
 def chunk_vectors(index: ChromaIndex, paper_ids: list[str],
-                  guess: int | dict[str, int]) -> dict[str, np.ndarray]:
-    """See :meth:`rag.store.Store.chunk_vectors`."""
+                  guess: int | dict[str, int] = 32) -> dict[str, np.ndarray]:
+    """The chunk vectors of each paper (rows of one array per paper id).
+
+    Chunk ids are ``<paper id>#<n>``, so the first ``guess`` of each paper (one number,
+    or one per paper id) are read by id (1 ms at 100k chunks, against 17 ms for a
+    ``where`` on paper_id); only a paper that fills all of them is read again by
+    ``where``.
+    """
     def by_paper(**query) -> dict[str, list]:
         res = index.read("get", include=["embeddings"], **query)
         rows: dict[str, list] = {}
@@ -130,7 +135,7 @@ def chunk_vectors(index: ChromaIndex, paper_ids: list[str],
 
 
 def replace_chunks(index: ChromaIndex, paper_ids: list[str], ids, embeddings, metadatas,
-                   delete_old: bool) -> None:
+                   delete_old: bool = True) -> None:
     """Drop the old chunks of these papers, then add the new ones, paper records last.
 
     Texts travel in the metadata (``text``), not as Chroma documents: Chroma builds
@@ -153,6 +158,7 @@ def replace_chunks(index: ChromaIndex, paper_ids: list[str], ids, embeddings, me
 
 
 def update_paper_meta(index: ChromaIndex, ids: list[str], metadatas: list[dict]) -> None:
+    """New listings for unchanged papers: rewrite the metadata of all their chunks."""
     by_paper = dict(zip(ids, metadatas, strict=False))
     for start in range(0, len(ids), 500):
         res = index.read("get", where={"paper_id": {"$in": ids[start:start + 500]}},
@@ -178,7 +184,8 @@ def dense(index: ChromaIndex, vector: np.ndarray, n: int, paper_ids: list[str] |
 
 
 def unreadable(index: ChromaIndex, ids: list[str]) -> list[str]:
-    """The ids among ``ids`` whose vectors Chroma cannot return (failed pages bisected)."""
+    """The chunks among ``ids`` whose vectors Chroma cannot return (a damaged index;
+    failed pages bisected)."""
     try:
         index.collection.get(ids=ids, include=["embeddings"])
         return []
@@ -189,7 +196,7 @@ def unreadable(index: ChromaIndex, ids: list[str]) -> list[str]:
     return unreadable(index, ids[:half]) + unreadable(index, ids[half:])
 
 
-def nearest(index: ChromaIndex, vectors: list, n: int) -> list[list[str]]:
+def nearest(index: ChromaIndex, vectors: list, n: int = 10) -> list[list[str]]:
     """The ``n`` nearest chunk ids of each vector; [] for a query a damaged index fails."""
     try:
         return index.collection.query(query_embeddings=vectors, n_results=n,

@@ -4,7 +4,9 @@ A damaged vector index cannot be patched in place: Chroma fails to apply a delet
 upsert of a record its graph has lost, and then cannot open the index at all. So a
 repair copies the chunks it keeps into ``<name>_chunks_repair``, adds the re-embedded
 ones, marks the copy complete and swaps it in. Killed during the swap, the next open
-finishes it (:func:`rag.store.open.finish_repair`).
+finishes it (:func:`finish_repair`). Both halves of the swap live here, so that
+opening (:mod:`rag.store.open`) and the facade (:mod:`rag.store.store`) import this
+module and it imports neither.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from rag.store.chroma import ChromaIndex, create_chunks, mark_changed
-from rag.store.open import REPAIR_SUFFIX
+from rag.settings import Settings
+from rag.store.chroma import ChromaIndex, chunks_name, create_chunks, mark_changed
 from rag.store.schema import ChunkRecord, chunk_metadata
 from rag.types import Chunk
+
+REPAIR_SUFFIX = "_repair"  # the collection a repair fills before it is swapped in
 
 
 class RepairCopy:
@@ -65,3 +69,21 @@ def repair_copy(index: ChromaIndex) -> Iterator[RepairCopy]:
         copy.collection.modify(name=name, metadata=meta)
         index.collection = client.get_collection(name, embedding_function=None)
         mark_changed(index.settings)
+
+
+def finish_repair(settings: Settings, client) -> None:
+    """`ask doctor --repair` copies the chunks into ``<name>_chunks_repair`` and swaps it in;
+    stopped during the swap, the complete copy is put in place here (never lost)."""
+    name = chunks_name(settings)
+    try:
+        copy = client.get_collection(f"{name}{REPAIR_SUFFIX}", embedding_function=None)
+    except Exception:  # the usual case: no repair under way
+        return
+    meta = dict(copy.metadata or {})
+    if not meta.pop("repair_complete", False):
+        client.delete_collection(copy.name)  # a repair stopped part-way: the original stands
+        return
+    with contextlib.suppress(Exception):  # already gone
+        client.delete_collection(name)
+    copy.modify(name=name, metadata=meta)
+    mark_changed(settings)

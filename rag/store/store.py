@@ -3,24 +3,48 @@ described in :mod:`rag.store`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
 from rag.lexical import Lexical
 from rag.settings import Settings
-from rag.store import papers
-from rag.store.cache import GenerationCache
+from rag.store import papers, repair
+from rag.store.cache import Cached, Facets, GenerationCache
 from rag.store.chroma import ChromaIndex
-from rag.store.schema import FIRST, ChunkRecord
-from rag.types import StoredPaper
+from rag.store.schema import FIRST
 
 Keep = Callable[[tuple[str, ...]], bool]  # a filter on a paper's dates or sources
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _on_index(fn: Callable[Concatenate[ChromaIndex, P], R]) -> Callable[Concatenate[Store, P], R]:
+    """A function of the index (``papers.*``, a ``ChromaIndex`` method) as a Store method.
+
+    Most of what the store does is one such function over its one index: binding them in
+    a table keeps their documentation in one place (the function's) instead of a
+    hand-written forward per function that repeats it.
+    """
+    @functools.wraps(fn)
+    def method(store: Store, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return fn(store.index, *args, **kwargs)
+
+    return method
+
 
 class Store:
-    """One Chroma collection + the lexical index kept in step. Build with ``open_store``."""
+    """One Chroma collection + the lexical index kept in step. Build with ``open_store``.
+
+    Its own job: the pairing of the collection (:class:`rag.store.chroma.ChromaIndex`)
+    with the BM25 index and facets of its current generation
+    (:class:`rag.store.cache.GenerationCache`); reads and writes of papers and chunks are
+    :mod:`rag.store.papers`' functions, bound to the collection below.
+    """
 
     def __init__(self, settings: Settings, client, collection):
         self.settings = settings
@@ -59,24 +83,13 @@ class Store:
     def count_chunks(self) -> int:
         return self.index.read("count")
 
-    def generation(self) -> str:
-        return self.index.generation()
-
-    # --- other processes, writes --------------------------------------------------------
-    def refresh(self) -> None:
-        self.index.refresh()
-
-    def begin_write(self) -> None:
-        self.index.begin_write()
-
-    def end_write(self) -> None:
-        self.index.end_write()
-
-    def flush(self) -> None:
-        self.index.flush()
-
-    def bump_generation(self, indexed: bool = False) -> None:
-        self.index.bump_generation(indexed)
+    # --- other processes, writes (the collection's own) ---------------------------------
+    generation = _on_index(ChromaIndex.generation)
+    refresh = _on_index(ChromaIndex.refresh)
+    begin_write = _on_index(ChromaIndex.begin_write)
+    end_write = _on_index(ChromaIndex.end_write)
+    flush = _on_index(ChromaIndex.flush)
+    bump_generation = _on_index(ChromaIndex.bump_generation)
 
     def check_model(self, name: str, dim: int, *, claim: bool = False) -> None:
         """Refuse to mix embedding models; with ``claim``, record ours on an empty index."""
@@ -89,60 +102,21 @@ class Store:
             self.cache.clear()
             self.index.reset()
 
-    def replace_chunks(self, paper_ids: list[str], ids, embeddings, metadatas,
-                       delete_old: bool = True) -> None:
-        """Drop the old chunks of these papers, then add the new ones, paper records last
-        (see :func:`rag.store.papers.replace_chunks`)."""
-        papers.replace_chunks(self.index, paper_ids, ids, embeddings, metadatas, delete_old)
+    replace_chunks = _on_index(papers.replace_chunks)
 
     def update_paper_meta(self, ids: list[str], metadatas: list[dict]) -> None:
         """New listings for unchanged papers: update their chunks and paper records."""
         papers.update_paper_meta(self.index, ids, metadatas)
         self.index.renew("listings")  # the facets change, the texts (BM25) do not
 
-    def delete_chunks(self, chunk_ids: list[str]) -> None:
-        self.index.write("delete", ids=chunk_ids)
-
-    # --- papers and chunks --------------------------------------------------------------
-    def get_papers(self, ids: list[str]) -> dict[str, StoredPaper]:
-        """Paper records by id (missing ids are left out)."""
-        return papers.get_papers(self.index, ids) if ids else {}
-
-    def paper_records(self, ids: list[str]) -> dict[str, ChunkRecord]:
-        """The paper records (chunk #0) with their content hashes, by paper id."""
-        return papers.paper_records(self.index, list(ids))
-
-    def ids_by_title_key(self, keys: list[str]) -> dict[str, list[str]]:
-        """title key -> the ids of the indexed papers with that title (several papers
-        may share one: "Summary", "Erratum"), sorted."""
-        return papers.ids_by_title_key(self.index, keys)
-
-    def iter_papers(self) -> Iterator[StoredPaper]:
-        """Every paper record (paged), for the library view."""
-        return papers.iter_papers(self.index)
-
-    def scan(self) -> Iterator[list[ChunkRecord]]:
-        """Every chunk as a typed record, a page at a time."""
-        return papers.scan(self.index)
-
-    def chunks_of(self, paper_id: str) -> list[ChunkRecord]:
-        """The chunks of one paper, in order."""
-        return papers.chunks_of(self.index, paper_id)
-
-    def chunk_vectors(self, paper_ids: list[str],
-                      guess: int | dict[str, int] = 32) -> dict[str, np.ndarray]:
-        """The chunk vectors of each paper (rows of one array per paper id).
-
-        Chunk ids are ``<paper id>#<n>``, so the first ``guess`` of each paper (one number,
-        or one per paper id) are read by id (1 ms at 100k chunks, against 17 ms for a
-        ``where`` on paper_id); only a paper that fills all of them is read again by
-        ``where``.
-        """
-        return papers.chunk_vectors(self.index, paper_ids, guess)
-
-    def vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
-        """The vectors of these chunks, by chunk id (missing ones left out)."""
-        return papers.vectors(self.index, chunk_ids)
+    # --- papers and chunks (rag.store.papers) ---------------------------------------------
+    get_papers = _on_index(papers.get_papers)
+    paper_records = _on_index(papers.paper_records)
+    ids_by_title_key = _on_index(papers.ids_by_title_key)
+    iter_papers = _on_index(papers.iter_papers)
+    scan = _on_index(papers.scan)
+    chunk_vectors = _on_index(papers.chunk_vectors)
+    vectors = _on_index(papers.vectors)
 
     # --- search ---------------------------------------------------------------------------
     def dense(self, vector: np.ndarray, n: int, paper_ids: list[str] | None = None):
@@ -152,40 +126,30 @@ class Store:
         self.refresh()
         return papers.dense(self.index, vector, n, paper_ids)
 
+    def snapshot(self) -> Cached:
+        """The BM25 index and facets of the current generation (loaded from the cache, or
+        rebuilt). A caller that holds one for a whole question sees one generation."""
+        return self.cache.current(self.index)
+
     def lexical(self) -> Lexical | None:
         """The BM25 index for the current generation (load the cache, or rebuild it)."""
-        return self.cache.current(self.index).lexical
+        return self.snapshot().lexical
 
     @property
     def lexical_folder(self) -> Path:
         """Where the BM25 cache of this index is kept on this machine."""
         return self.cache.folder
 
-    def sources(self) -> dict[str, int]:
-        """Every source (file name) of the indexed papers -> how many papers it lists."""
-        return self.cache.current(self.index).facets.source_counts()
-
-    def dates(self) -> list[str]:
-        """Every listing date of the indexed papers, sorted."""
-        return self.cache.current(self.index).facets.all_dates()
-
-    def filter_papers(self, dates: Keep | None = None, sources: Keep | None = None) -> list[str]:
+    def filter_papers(self, dates: Keep | None = None, sources: Keep | None = None,
+                      facets: Facets | None = None) -> list[str]:
         """Ids of the papers whose dates and sources the predicates keep (None: any),
-        selected by Chroma (see :func:`rag.store.papers.filter_papers`)."""
-        facets = self.cache.current(self.index).facets
+        selected by Chroma (see :func:`rag.store.papers.filter_papers`). ``facets``: those
+        of a :meth:`snapshot` the caller holds (None: the current generation's)."""
+        if facets is None:
+            facets = self.snapshot().facets
         return papers.filter_papers(self.index, facets, dates, sources)
 
     # --- checks and repair (rag.doctor) -----------------------------------------------------
-    def unreadable(self, chunk_ids: list[str]) -> list[str]:
-        """The chunks among these whose vectors Chroma cannot return (a damaged index)."""
-        return papers.unreadable(self.index, chunk_ids)
-
-    def nearest(self, vectors: list, n: int = 10) -> list[list[str]]:
-        """The ``n`` nearest chunk ids of each vector ([] for one a damaged index fails)."""
-        return papers.nearest(self.index, vectors, n)
-
-    def repair_copy(self):
-        """A context manager: a new collection to fill, swapped in when the block ends."""
-        from rag.store.repair import repair_copy
-
-        return repair_copy(self.index)
+    unreadable = _on_index(papers.unreadable)
+    nearest = _on_index(papers.nearest)
+    repair_copy = _on_index(repair.repair_copy)

@@ -141,8 +141,8 @@ def test_parses_subtype_switch_turn_gold_and_missing(tmp_path):
         },
     ]
     f1, l1, u1 = load_dataset(write_jsonl(tmp_path / "set.jsonl", rows))
-    assert f1.switch and f1.turn_gold_titles == (("A",), ("B",)) and f1.last_gold_titles == ("B",)
-    assert l1.subtype == "para" and not l1.switch and l1.last_gold_titles == ("T",)
+    assert f1.switch and f1.turn_gold_titles == (("A",), ("B",))
+    assert l1.subtype == "para" and not l1.switch and l1.gold_titles == ("T",)
     assert u1.missing == ("PipeDream", "weight stashing") and not u1.answerable
 
 

@@ -36,7 +36,8 @@ def _original_abstract(store) -> str:
 
 
 def _chunks_of(store, pid: str) -> list[str]:
-    return [c.text for c in store.chunks_of(pid)]
+    chunks = [c for page in store.scan() for c in page if c.paper_id == pid]
+    return [c.text for c in sorted(chunks, key=lambda c: c.n or 0)]
 
 
 def test_reingesting_the_same_files_changes_nothing(bundled_copy):

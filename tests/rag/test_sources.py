@@ -210,7 +210,7 @@ def test_a_jsonl_id_that_is_not_an_arxiv_id_is_kept_as_the_record_id(tmp_path):
 def test_streamed_files_read_like_whole_ones(tmp_path, newline, bom):
     """JSON Lines and CSV stream line by line: the same papers, lines and skip reasons as
     a whole-text parse, whatever the line endings, and a record count up front."""
-    from rag.sources import _parse_whole, open_path
+    from rag.sources import arxiv, csvfile, one_line, open_path, read_text
 
     rows = [json.dumps({"id": f"2401.0000{i}", "title": f"Widgets {i}", "abstract": ABSTRACT})
             for i in range(4)]
@@ -218,13 +218,15 @@ def test_streamed_files_read_like_whole_ones(tmp_path, newline, bom):
     quoted = f'"Widgets 9","{ABSTRACT[:40]}{newline}{ABSTRACT[40:]}"'  # a cell over two lines
     csv_text = newline.join(["title,abstract,id", quoted, "Widgets 8,,W8",
                              f"Widgets 7,{ABSTRACT},W7"])
-    for name, text, records in (("a.jsonl", jsonl, 5), ("b.csv", csv_text, 3)):
+    for name, text, records, load in (("a.jsonl", jsonl, 5, arxiv.load),
+                                      ("b.csv", csv_text, 3, csvfile.load)):
         path = write(tmp_path / name, bom + text.encode())
         stream = open_path(path)
         assert stream.streamed and stream.records == records
         papers = list(stream)
-        whole = _parse_whole(path)
-        assert papers == whole.papers and stream.skipped == whole.skipped and stream.skipped
+        whole = load(read_text(path), path.name)  # the whole-text parse of that format
+        assert papers == whole.papers and stream.skipped
+        assert stream.skipped == [one_line(reason) for reason in whole.skipped]
         assert list(stream) == papers  # each iteration reads the file again
 
 

@@ -234,7 +234,7 @@ def test_a_paper_found_only_by_bm25_gets_its_best_chunk_cosine(bundled_pipeline)
     pid = paper.paper_id
     q = emb.embed_query("quantization")
     vecs = store.chunk_vectors([pid])[pid]
-    assert len(vecs) == len(store.chunks_of(pid))
+    assert len(vecs) == sum(r.paper_id == pid for page in store.scan() for r in page)
     got = paper_cosines(store, q, [paper], bundled_pipeline.settings)[pid]
     assert got == pytest.approx(float(np.max(vecs @ q)))
     # A paper with more chunks than the by-id read guesses is read whole all the same.
@@ -248,7 +248,7 @@ def test_a_one_chunk_abstract_is_stored_once_and_read_back_whole(bundled_copy, t
     pipe, _ = bundled_copy
     _add_paper(pipe, tmp_path)
     pid = paper_id("Quibblefrost Sketches for Streams")
-    (first,) = pipe.store.chunks_of(pid)
+    (first,) = [r for page in pipe.store.scan() for r in page if r.paper_id == pid]
     abstract = ABSTRACT.split(",")[0]  # _add_paper's CSV line is unquoted
     assert first.text == f"Quibblefrost Sketches for Streams\n{abstract}"
     assert first.paper is not None and first.paper.abstract == abstract
@@ -271,9 +271,9 @@ def test_filters_follow_new_papers_and_their_sources(bundled_copy, tmp_path):
     from rag.retrieve import Filters
 
     pipe, _ = bundled_copy
-    assert "new.csv" not in pipe.store.sources()
+    assert "new.csv" not in pipe.store.snapshot().facets.source_counts()
     _add_paper(pipe, tmp_path)
-    assert pipe.store.sources()["new.csv"] == 1
+    assert pipe.store.snapshot().facets.source_counts()["new.csv"] == 1
     hits = pipe.search("quibblefrost", k=3, filters=Filters(sources=("NEW.csv",)))
     assert [h.paper.title for h in hits] == ["Quibblefrost Sketches for Streams"]
     # The same paper listed again in another file: only its listings change, so BM25
@@ -281,7 +281,8 @@ def test_filters_follow_new_papers_and_their_sources(bundled_copy, tmp_path):
     lex = pipe.store.lexical()
     again = write(tmp_path / "again.csv", (tmp_path / "new.csv").read_text())
     assert pipe.ingest([again]).updated == 1
-    assert pipe.store.lexical() is lex and pipe.store.sources()["again.csv"] == 1
+    snap = pipe.store.snapshot()
+    assert snap.lexical is lex and snap.facets.source_counts()["again.csv"] == 1
     other = Pipeline(pipe.settings, embedder=pipe.embedder)
     for p in (pipe, other):
         hits = p.search("quibblefrost", k=3, filters=Filters(sources=("again",)))

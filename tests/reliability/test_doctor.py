@@ -37,7 +37,7 @@ def _break(data) -> dict:
     by_title = {r.paper.title: cid for cid, r in records if r.paper is not None}
     # 1. A paper whose record (chunk #0) is gone but whose other chunk remains.
     half = sorted(r.paper_id for r in chunks.values() if r.n == 1)[0]
-    store.delete_chunks([f"{half}#0"])
+    store.index.write("delete", ids=[f"{half}#0"])
     # 3. A BM25 cache under the current generation that lacks chunks.
     rows = sorted(snapshot(store).values(), key=lambda r: r.chunk_id)
     builder = lexical.Builder()
