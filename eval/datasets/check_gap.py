@@ -58,6 +58,7 @@ import os
 import re
 import sys
 from collections import Counter
+from dataclasses import dataclass, field
 
 import Stemmer
 
@@ -212,7 +213,24 @@ def has_number(question):
     return bool(number_tokens(question))
 
 
-def main(argv):
+KINDS = {"gap-lookup-": ("lookup", "gap"), "gap-detail-": ("detail", "gap"),
+         "gap-two-": ("detail", "two_part")}
+REQUIRED_KEYS = ("id", "type", "subtype", "question", "gold_titles", "answer")
+
+
+@dataclass
+class Tally:
+    """Everything accumulated while checking the question lines."""
+    failures: list[str] = field(default_factory=list)
+    counts: Counter[str | tuple[str, str]] = field(default_factory=Counter)
+    gold_papers: Counter[str] = field(default_factory=Counter)
+    gold_files: Counter[str] = field(default_factory=Counter)
+    ids: Counter[str] = field(default_factory=Counter)
+    overlaps: Counter[int] = field(default_factory=Counter)
+
+
+def parse_args(argv):
+    """Return (path to gap.jsonl, corpus directory) from the command line."""
     path = DEFAULT_PATH
     corpus_dir = CORPUS_DIR
     args = list(argv)
@@ -222,141 +240,185 @@ def main(argv):
             corpus_dir = args.pop(0)
         else:
             path = a
-    by_title, abstracts, file_of = load_corpus(corpus_dir)
-    n_papers = len(abstracts)
+    return path, corpus_dir
+
+
+def common_stems(abstracts):
+    """Return (corpus-common stems, paper-count cut-off) over the distinct papers."""
     df: Counter[str] = Counter()
     for abstract, titles in abstracts.items():
         df.update(stems(titles[0] + " " + abstract))
-    cut = math.ceil(COMMON_FRACTION * n_papers)
-    common = {s for s, c in df.items() if c >= cut}
+    cut = math.ceil(COMMON_FRACTION * len(abstracts))
+    return {s for s, c in df.items() if c >= cut}, cut
 
-    def content(text):
-        return stems(text) - common
 
-    failures = []
-    counts: Counter[str | tuple[str, str]] = Counter()
-    gold_papers: Counter[str] = Counter()
-    gold_files: Counter[str] = Counter()
-    ids: Counter[str] = Counter()
-    overlaps: Counter[int] = Counter()
-    kinds = {"gap-lookup-": ("lookup", "gap"), "gap-detail-": ("detail", "gap"),
-             "gap-two-": ("detail", "two_part")}
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.read().splitlines()
+def gold_papers_of(q, by_title, bad):
+    """Resolve the gold titles to [(title, abstract)]; note unresolved ones in bad."""
+    papers = []
+    for t in q["gold_titles"]:
+        abs_set = by_title.get(collapse(t), set())
+        if len(abs_set) != 1:
+            bad.append(f"gold title found for {len(abs_set)} papers: {t!r}")
+        else:
+            papers.append((collapse(t), next(iter(abs_set))))
+    return papers
+
+
+def check_answers(q, title, abstract, bad):
+    """Rules 3 and 4: answers verbatim in the gold paper; two-part answers apart."""
+    where = (title + " " + abstract) if q["type"] == "lookup" else abstract
+    for a in q["answer"]:
+        if collapse(a).lower() not in where.lower():
+            bad.append("answer not verbatim in gold "
+                       f"{'title/abstract' if q['type'] == 'lookup' else 'abstract'}: "
+                       f"{a!r}")
+    if q["subtype"] == "two_part":
+        if len(q["answer"]) != 2:
+            bad.append("two_part needs exactly 2 answers")
+        else:
+            a1, a2 = (collapse(a).lower() for a in q["answer"])
+            for s in sentences(abstract):
+                if a1 in s.lower() and a2 in s.lower():
+                    bad.append("both answers occur in one sentence")
+                    break
+
+
+def check_gap_overlap(q, title, abstract, common, tally, bad):
+    """Rule 5: a gap question shares <= 1 content stem and never names the paper."""
+    shared = (stems(q["question"]) - common) & (stems(title + " " + abstract) - common)
+    tally.overlaps[len(shared)] += 1
+    if len(shared) > 1:
+        bad.append(f"shares {len(shared)} content stems: {sorted(shared)}")
+    qtok = set(tokens(q["question"])) | set(
+        re.findall(r"[a-z0-9^$\-]+", q["question"].lower()))
+    names = name_tokens(title, common) & qtok
+    if names:
+        bad.append(f"uses the paper's name: {sorted(names)}")
+
+
+def check_marks(q, papers, tally, bad):
+    """Rule 6: the "spelling" and "numbers" marks of a gap line."""
+    if q.get("spelling") == "uk":
+        tally.counts["uk"] += 1
+        if not is_uk(q["question"]):
+            bad.append('marked "spelling": "uk" but no British spelling found')
+    if q.get("numbers") == "variant":
+        tally.counts["num"] += 1
+        if not has_number(q["question"]):
+            bad.append('marked "numbers": "variant" but no number in the question')
+        elif papers and not (number_tokens(q["question"]) -
+                             set(_TOKEN.findall(
+                                 (papers[0][0] + " " + papers[0][1]).lower()))):
+            bad.append('marked "numbers": "variant" but every number token of the '
+                       'question also occurs in the gold title/abstract')
+
+
+def parse_line(n, line, failures):
+    """Return the question dict of line n, or None (after noting why) if unusable."""
+    try:
+        q = json.loads(line)
+    except json.JSONDecodeError as e:
+        failures.append(f"line {n}: invalid JSON ({e})")
+        return None
+    if not isinstance(q, dict):
+        failures.append(f"line {n}: not a JSON object")
+        return None
+    missing = [k for k in REQUIRED_KEYS if k not in q]
+    if missing:
+        failures.append(f"{q.get('id', f'line {n}')}: missing keys {missing}")
+        return None
+    return q
+
+
+def check_question(q, corpus, common, tally):
+    """Apply rules 1-6 to one parsed question, recording counts and failures."""
+    by_title, file_of = corpus
+    qid = q["id"]
+    bad: list[str] = []
+    tally.ids[qid] += 1
+    kind = next((p for p in KINDS if str(qid).startswith(p)), None)
+    if kind is None or (q["type"], q["subtype"]) != KINDS[kind]:
+        bad.append(f"id prefix/type/subtype mismatch ({q['type']}/{q['subtype']})")
+    if not isinstance(q["gold_titles"], list) or not q["gold_titles"] or \
+            not isinstance(q["answer"], list) or not q["answer"] or \
+            not all(isinstance(a, str) and a.strip() for a in q["answer"]):
+        tally.failures.append(f"{qid}: gold_titles/answer must be non-empty lists of strings")
+        return
+    papers = gold_papers_of(q, by_title, bad)
+    if papers and not bad:
+        title, abstract = papers[0]
+        tally.gold_papers[abstract] += 1
+        for f in file_of[abstract]:
+            tally.gold_files[f] += 1
+        check_answers(q, title, abstract, bad)
+        if q["subtype"] == "gap":
+            check_gap_overlap(q, title, abstract, common, tally, bad)
+    if q["subtype"] == "gap":
+        check_marks(q, papers, tally, bad)
+    tally.counts[(q["type"], q["subtype"])] += 1
+    for b in bad:
+        tally.failures.append(f"{qid}: {b}")
+
+
+def check_lines(lines, corpus, common):
+    """Check every question line and duplicate ids; return the Tally."""
+    tally = Tally()
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        try:
-            q = json.loads(line)
-        except json.JSONDecodeError as e:
-            failures.append(f"line {n}: invalid JSON ({e})")
-            continue
-        if not isinstance(q, dict):
-            failures.append(f"line {n}: not a JSON object")
-            continue
-        qid = q.get("id", f"line {n}")
-        bad = []
-        missing = [k for k in ("id", "type", "subtype", "question", "gold_titles", "answer")
-                   if k not in q]
-        if missing:
-            failures.append(f"{qid}: missing keys {missing}")
-            continue
-        ids[qid] += 1
-        kind = next((p for p in kinds if str(qid).startswith(p)), None)
-        if kind is None or (q["type"], q["subtype"]) != kinds[kind]:
-            bad.append(f"id prefix/type/subtype mismatch ({q['type']}/{q['subtype']})")
-        if not isinstance(q["gold_titles"], list) or not q["gold_titles"] or \
-                not isinstance(q["answer"], list) or not q["answer"] or \
-                not all(isinstance(a, str) and a.strip() for a in q["answer"]):
-            failures.append(f"{qid}: gold_titles/answer must be non-empty lists of strings")
-            continue
-        papers = []
-        for t in q["gold_titles"]:
-            abs_set = by_title.get(collapse(t), set())
-            if len(abs_set) != 1:
-                bad.append(f"gold title found for {len(abs_set)} papers: {t!r}")
-            else:
-                papers.append((collapse(t), next(iter(abs_set))))
-        if papers and not bad:
-            title, abstract = papers[0]
-            gold_papers[abstract] += 1
-            for f in file_of[abstract]:
-                gold_files[f] += 1
-            where = (title + " " + abstract) if q["type"] == "lookup" else abstract
-            for a in q["answer"]:
-                if collapse(a).lower() not in where.lower():
-                    bad.append("answer not verbatim in gold "
-                               f"{'title/abstract' if q['type'] == 'lookup' else 'abstract'}: "
-                               f"{a!r}")
-            if q["subtype"] == "two_part":
-                if len(q["answer"]) != 2:
-                    bad.append("two_part needs exactly 2 answers")
-                else:
-                    a1, a2 = (collapse(a).lower() for a in q["answer"])
-                    for s in sentences(abstract):
-                        if a1 in s.lower() and a2 in s.lower():
-                            bad.append("both answers occur in one sentence")
-                            break
-            if q["subtype"] == "gap":
-                shared = content(q["question"]) & content(title + " " + abstract)
-                overlaps[len(shared)] += 1
-                if len(shared) > 1:
-                    bad.append(f"shares {len(shared)} content stems: {sorted(shared)}")
-                qtok = set(tokens(q["question"])) | set(
-                    re.findall(r"[a-z0-9^$\-]+", q["question"].lower()))
-                names = name_tokens(title, common) & qtok
-                if names:
-                    bad.append(f"uses the paper's name: {sorted(names)}")
-        if q["subtype"] == "gap":
-            if q.get("spelling") == "uk":
-                counts["uk"] += 1
-                if not is_uk(q["question"]):
-                    bad.append('marked "spelling": "uk" but no British spelling found')
-            if q.get("numbers") == "variant":
-                counts["num"] += 1
-                if not has_number(q["question"]):
-                    bad.append('marked "numbers": "variant" but no number in the question')
-                elif papers and not (number_tokens(q["question"]) -
-                                     set(_TOKEN.findall(
-                                         (papers[0][0] + " " + papers[0][1]).lower()))):
-                    bad.append('marked "numbers": "variant" but every number token of the '
-                               'question also occurs in the gold title/abstract')
-        counts[(q["type"], q["subtype"])] += 1
-        for b in bad:
-            failures.append(f"{qid}: {b}")
-    for qid, c in ids.items():
+        q = parse_line(n, line, tally.failures)
+        if q is not None:
+            check_question(q, corpus, common, tally)
+    for qid, c in tally.ids.items():
         if c > 1:
-            failures.append(f"{qid}: id used {c} times")
+            tally.failures.append(f"{qid}: id used {c} times")
+    return tally
+
+
+def minimums_of(counts):
+    """Return [(name, have, need)] for the minimum counts."""
     n_lookup = counts[("lookup", "gap")]
     n_detail = counts[("detail", "gap")]
-    n_two = counts[("detail", "two_part")]
-    n_gap = n_lookup + n_detail
-    need_uk = max(MIN_UK, math.ceil(n_gap / 5))
-    minimums = [("gap lookups", n_lookup, MIN_LOOKUP), ("gap details", n_detail, MIN_DETAIL),
-                ("two-part details", n_two, MIN_TWO),
-                ("uk spelling (gap lines)", counts["uk"], need_uk),
-                ("number variants (gap lines)", counts["num"], MIN_NUM)]
-    print(f"corpus: {n_papers} distinct papers in {len(set().union(*file_of.values()))} files; "
-          f"{len(common)} corpus-common stems (in >= {cut} papers, {COMMON_FRACTION:.0%}) excluded")
-    print(f"questions: {sum(counts[k] for k in kinds.values())}; "
-          f"distinct gold papers: {len(gold_papers)}")
+    need_uk = max(MIN_UK, math.ceil((n_lookup + n_detail) / 5))
+    return [("gap lookups", n_lookup, MIN_LOOKUP), ("gap details", n_detail, MIN_DETAIL),
+            ("two-part details", counts[("detail", "two_part")], MIN_TWO),
+            ("uk spelling (gap lines)", counts["uk"], need_uk),
+            ("number variants (gap lines)", counts["num"], MIN_NUM)]
+
+
+def print_summary(tally, n_papers, n_files, n_common, cut):
+    """Print the summary table (noting unmet minimums), then the failures."""
+    print(f"corpus: {n_papers} distinct papers in {n_files} files; "
+          f"{n_common} corpus-common stems (in >= {cut} papers, {COMMON_FRACTION:.0%}) excluded")
+    print(f"questions: {sum(tally.counts[k] for k in KINDS.values())}; "
+          f"distinct gold papers: {len(tally.gold_papers)}")
     print()
     print(f"{'count':<30}{'have':>6}{'need':>6}  ok")
-    for name, have, need in minimums:
+    for name, have, need in minimums_of(tally.counts):
         ok = have >= need
         print(f"{name:<30}{have:>6}{need:>6}  {'yes' if ok else 'NO'}")
         if not ok:
-            failures.append(f"minimum not met: {name} {have} < {need}")
+            tally.failures.append(f"minimum not met: {name} {have} < {need}")
     print()
     print("gold-paper lines per corpus file: " +
-          ", ".join(f"{f[:3]}={gold_files[f]}" for f in sorted(gold_files)))
+          ", ".join(f"{f[:3]}={tally.gold_files[f]}" for f in sorted(tally.gold_files)))
     print("gap lines by shared content stems: " +
-          ", ".join(f"{k}={overlaps[k]}" for k in sorted(overlaps)))
+          ", ".join(f"{k}={tally.overlaps[k]}" for k in sorted(tally.overlaps)))
     print()
-    for f in failures:
+    for f in tally.failures:
         print("FAIL", f)
-    print(f"{len(failures)} failure(s)")
-    return 1 if failures else 0
+    print(f"{len(tally.failures)} failure(s)")
+
+
+def main(argv):
+    path, corpus_dir = parse_args(argv)
+    by_title, abstracts, file_of = load_corpus(corpus_dir)
+    common, cut = common_stems(abstracts)
+    with open(path, encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    tally = check_lines(lines, (by_title, file_of), common)
+    print_summary(tally, len(abstracts), len(set().union(*file_of.values())), len(common), cut)
+    return 1 if tally.failures else 0
 
 
 if __name__ == "__main__":

@@ -166,5 +166,6 @@ def test_the_tune_and_test_splits_parse(name):
     questions = load_dataset(DATASETS / name)
     assert {q.type for q in questions} >= {"lookup", "detail", "multi", "followup",
                                            "unanswerable"}
-    assert {q.subtype for q in questions if q.type == "lookup"} == {"para", "kw"}
+    assert {q.subtype for q in questions if q.type == "lookup"} == {"para", "kw", "gap"}
+    assert {q.subtype for q in questions if q.type == "detail"} == {"", "gap", "two_part"}
     assert any(q.switch for q in questions)
