@@ -18,7 +18,9 @@ through:
   English stemmer, k1 1.2, b 0.75: the usual stemmed BM25 baseline.
 
 Prints nDCG@10 (graded gains, as trec_eval and the BEIR tables), Recall@100 and
-MRR@10 for each, so the numbers can be set beside the published BEIR tables.
+MRR@10 for each, so the numbers can be set beside the published BEIR tables; then how
+often the offline answerer says "not covered" to these queries, all of which the corpus
+answers (issue 21's bar: at most 4%).
 """
 
 from __future__ import annotations
@@ -114,12 +116,14 @@ def doc_id(paper_id: str) -> str:
 
 
 def run_abstracta(records: list[dict], queries: dict[str, str], embedder: str,
-                  k: int = 100) -> dict[str, dict[str, list[str]]]:
-    """Runs of Abstracta (hybrid), its dense retriever alone and its BM25 alone."""
+                  k: int = 100) -> tuple[dict[str, dict[str, list[str]]], dict[str, bool]]:
+    """Runs of Abstracta (hybrid), its dense retriever alone and its BM25 alone; and for
+    each query whether the offline answerer (``ask --offline``, default k) abstains."""
     from rag import Pipeline, QuestionError, clean_question, load_settings
 
     out: dict[str, dict[str, list[str]]] = {"Abstracta": {}, "dense only": {},
                                             "Abstracta BM25": {}}
+    abstained: dict[str, bool] = {}
     with tempfile.TemporaryDirectory(prefix="abstracta-beir-") as tmp:
         corpus = Path(tmp) / "corpus.jsonl"
         corpus.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
@@ -142,7 +146,22 @@ def run_abstracta(records: list[dict], queries: dict[str, str], embedder: str,
             alone = searcher.rankings(question, depth)
             out["dense only"][qid] = [doc_id(p) for p in alone["dense"][:k]]
             out["Abstracta BM25"][qid] = [doc_id(p) for p in alone["lexical"][:k]]
-    return out
+            abstained[qid] = pipe.answer(question, use_llm=False).abstained
+    return out, abstained
+
+
+def abstention_line(abstained: dict[str, bool], hybrid: dict[str, list[str]],
+                    qrels: dict[str, dict[str, int]]) -> str:
+    """How often the offline answerer says "not covered" to these answerable queries
+    (every judged query has a relevant document in the corpus), overall and when a
+    relevant document is ranked first."""
+    n = len(abstained)
+    first = [q for q in abstained if hybrid.get(q) and qrels[q].get(hybrid[q][0], 0) > 0]
+    out = sum(abstained.values())
+    out_first = sum(abstained[q] for q in first)
+    return (f"offline answerer abstained on {out} of {n} answerable queries "
+            f"({out / max(n, 1):.1%}); with a relevant document ranked first: {out_first} of "
+            f"{len(first)} ({out_first / max(len(first), 1):.1%})")
 
 
 def run_bm25s(records: list[dict], queries: dict[str, str], k: int = 100) -> dict[str, list[str]]:
@@ -191,13 +210,15 @@ def main(argv: list[str] | None = None) -> int:
         queries = dict(list(queries.items())[:args.max_queries])
     print(f"{folder.name}: {len(records)} documents ({empty} without text left out), "
           f"{len(queries)} judged queries ({args.split})", file=sys.stderr)
-    runs = run_abstracta(records, queries, args.embedder)
+    runs, abstained = run_abstracta(records, queries, args.embedder)
     runs["bm25s (stemmed)"] = run_bm25s(records, queries)
     print(f"{'system':18s} {'nDCG@10':>8s} {'R@100':>8s} {'MRR@10':>8s} {'queries':>8s}")
     for system, run in runs.items():
         s = score(run, {q: qrels[q] for q in queries})
         print(f"{system:18s} {s['nDCG@10']:8.4f} {s['R@100']:8.4f} {s['MRR@10']:8.4f} "
               f"{s['queries']:8d}")
+    print()
+    print(abstention_line(abstained, runs["Abstracta"], qrels))
     return 0
 
 

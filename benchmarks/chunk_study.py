@@ -42,10 +42,10 @@ VARIANTS: dict[str, dict] = {  # name -> settings overrides (the default first)
     "ov0-title-short": {"chunk_overlap": 0, "chunk_title": "short"},
 }
 
-# Run eval with the calibration files of a scratch folder (rag.retrieve reads the
+# Run eval with the calibration files of a scratch folder (rag.retrieve.relevance reads the
 # module-level CALIBRATION_DIR at call time; the repository's file stays untouched).
 _EVAL_WITH_CALIBRATION = (
-    "import sys; from pathlib import Path; import rag.retrieve as r; "
+    "import sys; from pathlib import Path; import rag.retrieve.relevance as r; "
     "r.CALIBRATION_DIR = Path(sys.argv[1]); from eval.cli import eval_command; "
     "eval_command.main(args=sys.argv[2:], prog_name='ask eval')"
 )

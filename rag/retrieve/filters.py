@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass
 
 from rag.errors import QuestionError
-from rag.types import StoredPaper
 
 
 @dataclass(frozen=True)
@@ -29,9 +28,6 @@ class Filters:
 
     def active(self) -> bool:
         return bool(self.since or self.until or self.sources)
-
-    def keeps(self, paper: StoredPaper) -> bool:
-        return self.keeps_sources(paper.sources) and self.keeps_dates(paper.dates)
 
     def keeps_sources(self, sources: tuple[str, ...]) -> bool:
         """Whether a paper listed in these files passes (any of them matches one wanted)."""
@@ -96,7 +92,6 @@ def allowed_papers(store, facets, filters: Filters | None) -> list[str] | None:
     """Ids of the papers the filters keep (None: no filter), from this generation's
     ``facets`` (:class:`rag.store.cache.Facets`). A source name that matches no indexed
     source is an error, not an empty result."""
-    from rag.store import papers
 
     if filters is None or not filters.active():
         return None
@@ -107,9 +102,8 @@ def allowed_papers(store, facets, filters: Filters | None) -> list[str] | None:
             raise QuestionError(
                 f"No indexed source matches {', '.join(repr(u) for u in unknown)}; "
                 "`ask stats` lists the sources.")
-    # The facets this searcher holds, not Store.filter_papers (which would ask the cache
-    # for the current generation again, mid-question).
-    return papers.filter_papers(
-        store.index, facets,
-        filters.keeps_dates if filters.since or filters.until else None,
-        filters.keeps_sources if filters.sources else None)
+    # The facets this searcher holds: the store would otherwise ask the cache for the
+    # current generation again, mid-question.
+    return store.filter_papers(filters.keeps_dates if filters.since or filters.until else None,
+                               filters.keeps_sources if filters.sources else None,
+                               facets=facets)

@@ -42,7 +42,7 @@ _HIT_FIELDS = frozenset(f.name for f in fields(Hit))
 def snapshot(store):
     """The index's cache for its current generation (:class:`rag.store.cache.Cached`:
     ``lexical``, ``facets``): the one place a question asks whether the index moved."""
-    return store.cache.current(store.index)
+    return store.snapshot()
 
 
 def build_searcher(settings, store, embedder, snap=None,

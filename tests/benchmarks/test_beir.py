@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,10 +19,15 @@ def _beir(*args: str) -> subprocess.CompletedProcess:
 def test_beir_script_scores_abstracta_dense_and_bm25s_side_by_side():
     res = _beir(str(TINY), "--embedder", "wordllama")
     assert res.returncode == 0, res.stderr[-2000:]
+    table, _, tail = res.stdout.partition("\n\n")
     rows = {}
-    for line in res.stdout.splitlines()[1:]:
+    for line in table.splitlines()[1:]:
         name, *nums = line.rsplit(None, 4)
         rows[name.strip()] = [float(x) for x in nums]
+    # Every judged query is answerable: the abstention rate of the offline answerer.
+    m = re.search(r"abstained on (\d+) of 4 answerable queries .*ranked first: (\d+) of (\d+)",
+                  tail)
+    assert m and int(m.group(2)) <= int(m.group(1)) <= 4 and int(m.group(3)) == 4, tail
     assert set(rows) == {"Abstracta", "dense only", "Abstracta BM25", "bm25s (stemmed)"}
     for ndcg, recall, mrr, queries in rows.values():
         assert queries == 4  # q5 has no judgments
