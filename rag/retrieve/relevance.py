@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -48,6 +49,20 @@ class Calibration:
     q_coef: dict[str, float] = field(default_factory=lambda: {"z": 1.0})
     q_intercept: float = 0.0
     source: str = ""
+    cosine_floor: float = 0.0  # below it, no paper is even loosely about the question
+
+    def relevances(self, features: Mapping[str, dict[str, float]]) -> dict[str, float]:
+        """Stage 2 for every candidate of one question, and the floor: when even the best
+        paper's ``cosine`` is under ``cosine_floor`` (fitted as the lowest best cosine of
+        an answerable tune question), the question is about something no paper is about
+        ("Who won the football world cup in 1998?": 0.14 with MiniLM, where answerable
+        questions start at 0.19), and every relevance is 0. The logistic
+        stages alone extrapolate there: the tune split holds near misses, not questions
+        from another field, and its words are ordinary English, never evidence."""
+        best = max((f.get("cosine", 0.0) for f in features.values()), default=0.0)
+        if features and best < self.cosine_floor:
+            return {pid: 0.0 for pid in features}
+        return {pid: self.relevance(f) for pid, f in features.items()}
 
     def match(self, features: dict[str, float]) -> float:
         """Stage 1: the paper's match score z (orders papers within a question)."""
@@ -75,6 +90,6 @@ def load_calibration(embedder: str) -> Calibration:
             embedder, {str(k): float(v) for k, v in paper["coef"].items()},
             float(paper["intercept"]), True,
             {str(k): float(v) for k, v in question["coef"].items()},
-            float(question["intercept"]), str(path))
+            float(question["intercept"]), str(path), float(data.get("cosine_floor", 0.0)))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return Calibration(embedder, dict(DEFAULT_COEF), DEFAULT_INTERCEPT, False)

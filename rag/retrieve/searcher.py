@@ -150,8 +150,8 @@ class Searcher:
                 shown[pid].update(retriever.shown(ranking, pid, feats[pid]))
         q_norm = normalize_title(query.text)
         cal = self.calibration
-        return {pid: Candidate(paper, feats[pid], cal.match(feats[pid]),
-                               cal.relevance(feats[pid]),
+        relevance = cal.relevances(feats)
+        return {pid: Candidate(paper, feats[pid], cal.match(feats[pid]), relevance[pid],
                                title_in_question(paper.title, q_norm, query.text),
                                {k: v for k, v in shown[pid].items() if k in _HIT_FIELDS})
                 for pid, paper in papers.items()}
