@@ -191,7 +191,7 @@ def test_off_topic_question_abstains_and_names_the_closest_papers(bundled_pipeli
 def test_offline_answerer_abstains_with_no_hits():
     ans = answer_offline("anything", [], 0.5)
     assert ans.abstained and "no paper matched" in ans.text
-    assert abstain_text([], ["zzz"], "about ZZZ") == (
+    assert abstain_text([], _absent("about ZZZ", "zzz")) == (
         "None of the indexed papers mentions ZZZ. The indexed papers don't cover this: "
         "no paper matched the question.")
 

@@ -14,7 +14,7 @@ PUBLIC = {
     "Filters", "Conversation", "IngestReport", "answer_to_dict", "hit_to_dict",
     "parse_filters", "normalize_title", "display_safe", "display_date", "split_citations",
     "citing_sentences", "supporting_sentences", "openai_client", "ask_model", "BUNDLED_CORPUS",
-    "expand_paths", "load_path",
+    "expand_paths", "load_path", "Searcher", "Candidate", "clean_question",
     "AbstractaError", "SettingsError", "SourceError", "StoreError", "EmbeddingMismatchError",
     "EmbedderError", "LLMError", "LLMConfigError", "QuestionError",
 }
@@ -83,5 +83,5 @@ def test_the_pipeline_describes_its_index_without_reaching_into_the_store(bundle
     assert bundled_pipeline.count_chunks() == stats["chunks"] > len(papers)
     assert bundled_pipeline.location == stats["location"]
     assert not bundled_pipeline.needs_corpus() and bundled_pipeline.read_only_note == ""
-    alone = bundled_pipeline.rankings("group quantization with structured sparsity", 20)
+    alone = bundled_pipeline.searcher().rankings("group quantization with structured sparsity", 20)
     assert set(alone) == {"dense", "lexical"} and all(alone.values())
