@@ -98,9 +98,9 @@ def _spells(letters: str, words_: list[str], i: int) -> bool:
 
 def absent_words(question: str, doc_freq: Callable[[str], int]) -> list[Absent]:
     """The question's words (each once, in order) whose stems no chunk contains, per
-    ``doc_freq`` (the lexical index's chunks-per-term). Stop words and numbers are left
-    out: "557M" that the index holds as "557-million" is found (rag.text.number_forms),
-    and a number no paper states is not a concept to name.
+    ``doc_freq`` (the lexical index's chunks-per-term). Stop words, numbers and words
+    of other scripts are left out: "557M" that the index holds as "557-million" is
+    found (rag.text.number_forms), and a number no paper states is not a concept to name.
 
     >>> unknown = {"my", "sluggish", "nvme", "japanes", "lyric"}
     >>> [(a.word, a.distinctive, a.concept) for a in absent_words(
@@ -111,9 +111,16 @@ def absent_words(question: str, doc_freq: Callable[[str], int]) -> list[Absent]:
     """
     out: list[Absent] = []
     seen: set[str] = set()
-    for i, w in enumerate(WORD.findall(number_forms(question))):
+    found = WORD.findall(number_forms(question))
+    # Words of another script ("中文", "ünïcödé") amid an English question are outside
+    # the English word list's reach: it can tell neither filler nor a rare term among
+    # them, so they count for nothing. A question written wholly in another script is
+    # another matter: none of its words is in an English index, and all of them count.
+    foreign_only = not any(w.isascii() and w.lower() not in STOPWORDS for w in found)
+    for i, w in enumerate(found):
         low = w.lower()
-        if low in STOPWORDS or _NUMBER.match(low) or low in seen:
+        if low in STOPWORDS or _NUMBER.match(low) or low in seen or not (
+                low.isascii() or foreign_only):
             continue
         seen.add(low)
         term = stem(low)
