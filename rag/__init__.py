@@ -65,7 +65,7 @@ _LAZY = {
     "ask_model": "rag.llm",
     # Showing answers and papers (the UI): untrusted text made inert, dates, citations.
     "display_safe": "rag.text",
-    "display_date": "rag.types",
+    "display_date": "rag.dates",
     "split_citations": "rag.text",
     "citing_sentences": "rag.text",
     "supporting_sentences": "rag.text",
@@ -93,6 +93,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never runs
     from rag.chat import Conversation
+    from rag.dates import display_date
     from rag.identity import normalize_title
     from rag.ingest import BUNDLED_CORPUS, IngestReport
     from rag.llm import ask_model, openai_client
@@ -102,4 +103,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never runs
     from rag.settings import Settings, load_settings
     from rag.sources import expand_paths, load_path
     from rag.text import citing_sentences, display_safe, split_citations, supporting_sentences
-    from rag.types import Answer, Citation, Hit, StoredPaper, display_date
+    from rag.types import Answer, Citation, Hit, StoredPaper

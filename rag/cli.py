@@ -228,7 +228,7 @@ def print_answer(answer: Answer, streamed: str, aside: str = "") -> None:
 
 
 def print_sources(answer) -> None:
-    from rag.types import display_date
+    from rag.dates import display_date
 
     cited = {c.paper_id: c.n for c in answer.citations}
     hits = {h.paper.paper_id: h for h in answer.hits}
@@ -287,8 +287,8 @@ def ingest(paths, rebuild, bundled, no_wait, data_dir, chroma_url):
 @common_options
 def stats(as_json, data_dir, chroma_url):
     """Show the index: papers, chunks, sources, embedding model, answerer, location."""
+    from rag.dates import display_date
     from rag.pipeline import Pipeline
-    from rag.types import display_date
 
     info = Pipeline(_settings(data_dir, chroma_url)).stats()
     if as_json:
@@ -350,8 +350,8 @@ def doctor(repair, data_dir, chroma_url):
 @common_options
 def search_cmd(query, as_json, k, since, until, sources, data_dir, chroma_url):
     """List the papers that best match QUERY, with scores (no answer)."""
+    from rag.dates import display_date
     from rag.pipeline import Pipeline
-    from rag.types import display_date
 
     pipeline = Pipeline(_settings(data_dir, chroma_url))
     auto_ingest(pipeline, quiet=as_json)

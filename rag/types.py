@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rag.dates import display_date  # noqa: F401  (shown with the records: rag.types.display_date)
+
 
 @dataclass(frozen=True)
 class Listing:
@@ -114,15 +116,3 @@ class Answer:
     usage: dict | None = None
     timings_ms: dict = field(default_factory=dict)
     raw_reply: str = ""  # the LLM's reply before the check (eval records it)
-
-
-_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-
-
-def display_date(date: str) -> str:
-    """'--08-13' -> 'Aug 13'; '2024-08-13' -> '2024-08-13'; anything else unchanged."""
-    if len(date) == 7 and date.startswith("--") and date[2:4].isdigit() and date[5:].isdigit():
-        month = int(date[2:4])
-        if 1 <= month <= 12:
-            return f"{_MONTHS[month - 1]} {int(date[5:])}"
-    return date

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 
+from rag.dates import display_date
 from rag.settings import Settings
-from rag.types import Hit, display_date
+from rag.types import Hit
 
 NOT_IN_SOURCES = "NOT IN SOURCES"
 MAX_SOURCE_CHARS = 4000  # an abstract is ~1,500 characters; longer text is cut

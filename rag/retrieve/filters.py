@@ -7,8 +7,6 @@ are asked about each distinct value, and Chroma selects the papers with those va
 
 from __future__ import annotations
 
-import datetime as _dt
-import re
 from dataclasses import dataclass
 
 from rag.errors import QuestionError
@@ -43,32 +41,6 @@ class Filters:
 
 def _source_matches(source: str, wanted: str) -> bool:
     return source == wanted or wanted.lower() in source.lower()
-
-
-def parse_date(text: str) -> str:
-    """'2024-08-13', '--08-13', 'Aug 13' or '08-13' -> ISO or yearless ISO; ValueError otherwise.
-
-    The date must exist: '2024-13-45' and 'Feb 30' are refused (a yearless date is
-    checked against a leap year, so '--02-29' is allowed).
-    """
-    from rag.sources.listing import parse_listing_date
-
-    text = text.strip()
-    iso: str | None
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}|--\d{2}-\d{2}", text):
-        iso = text
-    elif re.fullmatch(r"\d{2}-\d{2}", text):
-        iso = "--" + text
-    else:
-        iso = parse_listing_date(text)
-        if not iso:
-            raise ValueError(f"'{text}' is not a date; use 2024-08-13, Aug 13 or 08-13")
-    try:
-        _dt.date.fromisoformat(iso.replace("--", "2000-", 1) if iso.startswith("--") else iso)
-    except ValueError:
-        raise ValueError(f"'{text}' is not a valid calendar date (no such month or day); "
-                         "use 2024-08-13, Aug 13 or 08-13") from None
-    return iso
 
 
 def _in_range(date: str, since: str | None, until: str | None) -> bool:

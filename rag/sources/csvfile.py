@@ -15,8 +15,8 @@ import io
 import re
 from collections.abc import Callable, Iterable, Iterator
 
+from rag.dates import parse_listing_date
 from rag.identity import normalize_arxiv_id, record_id
-from rag.sources.listing import parse_listing_date
 from rag.sources.records import LoadResult
 from rag.types import Listing, Paper
 

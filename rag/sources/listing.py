@@ -15,26 +15,11 @@ with its line number.
 
 from __future__ import annotations
 
-import re
-
+from rag.dates import parse_listing_date
 from rag.sources.records import LoadResult
 from rag.types import Listing, Paper
 
-MONTHS = {m: i for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
-_DATE = re.compile(r"^(?P<mon>[A-Za-z]{3})[a-z]*\.? (?P<day>\d{1,2})(?:, (?P<year>\d{4}))?$")
 MAX_TITLE = 300
-
-
-def parse_listing_date(line: str) -> str | None:
-    """'Aug 13' -> '--08-13' (yearless ISO 8601); 'Aug 13, 2024' -> '2024-08-13'."""
-    match = _DATE.match(line.strip())
-    if not match or match["mon"].lower()[:3] not in MONTHS:
-        return None
-    month, day = MONTHS[match["mon"].lower()[:3]], int(match["day"])
-    if not 1 <= day <= 31:
-        return None
-    return f"{match['year'] or '-'}-{month:02d}-{day:02d}"
 
 
 def _paragraphs(text: str) -> list[tuple[int, str]]:
