@@ -95,7 +95,7 @@ def shown_answer(events: Iterable, shown: list, turn: int) -> Iterator[tuple[lis
     the text so far, "Waiting for the model (N s)…" from a request's ``Waiting`` until
     its first token, then the cited answer or the error. Notes are shown with the answer
     (they are in its ``note``)."""
-    from rag.llm.events import Done, Token, Waiting
+    from rag import Done, Token, Waiting
     from ui.service import Failed
 
     partial, since = "", None  # since: a request went to the LLM; no token yet
