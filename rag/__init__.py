@@ -9,6 +9,9 @@ The public API (what ``ui/``, ``eval/``, ``benchmarks/`` and other programs use)
     answer = pipeline.answer("Which paper combines group quantization with sparsity?")
     print(answer.text, [c.title for c in answer.citations])
     print(rag.answer_to_dict(answer))             # the `ask --json` object
+    for event in pipeline.stream("Which work reformulates attention as an RNN?"):
+        if isinstance(event, rag.Token):  # also Waiting, Note, and last Done(answer)
+            print(event.text, end="")
 
 Importing ``rag`` is cheap: every name but the error classes is loaded on first
 access (module ``__getattr__``), so ``ask --help`` never pays for pydantic, numpy,
@@ -55,6 +58,12 @@ _LAZY = {
     "answer_to_dict": "rag.serialize",
     "hit_to_dict": "rag.serialize",
     "parse_filters": "rag.pipeline",
+    # What ``Pipeline.stream`` yields (the CLI and the UI iterate them).
+    "Event": "rag.llm.events",
+    "Waiting": "rag.llm.events",
+    "Token": "rag.llm.events",
+    "Note": "rag.llm.events",
+    "Done": "rag.llm.events",
     "normalize_title": "rag.identity",
     # Reading papers from files, as ``ask ingest`` does (benchmarks build corpora with it).
     "BUNDLED_CORPUS": "rag.ingest",
@@ -97,6 +106,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never runs
     from rag.identity import normalize_title
     from rag.ingest import BUNDLED_CORPUS, IngestReport
     from rag.llm import ask_model, openai_client
+    from rag.llm.events import Done, Event, Note, Token, Waiting
     from rag.pipeline import Pipeline, parse_filters
     from rag.retrieve import Candidate, Filters, Searcher, clean_question
     from rag.serialize import answer_to_dict, hit_to_dict

@@ -190,27 +190,30 @@ def question_cmd(question, as_json, use_llm, verbose, k, since, until, sources, 
 
 
 def ask_streaming(pipeline, question: str, *, stream: bool, **options) -> tuple[Answer, str]:
-    """(answer, the text streamed): ``pipeline.answer`` with its tokens printed as they come
-    when ``stream``, and "Waiting for the model" until the first one. The one streaming
-    loop of ``ask`` and ``ask chat``."""
+    """(answer, the text streamed): ``pipeline.stream``'s tokens printed as they come when
+    ``stream``, and "Waiting for the model" from its first ``Waiting`` until the first
+    token. The one streaming loop of ``ask`` and ``ask chat``; notes are printed with the
+    answer (they are in its ``note``)."""
+    from rag.llm.events import Done, Token, Waiting
+
     streamed: list[str] = []
-    waiting = WaitingLine()
-
-    def on_token(tok: str) -> None:
-        waiting.stop()
-        if stream:
-            streamed.append(tok)
-            echo(tok, nl=False)
-
     try:
-        with waiting:
-            answer = pipeline.answer(question, on_token=on_token, on_llm_wait=waiting.start,
-                                     **options)
+        with WaitingLine() as waiting:
+            for event in pipeline.stream(question, **options):
+                if isinstance(event, Waiting):
+                    waiting.start()
+                elif isinstance(event, Token):
+                    waiting.stop()
+                    if stream:
+                        streamed.append(event.text)
+                        echo(event.text, nl=False)
+                elif isinstance(event, Done):
+                    return event.answer, "".join(streamed)
     except AbstractaError:
         if streamed:
             echo("")  # the error starts on a line of its own
         raise
-    return answer, "".join(streamed)
+    raise RuntimeError("the answer's stream ended without its Done event")
 
 
 def print_answer(answer: Answer, streamed: str, aside: str = "") -> None:

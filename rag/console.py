@@ -171,7 +171,8 @@ class WaitingLine:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """A request went out (``Pipeline.answer``'s ``on_llm_wait``); the first one counts."""
+        """A request went out (a ``Waiting`` event of ``Pipeline.stream``); the first one
+        counts."""
         import threading
 
         if self.enabled and self._thread is None and not self._done.is_set():

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from rag.ingest import (
     ingest_paths,
     needs_bundled_corpus,
 )
+from rag.llm.events import Done, Event, Note, Token, Waiting, drain
 from rag.retrieve import (
     Filters,
     Searcher,
@@ -37,7 +39,6 @@ from rag.settings import Settings
 from rag.store import Store, open_store
 from rag.types import Answer, Hit, StoredPaper
 
-OnToken = Callable[[str], None]
 OnLockWait = Callable[[str], None]  # told once who holds the write lock this ingest waits for
 Progress = Callable[[int, int], None]  # (papers done, papers to embed)
 
@@ -182,15 +183,35 @@ class Pipeline:
                timings: dict | None = None) -> list[Hit]:
         return self.searcher().search(clean_question(question), k, filters, timings)
 
-    def answer(self, question: str, *, k: int | None = None, filters: Filters | None = None,
-               conversation: Conversation | None = None, use_llm: bool | None = None,
-               on_token: OnToken | None = None,
-               on_llm_wait: Callable[[], None] | None = None) -> Answer:
-        """Answer one question (a follow-up when ``conversation`` has turns).
+    def stream(self, question: str, *, k: int | None = None, filters: Filters | None = None,
+               conversation: Conversation | None = None,
+               use_llm: bool | None = None) -> Iterator[Event]:
+        """Answer one question (a follow-up when ``conversation`` has turns), as events:
+        ``Waiting`` each time a request goes to the LLM (the follow-up's rewrite, the
+        answer), ``Token``s of the answer text as it may be shown (the offline answer is
+        one Token; after a failed LLM answer, the offline one follows what streamed),
+        ``Note``s as they arise (each is also in the answer's ``note``), and last
+        ``Done(answer)``, with ``conversation`` already updated.
 
-        ``on_llm_wait`` is called when a request goes to the LLM (the CLI and the UI then
-        show "Waiting for the model" until the first token reaches ``on_token``).
+        Errors (a refused question, a rejected LLM key) are raised by the iterator.
+        Stopping early closes the LLM's HTTP stream; the conversation is then unchanged.
         """
+        answer = yield from self._events(question, k, filters, conversation, use_llm,
+                                         tokens=True)
+        yield Done(answer)
+
+    def answer(self, question: str, *, k: int | None = None, filters: Filters | None = None,
+               conversation: Conversation | None = None,
+               use_llm: bool | None = None) -> Answer:
+        """:meth:`stream`'s answer, for callers that show nothing until it is done (eval,
+        the UI's /ask API): the LLM's partial replies are then not checked as they come,
+        since nobody would see them."""
+        return drain(self._events(question, k, filters, conversation, use_llm, tokens=False),
+                     lambda event: None)
+
+    def _events(self, question: str, k, filters, conversation, use_llm, *,
+                tokens: bool) -> Generator[Event, None, Answer]:
+        """The question's events (no Done); the finished Answer is the return value."""
         t0 = time.perf_counter()
         question, note = clean_question_with_note(question)
         use_llm = self.settings.use_llm if use_llm is None else use_llm
@@ -198,16 +219,17 @@ class Pipeline:
         if use_llm and llm is None:
             note = _joined(note, "No LLM is configured (set OPENAI_API_KEY or OPENAI_BASE_URL); "
                                  "this is the offline answer.")
+        if note:
+            yield Note(note)
         timings: dict = {}
         searcher = self.searcher()  # the whole question reads this one generation
-        turn = self._standalone(searcher, question, conversation, llm, k, filters, timings,
-                                on_llm_wait)
+        turn = yield from self._standalone(searcher, question, conversation, llm, k, filters,
+                                           timings)
         t1 = time.perf_counter()
         hits = turn.hits if turn.hits is not None else searcher.search(
             turn.standalone, k, filters, timings)
         t2 = time.perf_counter()
-        result, llm_note = self._compose(searcher, question, turn, hits, llm, on_token,
-                                         on_llm_wait)
+        result, llm_note = yield from self._compose(searcher, question, turn, hits, llm, tokens)
         t3 = time.perf_counter()
         timings.update(condense=(t1 - t0) * 1000, retrieve=(t2 - t1) * 1000,
                        answer=(t3 - t2) * 1000, total=(t3 - t0) * 1000)
@@ -221,7 +243,7 @@ class Pipeline:
         return result
 
     def _standalone(self, searcher: Searcher, question: str, conversation: Conversation | None,
-                    llm, k, filters, timings: dict, on_llm_wait) -> _Turn:
+                    llm, k, filters, timings: dict) -> Generator[Event, None, _Turn]:
         """What to search for this turn. A first turn (or one after an abstention) stands
         alone; a later one is rewritten by the LLM when there is one, else (or when the
         rewrite fails) searched alone and with the previous subject (:meth:`_followup_offline`).
@@ -232,7 +254,7 @@ class Pipeline:
         standalone, deadline = question, None
         if llm is not None:
             deadline = time.monotonic() + self.settings.llm_budget
-            standalone = self._condense_llm(question, conversation, llm, deadline, on_llm_wait)
+            standalone = yield from self._condense_llm(question, conversation, llm, deadline)
         if standalone != question:  # the model's rewrite is new text: cleaned once, here
             return _Turn(clean_question(standalone), deadline=deadline)
         standalone, hits, followup = self._followup_offline(searcher, question, about, k,
@@ -240,24 +262,29 @@ class Pipeline:
         return _Turn(standalone, hits, followup, deadline)
 
     def _compose(self, searcher: Searcher, question: str, turn: _Turn, hits: list[Hit], llm,
-                 on_token, on_llm_wait) -> tuple[Answer, str]:
+                 tokens: bool) -> Generator[Event, None, tuple[Answer, str]]:
         """(answer, note): the LLM's answer when one is used and answers; else the offline
-        one, noting why the LLM did not answer. A rejected key or model is an error."""
+        one (one Token), noting why the LLM did not answer. A rejected key or model is an
+        error. ``tokens`` False: the LLM's partial replies are not checked for Tokens."""
         note = ""
         if llm is not None:
             from rag.errors import LLMConfigError, LLMError
-            from rag.llm import answer_llm
+            from rag.llm import stream_answer
 
             try:
-                return answer_llm(turn.standalone, hits, self.settings, llm, on_token=on_token,
-                                  deadline=turn.deadline, on_request=on_llm_wait), ""
+                with closing(stream_answer(turn.standalone, hits, self.settings, llm,
+                                           deadline=turn.deadline, tokens=tokens)) as events:
+                    for event in events:
+                        if isinstance(event, Done):
+                            return event.answer, ""
+                        yield event
             except LLMConfigError:
                 raise
             except LLMError as exc:
                 note = f"The LLM could not answer ({exc}); this is the offline answer."
+                yield Note(note)
         result = self._answer_offline(searcher, question, turn.standalone, hits, turn.followup)
-        if on_token is not None:
-            on_token(result.text)
+        yield Token(result.text)
         return result, note
 
     def _followup_offline(self, searcher: Searcher, question: str, about: Subject, k, filters,
@@ -286,13 +313,16 @@ class Pipeline:
                               absent=searcher.absent(question, hits),
                               weights=searcher.term_weights(question), followup=followup)
 
-    def _condense_llm(self, question, conversation, llm, deadline=None, on_llm_wait=None):
+    def _condense_llm(self, question, conversation, llm,
+                      deadline) -> Generator[Waiting | Token, None, str]:
+        """The LLM's rewrite of the follow-up (its ``Waiting`` passed on), or the question
+        itself when the rewrite fails: the offline rule takes over."""
         from rag.errors import LLMConfigError, LLMError
-        from rag.llm import condense
+        from rag.llm import stream_condense
 
         try:
-            return condense(question, conversation, self.settings, llm, deadline=deadline,
-                            on_request=on_llm_wait)
+            return (yield from stream_condense(question, conversation, self.settings, llm,
+                                               deadline=deadline))
         except LLMConfigError:
             raise
         except LLMError:  # the offline rewrite below takes over

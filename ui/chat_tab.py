@@ -3,6 +3,7 @@ conversation as it comes (tokens, "waiting for the model", then the cited answer
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -90,19 +91,26 @@ def respond(svc, question, session, k, since, until, sources, mode):
 
 
 def shown_answer(events: Iterable, shown: list, turn: int) -> Iterator[tuple[list, bool]]:
-    """(messages, is final) for each event of :meth:`ui.service.Service.stream_answer`."""
-    partial = ""
-    for kind, value in events:
-        if kind == "token":
-            partial += value
+    """(messages, is final) for each event of :meth:`ui.service.Service.stream_answer`:
+    the text so far, "Waiting for the model (N s)…" from a request's ``Waiting`` until
+    its first token, then the cited answer or the error. Notes are shown with the answer
+    (they are in its ``note``)."""
+    from rag import Done, Token, Waiting
+    from ui.service import Failed
+
+    partial, since = "", None  # since: a request went to the LLM; no token yet
+    for event in events:
+        if isinstance(event, Token):
+            partial, since = partial + event.text, None
             yield _with(shown, render.streaming_html(partial)), False
-        elif kind == "waiting":
-            note = f"Waiting for the model ({value:.0f} s)…"
+        elif isinstance(event, Waiting) or (event is None and since is not None):
+            since = since or time.monotonic()
+            note = f"Waiting for the model ({time.monotonic() - since:.0f} s)…"
             yield _with(shown, f'<span class="answer-pending">{note}</span>'), False
-        elif kind == "answer":
-            yield _with(shown, render.answer_html(value, turn)), True
-        else:
-            yield _with(shown, render.error_html(value)), True
+        elif isinstance(event, Done):
+            yield _with(shown, render.answer_html(event.answer, turn)), True
+        elif isinstance(event, Failed):
+            yield _with(shown, render.error_html(event.message)), True
 
 
 def wire(svc, chat: ChatTab, panel: SidePanel, session) -> None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import queue
 import shutil
 import threading
-import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from rag import AbstractaError, StoreError, display_safe
 
@@ -23,6 +24,46 @@ if TYPE_CHECKING:
     from rag import StoredPaper
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_END = object()  # next()'s default: the stream has ended
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The answer failed: the one line the page shows instead."""
+
+    message: str
+
+
+def ticking(events: Iterator[T], every: float) -> Iterator[T | None]:
+    """``events`` in order, with None whenever ``every`` seconds pass and none arrives.
+
+    Each next event is awaited in a helper thread, with a timeout, so that this generator
+    can yield the ticks while the stream blocks on the model's socket. Stopped early (the
+    browser went away), the stream is closed as soon as its pending step returns; nobody
+    waits for that here.
+    """
+    pool = ThreadPoolExecutor(1, thread_name_prefix="abstracta-answer")
+    step = None
+    try:
+        while True:
+            step = pool.submit(next, events, _END)
+            while True:
+                try:
+                    item = step.result(timeout=every)
+                    break
+                except TimeoutError:
+                    if step.done():  # the stream's own TimeoutError, not the wait's
+                        raise
+                    yield None
+            if item is _END:
+                return
+            yield cast(T, item)
+    finally:
+        if step is not None:  # closing a generator that is running in the helper fails
+            step.add_done_callback(lambda _: getattr(events, "close", lambda: None)())
+        pool.shutdown(wait=False)
 
 
 class Service:
@@ -135,58 +176,18 @@ class Service:
         return parse_filters(since, until, sources)
 
     def stream_answer(self, question: str, *, k, filters, conversation, use_llm):
-        """Yield ("token", text) while the answer streams, then ("answer", Answer) or
-        ("error", message); ("waiting", seconds) every second from the moment a request
-        goes to the LLM until its first token (a CPU model reads the prompt for minutes).
-        The pipeline runs in a worker thread so tokens reach the browser as they come."""
-        tokens: queue.Queue = queue.Queue()
-        done, waiting = object(), object()
-        result: dict = {}
-
-        def work() -> None:
-            try:
-                result["answer"] = self.pipeline.answer(
-                    question, k=k, filters=filters, conversation=conversation,
-                    use_llm=use_llm, on_token=tokens.put,
-                    on_llm_wait=lambda: tokens.put(waiting))
-            except AbstractaError as exc:
-                result["error"] = str(exc)
-            except Exception as exc:  # a bug: log it, show one line, keep serving
-                log.exception("answering failed")
-                result["error"] = f"Something went wrong while answering ({type(exc).__name__})."
-            finally:
-                tokens.put(done)
-
-        threading.Thread(target=work, name="abstracta-answer", daemon=True).start()
-        since: float | None = None  # a request went to the LLM; no token yet
-        while True:
-            try:
-                item = tokens.get(timeout=None if since is None else 1.0)
-            except queue.Empty:  # only with a timeout: a request is out, no token yet
-                if since is not None:
-                    yield "waiting", time.monotonic() - since
-                continue
-            if item is waiting:
-                since = since or time.monotonic()
-                yield "waiting", time.monotonic() - since
-                continue
-            since = None
-            batch = []
-            while item is not done:
-                if item is not waiting:
-                    batch.append(item)
-                try:  # send what has accumulated as one update
-                    item = tokens.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                yield "token", "".join(batch)
-            if item is done:
-                break
-        if "answer" in result:
-            yield "answer", result["answer"]
-        else:
-            yield "error", result.get("error", "No answer.")
+        """``pipeline.stream``'s events (:mod:`rag.llm.events`), with None each second
+        none arrives (the page counts the wait for a model's first token: a CPU model
+        reads the prompt for minutes), and a :class:`Failed` in place of an error."""
+        events = self.pipeline.stream(question, k=k, filters=filters,
+                                      conversation=conversation, use_llm=use_llm)
+        try:
+            yield from ticking(events, 1.0)
+        except AbstractaError as exc:
+            yield Failed(str(exc))
+        except Exception as exc:  # a bug: log it, show one line, keep serving
+            log.exception("answering failed")
+            yield Failed(f"Something went wrong while answering ({type(exc).__name__}).")
 
     # --- ingest --------------------------------------------------------------------------
     def accept_upload(self, path: Path) -> tuple[Path | None, str]:

@@ -9,7 +9,7 @@ arrive already renumbered.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 
 from rag.answer import abstain_text
 from rag.errors import LLMError
@@ -25,15 +25,18 @@ OnToken = Callable[[str], None]
 
 
 def stream_answer(question: str, hits: list[Hit], settings: Settings, llm, *,
-                  deadline: float | None = None) -> Iterator[Event]:
+                  deadline: float | None = None, tokens: bool = True,
+                  ) -> Generator[Event, None, None]:
     """Answer from the retrieved papers with the LLM, as events: ``Waiting`` when the
     request goes out, ``Token``s of checked text in order, then ``Done(answer)``.
+    ``tokens`` False: no Token (a caller that shows nothing until ``Done`` saves checking
+    each partial reply; the answer is the same).
 
     Raises :class:`LLMConfigError` for a rejected key or unknown model and
     :class:`LLMError` when the server cannot produce an answer (the pipeline then
     answers offline). Stopping the iteration early closes the HTTP stream.
     """
-    answer = yield from _answer_events(question, hits, settings, llm, deadline, tokens=True)
+    answer = yield from _answer_events(question, hits, settings, llm, deadline, tokens=tokens)
     yield Done(answer)
 
 

@@ -12,7 +12,8 @@ import rag
 PUBLIC = {
     "Pipeline", "Settings", "load_settings", "Answer", "Hit", "Citation", "StoredPaper",
     "Filters", "Conversation", "IngestReport", "answer_to_dict", "hit_to_dict",
-    "parse_filters", "normalize_title", "display_safe", "display_date", "split_citations",
+    "parse_filters", "Event", "Waiting", "Token", "Note", "Done", "normalize_title",
+    "display_safe", "display_date", "split_citations",
     "citing_sentences", "supporting_sentences", "openai_client", "ask_model", "BUNDLED_CORPUS",
     "expand_paths", "load_path", "Searcher", "Candidate", "clean_question",
     "AbstractaError", "SettingsError", "SourceError", "StoreError", "EmbeddingMismatchError",

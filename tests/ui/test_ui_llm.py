@@ -50,3 +50,39 @@ def test_slow_llm_call_does_not_block_another_user(llm_app):
     assert slow_out["answer"].startswith("GQSA couples")
     assert slow_out["answerer"].startswith("llm:") and fast_out["answerer"].startswith("llm:")
     assert done["fast"] < done["slow"]
+
+
+def test_the_chat_counts_the_wait_for_the_first_token_then_streams(bundled_dir, embedder):
+    from rag.pipeline import Pipeline
+    from ui.chat_tab import respond
+    from ui.service import Service
+    from ui.side_panel import LLM
+
+    with StubOpenAI() as stub:
+        settings = llm_settings(bundled_dir, stub)
+        svc = Service(Pipeline(settings, embedder=embedder))
+        stub.script(Reply(chunks=["GQSA couples ", "quantization [1]."], first_token_delay=2.5))
+        shown = [messages[-1]["content"] for messages, _, _ in
+                 respond(svc, "Which paper combines group quantization with sparsity?", None,
+                         3, "", "", [], LLM)]
+    waits = [s for s in shown if "Waiting for the model" in s]
+    # Counted while nothing arrives: the stream blocks on the socket, the page ticks.
+    assert any("(0 s)" in s for s in waits) and any("(2 s)" in s for s in waits)
+    streaming = shown.index(next(s for s in shown if "GQSA couples" in s))
+    assert shown.index(waits[-1]) < streaming < len(shown) - 1
+    assert "GQSA couples quantization" in shown[-1] and "Waiting" not in shown[-1]
+
+
+def test_an_error_in_the_stream_is_one_line_on_the_page(bundled_dir, embedder):
+    from rag.pipeline import Pipeline
+    from ui.chat_tab import respond
+    from ui.service import Service
+    from ui.side_panel import LLM
+
+    with StubOpenAI() as stub:
+        svc = Service(Pipeline(llm_settings(bundled_dir, stub), embedder=embedder))
+        stub.script(Reply(status=401))  # a rejected key is an error, not an offline answer
+        *_, (messages, _, session) = respond(svc, "What is OSWorld?", None, 3, "", "", [], LLM)
+    assert messages[-1]["content"].startswith('<div class="answer-error">')
+    assert "rejected the API key" in messages[-1]["content"]
+    assert session["messages"] == messages

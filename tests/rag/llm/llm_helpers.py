@@ -16,3 +16,20 @@ def llm_settings(data_dir, stub, **overrides):
     return load_settings(**values)
 
 
+
+
+def streamed(pipeline, question: str, **options):
+    """(the events before ``Done``, the answer ``Done`` carries): ``pipeline.stream`` run
+    to its end, checking that it ends with exactly one ``Done``."""
+    from rag.llm.events import Done
+
+    events = list(pipeline.stream(question, **options))
+    assert isinstance(events[-1], Done) and not any(isinstance(e, Done) for e in events[:-1])
+    return events[:-1], events[-1].answer
+
+
+def token_text(events) -> str:
+    """What the ``Token`` events add up to."""
+    from rag.llm.events import Token
+
+    return "".join(e.text for e in events if isinstance(e, Token))

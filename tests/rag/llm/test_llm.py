@@ -8,11 +8,12 @@ import time
 
 import pytest
 from helpers import free_port, run_ask
-from llm_helpers import KEY, llm_settings
+from llm_helpers import KEY, llm_settings, streamed, token_text
 from openai_stub import Reply
 
 from rag.answer import abstain_text
 from rag.errors import LLMConfigError
+from rag.llm import Done, Note, Token, Waiting
 from rag.pipeline import Pipeline
 
 GQSA_Q = ("Which paper combines group quantization with structured sparsity to speed up LLM "
@@ -97,7 +98,11 @@ def test_streamed_tokens_arrive_in_order_already_checked(llm_pipeline, openai_st
               "[1][", "8]", "."]
     openai_stub.script(Reply(chunks=pieces, chunk_delay=0.01))
     tokens: list[tuple[float, str]] = []
-    ans = llm_pipeline.answer(GQSA_Q, on_token=lambda t: tokens.append((time.monotonic(), t)))
+    for event in llm_pipeline.stream(GQSA_Q):
+        if isinstance(event, Token):
+            tokens.append((time.monotonic(), event.text))
+        elif isinstance(event, Done):
+            ans = event.answer
     streamed = "".join(t for _, t in tokens)
     assert streamed == ans.text == "Quantization and sparsity are combined [1]. It is fast [2]."
     assert len(tokens) >= 4  # arrived piece by piece, not in one go at the end
@@ -112,11 +117,10 @@ def test_not_in_sources_is_an_abstention(llm_pipeline, openai_stub):
         "NOT IN SOURCES: The indexed papers do not say who won the 2022 World Cup; the closest "
         "one is about model compression [1].",
         Reply(chunks=["NOT", " IN SOUR", "CES"]))
-    tokens: list[str] = []
-    ans = llm_pipeline.answer("Who won the 2022 football World Cup?", on_token=tokens.append)
+    events, ans = streamed(llm_pipeline, "Who won the 2022 football World Cup?")
     assert ans.abstained and ans.supported and not ans.unsupported_sentences
     assert ans.text == abstain_text(list(ans.hits)) and ans.hits[0].paper.title in ans.text
-    assert "".join(tokens) == ans.text and ans.citations == ()
+    assert token_text(events) == ans.text and ans.citations == ()
 
     bare = llm_pipeline.answer("Who won the 2022 football World Cup?")
     assert bare.abstained and bare.text == ans.text and not bare.note
@@ -150,12 +154,13 @@ def test_timeout_falls_back_to_offline_with_note(bundled_dir, embedder, openai_s
     pipe = _pipeline(bundled_dir, openai_stub, embedder, llm_budget=0.5, llm_retries=0)
     openai_stub.script(Reply(delay=30, text="too late [1]."))
     t0 = time.monotonic()
-    tokens: list[str] = []
-    ans = pipe.answer(GQSA_Q, on_token=tokens.append)
+    events, ans = streamed(pipe, GQSA_Q)
     assert time.monotonic() - t0 < 20  # gave up long before the server's 30 s
     assert ans.answerer == "offline" and not ans.abstained
     assert "no reply" in ans.note and "0.5 s budget (ABSTRACTA_LLM_BUDGET)" in ans.note
-    assert "".join(tokens) == ans.text  # the offline answer is streamed too
+    assert token_text(events) == ans.text  # the offline answer is streamed too
+    # The fallback is told as it happens, before the offline answer's one Token.
+    assert [type(e) for e in events] == [Waiting, Note, Token] and "no reply" in events[1].text
 
 
 @pytest.mark.parametrize("reply", [

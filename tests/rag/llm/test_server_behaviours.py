@@ -14,10 +14,10 @@ import time
 
 import pytest
 from helpers import free_port
-from llm_helpers import KEY, llm_settings
+from llm_helpers import KEY, llm_settings, streamed, token_text
 from openai_stub import Reply
 
-from rag.llm import CONDENSE_RULES, RULES
+from rag.llm import CONDENSE_RULES, RULES, Done, Waiting
 from rag.pipeline import Pipeline
 
 GQSA_Q = ("Which paper combines group quantization with structured sparsity to speed up LLM "
@@ -41,11 +41,10 @@ def _closest_text(ans) -> str:
 def test_marker_then_cited_claims_is_a_checked_answer(llm_pipeline, openai_stub):
     openai_stub.script("NOT IN SOURCES: GQSA combines group quantization with structured "
                        "sparsity [1][9]. It was developed by a team at a large GPU vendor.")
-    tokens: list[str] = []
-    ans = llm_pipeline.answer(GQSA_Q, on_token=tokens.append)
+    events, ans = streamed(llm_pipeline, GQSA_Q)
     assert not ans.abstained and ans.supported
     assert ans.text.startswith("GQSA combines group quantization with structured sparsity [1].")
-    assert "NOT IN SOURCES" not in ans.text and "".join(tokens) == ans.text
+    assert "NOT IN SOURCES" not in ans.text and token_text(events) == ans.text
     assert ans.removed_citations == 1  # checked like any answer: [9] points nowhere
     assert ans.unsupported_sentences == ("It was developed by a team at a large GPU vendor.",)
     assert "still wrote cited claims" in ans.note
@@ -84,13 +83,11 @@ def test_every_repeated_marker_is_stripped(llm_pipeline, openai_stub):
     openai_stub.script("NOT IN SOURCES: " * 200,
                        "GQSA speeds up inference [1]. NOT IN SOURCES NOT IN SOURCES: "
                        "NOT IN THE SOURCES.")
-    tokens: list[str] = []
-    ans = llm_pipeline.answer(GQSA_Q, on_token=tokens.append)
+    events, ans = streamed(llm_pipeline, GQSA_Q)
     assert ans.abstained and ans.text == _closest_text(ans) and "NOT IN" not in ans.text
-    assert "".join(tokens) == ans.text
-    tokens.clear()
-    ans = llm_pipeline.answer(GQSA_Q, on_token=tokens.append)
-    assert ans.text == "GQSA speeds up inference [1]." == "".join(tokens)
+    assert token_text(events) == ans.text
+    events, ans = streamed(llm_pipeline, GQSA_Q)
+    assert ans.text == "GQSA speeds up inference [1]." == token_text(events)
     assert not ans.abstained and ans.supported
 
 
@@ -130,8 +127,7 @@ def test_stream_without_usage_gives_none(llm_pipeline, openai_stub):
 def test_dropped_stream_says_so_and_answers_offline(llm_pipeline, openai_stub):
     openai_stub.script(Reply(text="GQSA combines group quantization with sparsity [1].",
                              drop_after=3))
-    tokens: list[str] = []
-    ans = llm_pipeline.answer(GQSA_Q, on_token=tokens.append)
+    ans = llm_pipeline.answer(GQSA_Q)
     assert ans.answerer == "offline" and ans.citations[0].title.startswith("GQSA")
     assert f"the server {openai_stub.url} closed the stream after 3 tokens" in ans.note
     assert "cannot reach" not in ans.note
@@ -148,7 +144,11 @@ def test_slow_first_token_within_the_budget_answers(bundled_dir, embedder, opena
                              ping_every=ping_every))
     waits: list[float] = []
     t0 = time.monotonic()
-    ans = pipe.answer(GQSA_Q, on_llm_wait=lambda: waits.append(time.monotonic() - t0))
+    for event in pipe.stream(GQSA_Q):
+        if isinstance(event, Waiting):
+            waits.append(time.monotonic() - t0)
+        elif isinstance(event, Done):
+            ans = event.answer
     assert time.monotonic() - t0 >= 3.0
     assert ans.answerer.startswith("llm:") and ans.text == "GQSA speeds up inference [1]."
     assert len(waits) == 1 and waits[0] < 2.5  # told when the request went out

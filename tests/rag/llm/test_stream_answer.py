@@ -1,8 +1,13 @@
-"""The answer as an iterator of events (what a face consumes), against the stub over HTTP."""
+"""The answer as an iterator of events (what a face consumes), against the stub over HTTP:
+the LLM answerer's own stream, and ``Pipeline.stream`` (what the CLI and the UI iterate)."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import pytest
+from llm_helpers import streamed, token_text
 from openai_stub import Reply
 
 from rag.errors import LLMError
@@ -74,3 +79,63 @@ def test_condense_as_events_returns_the_rewrite(llm_pipeline, openai_stub):
     with pytest.raises(StopIteration) as stop:
         next(events)
     assert stop.value.value == rewrite
+
+
+# --- Pipeline.stream: the events the faces consume ----------------------------------------
+
+def _untimed(answer):
+    """The answer without its timings (two runs never take the same milliseconds)."""
+    return replace(answer, timings_ms={})
+
+
+def test_offline_answer_is_one_token_then_done(bundled_pipeline):
+    events = list(bundled_pipeline.stream(GQSA_Q))
+    assert [type(e) for e in events] == [Token, Done]
+    answer = events[1].answer
+    assert events[0].text == answer.text and answer.answerer == "offline"
+    assert answer.citations[0].title.startswith("GQSA") and answer.timings_ms["total"] > 0
+    assert _untimed(answer) == _untimed(bundled_pipeline.answer(GQSA_Q))
+
+
+def test_llm_answer_waits_then_streams_tokens_in_order(llm_pipeline, openai_stub):
+    openai_stub.script(Reply(chunks=PIECES, chunk_delay=0.01), Reply(chunks=PIECES))
+    events, answer = streamed(llm_pipeline, GQSA_Q)
+    assert isinstance(events[0], Waiting) and len(events) >= 5
+    assert all(isinstance(e, Token) for e in events[1:])
+    assert token_text(events) == answer.text == \
+        "Quantization and sparsity are combined [1]. It is fast [2]."
+    assert answer.answerer == "llm:gpt-4.1-mini" and answer.removed_citations == 1
+    assert _untimed(answer) == _untimed(llm_pipeline.answer(GQSA_Q))
+
+
+def test_follow_up_waits_for_the_rewrite_before_the_answer_streams(llm_pipeline, openai_stub):
+    from rag.chat import Conversation
+
+    conv = Conversation()
+    openai_stub.script("GQSA combines group quantization with structured sparsity [1].")
+    llm_pipeline.answer(GQSA_Q, conversation=conv)
+    rewrite = "How much faster is GQSA than 2:4 pruning?"
+    openai_stub.script(Reply(text=rewrite, first_token_delay=1.0),
+                       Reply(chunks=["GQSA is ", "faster [1]."]))
+    seen: list[tuple[float, object]] = []
+    t0 = time.monotonic()
+    for event in llm_pipeline.stream("how much faster is it?", conversation=conv):
+        seen.append((time.monotonic() - t0, event))
+    kinds = [type(e) for _, e in seen]
+    # The rewrite's request, then the answer's: a face shows the wait from the first one.
+    assert kinds == [Waiting, Waiting, Token, Token, Done]
+    assert seen[0][0] < 0.9  # told as the rewrite's request went out, not after its reply
+    answer = seen[-1][1].answer
+    assert answer.standalone_question == rewrite and answer.text == "GQSA is faster [1]."
+    assert len(conv.turns) == 2 and conv.turns[-1].answer == answer
+
+
+def test_stopping_early_leaves_the_conversation_as_it_was(llm_pipeline, openai_stub):
+    from rag.chat import Conversation
+
+    conv = Conversation()
+    openai_stub.script(Reply(chunks=PIECES, chunk_delay=0.05))
+    events = llm_pipeline.stream(GQSA_Q, conversation=conv)
+    assert isinstance(next(events), Waiting) and isinstance(next(events), Token)
+    events.close()
+    assert conv.turns == []
