@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rag.answer import answer_offline
 from rag.chat import Conversation, Subject, followup_evidence, load_followup_rule, subject
+from rag.dates import parse_date
 from rag.embed import Embedder, MiniLMOnnx, WordLlamaEmbedder, build_embedder
 from rag.ingest import (
     BUNDLED_CORPUS,
@@ -32,7 +33,6 @@ from rag.retrieve import (
     build_searcher,
     clean_question,
     clean_question_with_note,
-    parse_date,
     snapshot,
 )
 from rag.settings import Settings

@@ -36,7 +36,7 @@ from rag.retrieve.evidence import (
     term_stats,
     title_in_question,
 )
-from rag.retrieve.filters import Filters, allowed_papers, parse_date
+from rag.retrieve.filters import Filters, allowed_papers
 from rag.retrieve.fusion import PER_RETRIEVER, fused_order, rerank_pool, rrf
 from rag.retrieve.question import MAX_QUESTION_CHARS, clean_question, clean_question_with_note
 from rag.retrieve.relevance import CALIBRATION_DIR, Calibration, load_calibration
@@ -58,6 +58,6 @@ __all__ = [
     "DenseRetriever", "Features", "Filters", "LexicalRetriever", "Query", "Ranking",
     "Retriever", "Searcher", "TermStats", "TextEvidence", "allowed_papers", "build_searcher",
     "clean_question", "clean_question_with_note", "coverage", "fused_order", "group",
-    "load_calibration", "paper_cosines", "paper_terms", "parse_date", "reciprocal_ranks",
+    "load_calibration", "paper_cosines", "paper_terms", "reciprocal_ranks",
     "rerank_pool", "rrf", "snapshot", "term_stats", "title_in_question", "absent",
 ]

@@ -7,6 +7,7 @@ import json
 import pytest
 from helpers import run_ask
 
+from rag.dates import parse_date
 from rag.errors import QuestionError
 from rag.identity import normalize_title
 from rag.retrieve import (
@@ -15,7 +16,6 @@ from rag.retrieve import (
     clean_question_with_note,
     fused_order,
     load_calibration,
-    parse_date,
     rerank_pool,
     rrf,
     title_in_question,
