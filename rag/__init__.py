@@ -70,7 +70,7 @@ _LAZY = {
     "expand_paths": "rag.sources",
     "load_path": "rag.sources",
     # The one OpenAI(-compatible) client, and one prompt through it (``ask eval --judge``).
-    "openai_client": "rag.llm",
+    "openai_client": "rag.openai_server",
     "ask_model": "rag.llm",
     # Showing answers and papers (the UI): untrusted text made inert, dates, citations.
     "display_safe": "rag.text",
@@ -105,8 +105,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never runs
     from rag.dates import display_date
     from rag.identity import normalize_title
     from rag.ingest import BUNDLED_CORPUS, IngestReport
-    from rag.llm import ask_model, openai_client
+    from rag.llm import ask_model
     from rag.llm.events import Done, Event, Note, Token, Waiting
+    from rag.openai_server import openai_client
     from rag.pipeline import Pipeline, parse_filters
     from rag.retrieve import Candidate, Filters, Searcher, clean_question
     from rag.serialize import answer_to_dict, hit_to_dict

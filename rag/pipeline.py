@@ -18,7 +18,7 @@ from pathlib import Path
 from rag.answer import answer_offline
 from rag.chat import Conversation, Subject, followup_evidence, load_followup_rule, subject
 from rag.dates import parse_date
-from rag.embed import Embedder, MiniLMOnnx, WordLlamaEmbedder, build_embedder
+from rag.embed import Embedder, build_embedder, embedder_model_name
 from rag.ingest import (
     BUNDLED_CORPUS,
     IngestReport,
@@ -61,8 +61,7 @@ def _joined(*notes: str) -> str:
 
 def configured_embedder_name(settings: Settings) -> str:
     """The configured embedder's model name, without loading the model."""
-    return {"minilm": MiniLMOnnx.name, "wordllama": WordLlamaEmbedder.name}.get(
-        settings.embedder) or f"openai:{settings.openai_embedding_model}"
+    return embedder_model_name(settings)
 
 
 def parse_filters(since: str | None = None, until: str | None = None,
@@ -106,7 +105,7 @@ class Pipeline:
             return None
         with self._lock:
             if self._llm is None:
-                from rag.llm import openai_client
+                from rag.openai_server import openai_client
 
                 self._llm = openai_client(self.settings)
             return self._llm

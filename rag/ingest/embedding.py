@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rag.chunk import make_chunker
-from rag.embed import Embedder
-from rag.ingest.pool import embed_in_worker, rebuildable, start_pool, stop_pool
+from rag.embed import Embedder, rebuildable
+from rag.ingest.pool import embed_in_worker, start_pool, stop_pool
 from rag.ingest.report import Progress, Run
 from rag.ingest.write import Item, Writes
 from rag.settings import Settings

@@ -6,7 +6,6 @@ import os
 import signal
 
 from rag.chunk import make_chunker
-from rag.embed import Embedder
 from rag.errors import AbstractaError
 from rag.ingest.report import Progress, Run
 from rag.ingest.write import Item, write_batch
@@ -16,14 +15,6 @@ from rag.store import Store
 WORKER_PAPERS = 512  # papers per worker job (~2,000 chunks: one efficient Chroma write)
 WORKER_AHEAD = 4  # jobs queued in the workers while the parent writes
 WORKERS = max(1, min(2, (os.cpu_count() or 1)))  # chunk+embed processes
-
-
-def rebuildable(embedder: Embedder, settings: Settings) -> bool:
-    """Whether a worker process can build the same embedder from the settings alone."""
-    from rag.embed import MiniLMOnnx, WordLlamaEmbedder
-
-    kind = {MiniLMOnnx: "minilm", WordLlamaEmbedder: "wordllama"}.get(type(embedder))
-    return kind == settings.embedder
 
 
 # The worker process: chunking and embedding, while the parent only writes to Chroma.
