@@ -167,8 +167,11 @@ def question_cmd(question, as_json, use_llm, verbose, k, since, until, sources, 
                  chroma_url):
     """Answer a QUESTION from the indexed papers, citing them as [n]."""
     from rag.pipeline import Pipeline
+    from rag.retrieve import clean_question
 
-    text = " ".join(question)  # cleaned (or refused: QuestionError) by Pipeline.answer
+    # Cleaned here, once (a rag.retrieve.Question passes the core's entry as it is), so
+    # that an empty question is refused before a first run indexes the bundled corpus.
+    text = clean_question(" ".join(question))
     settings = _settings(data_dir, chroma_url)
     pipeline = Pipeline(settings)
     auto_ingest(pipeline, quiet=as_json)

@@ -38,7 +38,12 @@ from rag.retrieve.evidence import (
 )
 from rag.retrieve.filters import Filters, allowed_papers
 from rag.retrieve.fusion import PER_RETRIEVER, fused_order, rerank_pool, rrf
-from rag.retrieve.question import MAX_QUESTION_CHARS, clean_question, clean_question_with_note
+from rag.retrieve.question import (
+    MAX_QUESTION_CHARS,
+    Question,
+    clean_question,
+    clean_question_with_note,
+)
 from rag.retrieve.relevance import CALIBRATION_DIR, Calibration, load_calibration
 from rag.retrieve.retrievers import (
     DenseRetriever,
@@ -57,7 +62,7 @@ __all__ = [
     "CALIBRATION_DIR", "MAX_QUESTION_CHARS", "PER_RETRIEVER", "Calibration", "Candidate",
     "DenseRetriever", "Features", "Filters", "LexicalRetriever", "Query", "Ranking",
     "Retriever", "Searcher", "TermStats", "TextEvidence", "allowed_papers", "build_searcher",
-    "clean_question", "clean_question_with_note", "coverage", "fused_order", "group",
+    "Question", "clean_question", "clean_question_with_note", "coverage", "fused_order", "group",
     "load_calibration", "paper_cosines", "paper_terms", "reciprocal_ranks",
     "rerank_pool", "rrf", "snapshot", "term_stats", "title_in_question", "absent",
 ]

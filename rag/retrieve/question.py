@@ -12,11 +12,22 @@ from rag.errors import QuestionError
 MAX_QUESTION_CHARS = 2000  # a longer question is a pasted document; its head suffices
 
 
+class Question(str):
+    """A question as :func:`clean_question_with_note` made it, with its ``note``: cleaning
+    it again returns it as it is, so a face that checks a question early (``ask "?"``
+    must refuse before indexing anything) and the core's entry clean it once."""
+
+    note: str = ""
+
+
 def clean_question_with_note(question: str) -> tuple[str, str]:
     """(cleaned question, note): whitespace and control characters collapsed; a question
     over MAX_QUESTION_CHARS is cut, and the note says so (else it is ""). Refuses a
-    question with no words."""
+    question with no words. A :class:`Question` comes back unchanged, with its note."""
     from rag.text import display_safe
+
+    if isinstance(question, Question):
+        return question, question.note
 
     # Escape sequences go whole ("\x1b[31m" must not leave a word "31m" behind).
     text = display_safe(question, newlines=False)
@@ -25,11 +36,12 @@ def clean_question_with_note(question: str) -> tuple[str, str]:
     if not any(ch.isalnum() for ch in text):
         raise QuestionError("The question is empty; ask something about the indexed papers.")
     text = _once(text)
-    if len(text) <= MAX_QUESTION_CHARS:
-        return text, ""
-    note = (f"The question was {len(text):,} characters long; only its first "
-            f"{MAX_QUESTION_CHARS:,} were used.")
-    return text[:MAX_QUESTION_CHARS], note
+    note = "" if len(text) <= MAX_QUESTION_CHARS else (
+        f"The question was {len(text):,} characters long; only its first "
+        f"{MAX_QUESTION_CHARS:,} were used.")
+    clean = Question(text[:MAX_QUESTION_CHARS])
+    clean.note = note
+    return clean, note
 
 
 def _once(text: str) -> str:

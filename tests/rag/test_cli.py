@@ -166,15 +166,16 @@ def test_empty_or_punctuation_question_is_a_clear_error(bundled_dir, question):
         "Error: The question is empty; ask something about the indexed papers."]
 
 
-def test_empty_question_on_a_fresh_data_dir_is_the_same_clear_error(tmp_path):
-    # The pipeline cleans the question (the CLI does not): a first use indexes the bundled
-    # corpus first, then refuses the question as on any index.
+def test_empty_question_on_a_fresh_data_dir_is_refused_before_indexing(tmp_path):
+    # A first use indexes the bundled corpus; a question with no words is refused first,
+    # and nothing is indexed (nor the data dir made) for it.
     data = tmp_path / "fresh"
     res = run_ask("?", env={"ABSTRACTA_DATA_DIR": str(data), "ABSTRACTA_EMBEDDER": "wordllama"})
     assert res.returncode == 2
     _no_traceback(res)
     assert one_line(res.stderr) == [
         "Error: The question is empty; ask something about the indexed papers."]
+    assert "Indexing" not in res.stderr + res.stdout and not (data / "chroma.sqlite3").exists()
 
 
 def test_faces_come_in_as_commands_of_ask():
