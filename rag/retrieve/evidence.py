@@ -13,7 +13,7 @@ from functools import lru_cache
 from rag.absence import NAME_LIKE, Absent, absent_words, is_acronym, spelled_out
 from rag.english import is_common
 from rag.identity import normalize_title
-from rag.retrieve.retrievers import Features, Query
+from rag.retrieve.retrievers import Features, Query, relative
 from rag.text import WORD, stem, terms, words
 from rag.types import StoredPaper
 
@@ -88,7 +88,8 @@ class TextEvidence:
     """The question's terms against the index and each paper's text.
 
     - ``coverage`` / ``title_coverage``: the IDF-weighted share of the question's terms
-      the paper (its title) contains;
+      the paper (its title) contains; ``coverage_rel``: the coverage minus the best
+      candidate's (:func:`rag.retrieve.retrievers.relative`);
     - ``missing_max_idf``: the IDF of the most distinctive question term the paper
       lacks, over the index's largest IDF (0: it lacks none);
     - ``unknown_share`` (question-level): the IDF share of the question's terms that no
@@ -98,7 +99,7 @@ class TextEvidence:
       ``unknown_name``: a distinctive absent word is written like a name.
     """
 
-    FEATURES = ("coverage", "title_coverage", "missing_max_idf")
+    FEATURES = ("coverage", "coverage_rel", "title_coverage", "missing_max_idf")
     QUESTION_FEATURES = ("unknown_share", "concept_share", "unknown_name")
 
     def __init__(self, lex):
@@ -124,6 +125,9 @@ class TextEvidence:
                                        default=0.0) / stats.max_idf,
                 **question,
             }
+        rel = relative({pid: f["coverage"] for pid, f in out.items()})
+        for pid, f in out.items():
+            f["coverage_rel"] = rel[pid]
         return out
 
 

