@@ -37,6 +37,7 @@ from rag.errors import (
     SettingsError,
     SourceError,
     StoreError,
+    UnknownPaperError,
 )
 
 # name -> the module that defines it (imported on first access).
@@ -57,6 +58,7 @@ _LAZY = {
     "IngestReport": "rag.ingest",
     "answer_to_dict": "rag.serialize",
     "hit_to_dict": "rag.serialize",
+    "paper_to_dict": "rag.serialize",
     "parse_filters": "rag.pipeline",
     # What ``Pipeline.stream`` yields (the CLI and the UI iterate them).
     "Event": "rag.llm.events",
@@ -84,6 +86,7 @@ __all__ = [
     *_LAZY,
     "AbstractaError", "SettingsError", "SourceError", "StoreError", "EmbeddingMismatchError",
     "EmbedderError", "LLMError", "LLMConfigError", "QuestionError",
+    "UnknownPaperError",
 ]
 
 
@@ -110,7 +113,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never runs
     from rag.openai_server import openai_client
     from rag.pipeline import Pipeline, parse_filters
     from rag.retrieve import Candidate, Filters, Searcher, clean_question
-    from rag.serialize import answer_to_dict, hit_to_dict
+    from rag.serialize import answer_to_dict, hit_to_dict, paper_to_dict
     from rag.settings import Settings, load_settings
     from rag.sources import expand_paths, load_path
     from rag.text import citing_sentences, display_safe, split_citations, supporting_sentences

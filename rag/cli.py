@@ -18,7 +18,7 @@ from click_default_group import DefaultGroup
 
 from rag.console import WaitingLine, auto_ingest, bar_note, echo, echo_json, progress_bar, run_stats
 from rag.errors import AbstractaError, Interrupted
-from rag.serialize import answer_to_dict, hit_to_dict
+from rag.serialize import answer_to_dict, hit_to_dict, paper_to_dict
 from rag.text import display_safe
 from rag.types import Answer
 
@@ -148,6 +148,7 @@ def cli():
     ask --json "..."          one JSON object (see README: JSON output)
     ask ingest PATH...        add listing pages, arXiv JSON Lines or CSV files
     ask search "query"        ranked papers only, no answer
+    ask similar PAPER         papers like one indexed paper (its id or exact title)
     ask chat                  a conversation with follow-up questions
     ask ui                    the browser chat at http://127.0.0.1:7860
 
@@ -356,7 +357,6 @@ def doctor(repair, data_dir, chroma_url):
 @common_options
 def search_cmd(query, as_json, k, since, until, sources, data_dir, chroma_url):
     """List the papers that best match QUERY, with scores (no answer)."""
-    from rag.dates import display_date
     from rag.pipeline import Pipeline
 
     pipeline = Pipeline(_settings(data_dir, chroma_url))
@@ -367,11 +367,43 @@ def search_cmd(query, as_json, k, since, until, sources, data_dir, chroma_url):
         return
     if not hits:
         echo("No paper matched.")
+    print_ranked(hits, lambda h: f"score {h.score:.4f} · relevance {h.relevance:.2f}")
+
+
+def print_ranked(hits, scores) -> None:
+    """A ranked list of papers, two lines each: the title, then ``scores(hit)``, the
+    dates, the sources and the id."""
+    from rag.dates import display_date
+
     for h in hits:
         echo(f"{h.rank:2d}. {h.paper.title}")
-        echo(f"    score {h.score:.4f} · relevance {h.relevance:.2f} · "
-             f"{', '.join(display_date(d) for d in h.paper.dates)} · "
+        echo(f"    {scores(h)} · {', '.join(display_date(d) for d in h.paper.dates)} · "
              f"{', '.join(h.paper.sources)} · {h.paper.paper_id}")
+
+
+@cli.command(name="similar")
+@click.argument("paper", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: the paper and its neighbours.")
+@retrieval_options
+@common_options
+def similar_cmd(paper, as_json, k, since, until, sources, data_dir, chroma_url):
+    """List the papers nearest to PAPER (its id, as `ask search` shows it, or its exact
+    title) by their embeddings; the paper itself is left out."""
+    from rag.pipeline import Pipeline
+
+    pipeline = Pipeline(_settings(data_dir, chroma_url))
+    auto_ingest(pipeline, quiet=as_json)
+    ref = " ".join(paper)
+    target = pipeline.paper(ref)
+    hits = pipeline.similar(target.paper_id, k, _filters(since, until, sources))
+    if as_json:
+        echo_json({"paper": paper_to_dict(target),
+                   "similar": [{**hit_to_dict(h), "dense": h.dense} for h in hits]})
+        return
+    echo(f"Papers like: {target.title} ({target.paper_id})")
+    if not hits:
+        echo("No other paper matched.")
+    print_ranked(hits, lambda h: f"similarity {h.score:.3f}")
 
 
 @cli.command()

@@ -54,6 +54,12 @@ class QuestionError(AbstractaError):
     exit_code = 2
 
 
+class UnknownPaperError(AbstractaError):
+    """No indexed paper has this id or exact title (``ask similar``, a paper lookup)."""
+
+    exit_code = 2
+
+
 class IndexBusyError(StoreError):
     """Another process holds the index's write lock (``ask ingest --no-wait``)."""
 

@@ -138,6 +138,41 @@ class Pipeline:
         """Every indexed paper (the Library tab, the eval's gold titles)."""
         return list(self.store.iter_papers())
 
+    def paper(self, ref: str) -> StoredPaper:
+        """The indexed paper with this id (``2406.01234``, ``arXiv:2406.01234v2`` or its
+        arxiv.org link, ``csv:W27``), else the one with this exact title (compared as
+        :func:`rag.identity.normalize_title` writes it). Raises UnknownPaperError naming
+        the reference (or the ids, when several papers share the title)."""
+        from rag.errors import UnknownPaperError
+        from rag.identity import normalize_arxiv_id, title_key
+
+        ref = " ".join(str(ref).split())
+        if not ref:
+            raise UnknownPaperError("Name a paper: its id (as `ask search` shows it) or its "
+                                    "exact title.")
+        ids = list(dict.fromkeys(filter(None, [ref, normalize_arxiv_id(ref)])))
+        found = self.store.get_papers(ids)
+        if not found:
+            titled = self.store.ids_by_title_key([title_key(ref)]).get(title_key(ref), [])
+            found = self.store.get_papers(titled)
+        if len(found) > 1 and ref not in found:
+            raise UnknownPaperError(
+                f"{len(found)} indexed papers have the title {ref[:120]!r}: name one by its id "
+                f"({', '.join(sorted(found))}).")
+        if not found:
+            raise UnknownPaperError(
+                f"No indexed paper has the id or exact title {ref[:120]!r}; `ask search` "
+                "shows papers with their ids.")
+        return found[ref] if ref in found else next(iter(found.values()))
+
+    def similar(self, ref: str, k: int | None = None,
+                filters: Filters | None = None) -> list[Hit]:
+        """The ``k`` indexed papers nearest to the paper ``ref`` names (an id or an exact
+        title, see :meth:`paper`), by their stored vectors, the paper itself left out,
+        within ``filters``. Raises UnknownPaperError for an unknown paper."""
+        paper = self.paper(ref)
+        return self.searcher().similar(paper.paper_id, k, filters)
+
     def count_papers(self) -> int:
         return self.store.count_papers()
 

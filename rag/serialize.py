@@ -7,7 +7,7 @@ that removes or renames a key bumps ``JSON_SCHEMA_VERSION``.
 
 from __future__ import annotations
 
-from rag.types import Answer, Hit
+from rag.types import Answer, Hit, StoredPaper
 
 JSON_SCHEMA_VERSION = 1
 
@@ -19,6 +19,16 @@ def hit_to_dict(hit: Hit) -> dict:
         "rank": hit.rank, "paper_id": paper.paper_id, "title": paper.title,
         "score": hit.score, "relevance": hit.relevance, "date": paper.date,
         "dates": list(paper.dates), "source": paper.sources[0] if paper.sources else "",
+        "sources": list(paper.sources), "url": paper.link,
+    }
+
+
+def paper_to_dict(paper: StoredPaper) -> dict:
+    """One indexed paper's full record (``ask similar --json``'s ``paper``, the MCP
+    ``get_paper`` tool, ``GET /api/v1/papers/{id}``)."""
+    return {
+        "paper_id": paper.paper_id, "title": paper.title, "abstract": paper.abstract,
+        "authors": paper.authors, "date": paper.date, "dates": list(paper.dates),
         "sources": list(paper.sources), "url": paper.link,
     }
 

@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import cached_property
 
+import numpy as np
+
 from rag.absence import Absent
 from rag.identity import normalize_title
 from rag.retrieve.evidence import TextEvidence, absent, title_in_question
@@ -32,6 +34,7 @@ from rag.retrieve.retrievers import (
     Query,
     Ranking,
     Retriever,
+    group,
 )
 from rag.text import terms
 from rag.types import Hit, StoredPaper
@@ -199,6 +202,35 @@ class Searcher:
         """Each retriever's ranked paper ids on its own, before fusion, by retriever name:
         what a benchmark compares the fused :meth:`search` with."""
         return {r.name: r.papers for r in self.rank(self.query(question), depth)}
+
+    def similar(self, paper_id: str, k: int | None = None,
+                filters: Filters | None = None) -> list[Hit]:
+        """The ``k`` papers nearest to an indexed paper, best first, the paper itself left
+        out: the mean of its chunk vectors searched against every chunk (a paper's rank
+        and ``dense`` score are its best chunk's cosine to that mean). [] for a paper with
+        no stored vectors. ``relevance`` is the cosine clipped to 0..1 (no calibration:
+        there is no question to calibrate against)."""
+        k = k or self.settings.top_k
+        allowed = self.allowed(filters)
+        if allowed is not None:
+            allowed = [p for p in allowed if p != paper_id]
+            if not allowed:
+                return []
+        rows = self.store.chunk_vectors([paper_id]).get(paper_id)
+        if rows is None or not len(rows):
+            return []
+        mean = rows.mean(axis=0)
+        norm = float(np.linalg.norm(mean))
+        vector = mean / norm if norm > 0 else mean
+        depth = max(self.settings.candidates, 8 * (k + 1))
+        pids, sims = self.store.dense(vector, depth, allowed)
+        ranking = group("similar", pids, sims)
+        found = self.store.get_papers([p for p in ranking.papers if p != paper_id])
+        order = [p for p in ranking.papers if p in found][:k]
+        return [Hit(rank=i, paper=found[p], score=round(ranking.scores[p], 6),
+                    relevance=round(min(1.0, max(0.0, ranking.scores[p])), 4),
+                    dense=round(ranking.scores[p], 4))
+                for i, p in enumerate(order, start=1)]
 
     # --- the rest of a question ---------------------------------------------------------
     def allowed(self, filters: Filters | None) -> list[str] | None:

@@ -11,13 +11,13 @@ import rag
 
 PUBLIC = {
     "Pipeline", "Settings", "load_settings", "Answer", "Hit", "Citation", "StoredPaper",
-    "Filters", "Conversation", "IngestReport", "answer_to_dict", "hit_to_dict",
+    "Filters", "Conversation", "IngestReport", "answer_to_dict", "hit_to_dict", "paper_to_dict",
     "parse_filters", "Event", "Waiting", "Token", "Note", "Done", "normalize_title",
     "display_safe", "display_date", "split_citations",
     "citing_sentences", "supporting_sentences", "openai_client", "ask_model", "BUNDLED_CORPUS",
     "expand_paths", "load_path", "Searcher", "Candidate", "clean_question",
     "AbstractaError", "SettingsError", "SourceError", "StoreError", "EmbeddingMismatchError",
-    "EmbedderError", "LLMError", "LLMConfigError", "QuestionError",
+    "EmbedderError", "LLMError", "LLMConfigError", "QuestionError", "UnknownPaperError",
 }
 
 
