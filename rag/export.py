@@ -146,7 +146,7 @@ def bibtex_entry(paper: StoredPaper, key: str) -> str:
 
 def primary_class(paper: StoredPaper) -> str:
     """The first arXiv category the record lists ("cs.CL cs.AI" -> "cs.CL"), else ""."""
-    categories = flat(getattr(paper, "categories", "") or "").split()
+    categories = flat(paper.categories).split()
     return categories[0] if categories else ""
 
 
@@ -173,7 +173,7 @@ def ris_entry(paper: StoredPaper, key: str) -> str:
     lines.append(("UR", flat(paper.link)))
     if aid:
         lines += [("AN", f"arXiv:{aid}"), ("DB", "arXiv")]
-    lines += [("KW", c) for c in flat(getattr(paper, "categories", "") or "").split()]
+    lines += [("KW", c) for c in flat(paper.categories).split()]
     if paper.abstract:
         lines.append(("AB", flat(paper.abstract)))
     lines.append(("ER", ""))
