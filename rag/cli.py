@@ -18,6 +18,7 @@ from click_default_group import DefaultGroup
 
 from rag.console import WaitingLine, auto_ingest, bar_note, echo, echo_json, progress_bar, run_stats
 from rag.errors import AbstractaError, Interrupted
+from rag.export import FORMATS
 from rag.serialize import answer_to_dict, hit_to_dict, paper_to_dict
 from rag.text import display_safe
 from rag.types import Answer
@@ -122,6 +123,25 @@ def retrieval_options(fn):
     return fn
 
 
+def format_options(fn):
+    """--format (text, json, markdown, bibtex, ris) and --json, its alias for json."""
+    fn = click.option("--json", "as_json", is_flag=True,
+                      help="Print one JSON object (the same as --format json).")(fn)
+    fn = click.option("--format", "fmt", default=None,
+                      type=click.Choice(["text", "json", *FORMATS], case_sensitive=False),
+                      help="Output: text (default), json, markdown, bibtex or ris (see "
+                      "README: Exports).")(fn)
+    return fn
+
+
+def _format(fmt: str | None, as_json: bool) -> str:
+    """The output format --format and --json name together ("text" when neither)."""
+    fmt = fmt.lower() if fmt else None
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError(f"--json and --format {fmt} disagree: give one of them.")
+    return "json" if as_json else fmt or "text"
+
+
 def _settings(data_dir=None, chroma_url=None, **extra):
     from rag.settings import load_settings
 
@@ -158,13 +178,13 @@ def cli():
 
 @cli.command(name="question")
 @click.argument("question", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@format_options
 @click.option("--llm/--offline", "use_llm", default=None,
               help="Force the LLM answerer or the offline one (default: LLM when configured).")
 @click.option("-v", "--verbose", is_flag=True, help="Also print timings and token usage.")
 @retrieval_options
 @common_options
-def question_cmd(question, as_json, use_llm, verbose, k, since, until, sources, data_dir,
+def question_cmd(question, fmt, as_json, use_llm, verbose, k, since, until, sources, data_dir,
                  chroma_url):
     """Answer a QUESTION from the indexed papers, citing them as [n]."""
     from rag.pipeline import Pipeline
@@ -173,14 +193,15 @@ def question_cmd(question, as_json, use_llm, verbose, k, since, until, sources, 
     # Cleaned here, once (a rag.retrieve.Question passes the core's entry as it is), so
     # that an empty question is refused before a first run indexes the bundled corpus.
     text = clean_question(" ".join(question))
+    fmt = _format(fmt, as_json)
     settings = _settings(data_dir, chroma_url)
     pipeline = Pipeline(settings)
-    auto_ingest(pipeline, quiet=as_json)
-    answer, streamed = ask_streaming(pipeline, text, stream=not as_json and sys.stdout.isatty(),
+    auto_ingest(pipeline, quiet=fmt != "text")
+    answer, streamed = ask_streaming(pipeline, text, stream=fmt == "text" and sys.stdout.isatty(),
                                      k=k, filters=_filters(since, until, sources),
                                      use_llm=use_llm)
-    if as_json:
-        echo_json(answer_to_dict(answer))
+    if fmt != "text":
+        print_answer_as(fmt, answer)
         return
     print_answer(answer, streamed)
     print_sources(answer)
@@ -191,6 +212,21 @@ def question_cmd(question, as_json, use_llm, verbose, k, since, until, sources, 
             "; usage not reported by this server" if answer.answerer.startswith("llm:") else "")
         echo(f"\nAnswerer: {answer.answerer}; timings (ms): {answer.timings_ms}{tokens}",
              err=True)
+
+
+def print_answer_as(fmt: str, answer: Answer) -> None:
+    """The answer as JSON, Markdown, or its cited papers as BibTeX or RIS (nothing on
+    stdout, and a note on stderr, when it cites none)."""
+    from rag.export import answer_markdown, cited_papers, render
+
+    if fmt == "json":
+        echo_json(answer_to_dict(answer))
+    elif fmt == "markdown":
+        echo(answer_markdown(answer), nl=False)
+    elif cited := [paper for _, paper in cited_papers(answer)]:
+        echo(render(fmt, cited), nl=False)
+    else:
+        echo("The answer cites no paper: nothing to export.", err=True)
 
 
 def ask_streaming(pipeline, question: str, *, stream: bool, **options) -> tuple[Answer, str]:
@@ -352,18 +388,26 @@ def doctor(repair, data_dir, chroma_url):
 
 @cli.command(name="search")
 @click.argument("query", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@format_options
 @retrieval_options
 @common_options
-def search_cmd(query, as_json, k, since, until, sources, data_dir, chroma_url):
+def search_cmd(query, fmt, as_json, k, since, until, sources, data_dir, chroma_url):
     """List the papers that best match QUERY, with scores (no answer)."""
+    from rag.export import hits_markdown, render
     from rag.pipeline import Pipeline
 
+    fmt = _format(fmt, as_json)
     pipeline = Pipeline(_settings(data_dir, chroma_url))
-    auto_ingest(pipeline, quiet=as_json)
-    hits = pipeline.search(" ".join(query), k, _filters(since, until, sources))
-    if as_json:
+    auto_ingest(pipeline, quiet=fmt != "text")
+    text = " ".join(query)
+    hits = pipeline.search(text, k, _filters(since, until, sources))
+    if fmt == "json":
         echo_json([{**hit_to_dict(h), "dense": h.dense, "lexical": h.lexical} for h in hits])
+        return
+    if fmt != "text":
+        out = hits_markdown(text, hits) if fmt == "markdown" else render(
+            fmt, [h.paper for h in hits])
+        echo(out, nl=False)
         return
     if not hits:
         echo("No paper matched.")

@@ -29,7 +29,7 @@ def paper_to_dict(paper: StoredPaper) -> dict:
     return {
         "paper_id": paper.paper_id, "title": paper.title, "abstract": paper.abstract,
         "authors": paper.authors, "date": paper.date, "dates": list(paper.dates),
-        "sources": list(paper.sources), "url": paper.link,
+        "sources": list(paper.sources), "url": paper.link, "categories": paper.categories,
     }
 
 

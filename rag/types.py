@@ -47,6 +47,7 @@ class StoredPaper:
     sources: tuple[str, ...]
     authors: str = ""
     url: str = ""
+    categories: str = ""  # arXiv categories, space-separated ("cs.CL cs.AI"), when known
 
     @property
     def date(self) -> str:

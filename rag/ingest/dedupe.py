@@ -35,7 +35,8 @@ def dedupe_batch(papers: list[Paper], store: Store, report: IngestReport, seen: 
             new_meta = metadata_for_paper(paper, digest, title_key(paper.title))
             outcome = Seen.UNCHANGED
             stored_meta = old.paper_metadata()
-            if any(new_meta[k] != stored_meta[k] for k in ("dates", "sources", "authors", "url")):
+            if any(new_meta.get(k, "") != stored_meta.get(k, "")
+                   for k in ("dates", "sources", "authors", "url", "categories")):
                 meta_ids.append(pid)
                 meta_updates.append(new_meta)
                 outcome = Seen.UPDATED
@@ -58,6 +59,7 @@ def _with_stored(paper: StoredPaper, old: ChunkRecord | None) -> StoredPaper:
         tuple(sorted(set(paper.dates) | set(was.dates))),
         tuple(sorted(set(paper.sources) | set(was.sources))),
         paper.authors or was.authors, paper.url or was.url,
+        paper.categories or was.categories,
     )
 
 

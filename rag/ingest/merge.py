@@ -142,13 +142,14 @@ def _combine(assigned: list[tuple[Paper, Group]],
         old = merged.get(pid)
         if old is None:
             merged[pid] = StoredPaper(pid, p.title, p.abstract, tuple(sorted(set(dates))),
-                                      tuple(sorted(set(sources))), p.authors, p.url)
+                                      tuple(sorted(set(sources))), p.authors, p.url,
+                                      p.categories)
         else:
             merged[pid] = StoredPaper(
                 pid, old.title, p.abstract,
                 tuple(sorted(set(old.dates) | set(dates))),
                 tuple(sorted(set(old.sources) | set(sources))),
-                p.authors or old.authors, p.url or old.url,
+                p.authors or old.authors, p.url or old.url, p.categories or old.categories,
             )
         if group.first_where is None:  # the first record of this paper in this run
             group.first_where = p.where

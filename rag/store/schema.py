@@ -37,6 +37,8 @@ def metadata_for_paper(paper: StoredPaper, content_hash: str, title_key: str) ->
         "sources": join_list(paper.sources), "abstract": paper.abstract,
         "authors": paper.authors[:2000], "url": paper.url,
         "hash": content_hash, "title_key": title_key,
+        # Only when known: an index written before categories were kept reads the same.
+        **({"categories": paper.categories[:500]} if paper.categories else {}),
     }
 
 
@@ -65,6 +67,7 @@ def paper_from_meta(paper_id: str, meta: dict) -> StoredPaper:
         paper_id=paper_id, title=title, abstract=abstract,
         dates=split_list(meta.get("dates")), sources=split_list(meta.get("sources")),
         authors=meta.get("authors", ""), url=meta.get("url", ""),
+        categories=meta.get("categories", ""),
     )
 
 
