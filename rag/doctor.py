@@ -9,14 +9,16 @@ Checks, in order:
    once left chunks that fail with "Error finding id" / "Error getting embedding");
 4. the BM25 cache of the current generation holds exactly the collection's chunks;
 5. the recorded embedding model is the configured one;
-6. a sample of papers is found by dense search with their own vector.
+6. a sample of papers is found by dense search with their own vector;
+7. an ingest of the bundled sample corpus that was started (a first run) has finished.
 
 The repair rebuilds each broken paper from what the index itself holds (the paper
 record on chunk #0: title, abstract, dates, sources), re-chunks and re-embeds it,
 then rewrites its chunks (old ones deleted first, the record last), rebuilds the BM25
 cache and saves the vector index whole. Papers whose record is missing cannot be
 rebuilt (their first chunk is gone): their stray chunks are removed and the files
-to ingest again are named. It holds the write lock, like an ingest.
+to ingest again are named. An unfinished sample corpus is finished. It holds the write
+lock, like an ingest.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Checkup:
     model: str = ""  # the model mismatch, or ""
     sampled: int = 0
     not_found: list[str] = field(default_factory=list)  # paper ids
+    sample_corpus: str = ""  # how far an unfinished bundled corpus got, or ""
     repaired: list[str] = field(default_factory=list)  # what --repair did
 
     @property
@@ -51,7 +54,7 @@ class Checkup:
     @property
     def clean(self) -> bool:
         return not (self.missing_meta or self.no_record or self.unreadable or self.lexical
-                    or self.model or self.not_found)
+                    or self.model or self.not_found or self.sample_corpus)
 
     def lines(self) -> list[str]:
         out = [f"Checked {self.papers} papers in {self.chunks} chunks."]
@@ -74,6 +77,9 @@ class Checkup:
         elif self.sampled:
             out.append(f"- dense search found all {self.sampled} sampled papers by their own "
                        "vector.")
+        if self.sample_corpus:
+            out.append(f"- sample corpus incomplete: {self.sample_corpus}; run `ask` (or `ask "
+                       "ingest --bundled`) again to finish.")
         return out
 
 
@@ -87,6 +93,7 @@ def check(store: Store, model: str, sample: int = SAMPLE, seed: int = 0) -> Chec
     up = Checkup()
     records, ids_all = _check_chunks(store, up)
     up.lexical = _check_lexical(store, ids_all)
+    up.sample_corpus = _check_sample_corpus(store)
     recorded = store.embed_model
     if recorded and recorded != model:
         up.model = (f"The index was built with embedding model '{recorded}' but '{model}' is "
@@ -125,6 +132,14 @@ def _check_chunks(store: Store, up: Checkup) -> tuple[set[str], list[str]]:
     return records, ids_all
 
 
+def _check_sample_corpus(store: Store) -> str:
+    """Check 7: "N of M papers" of a bundled corpus whose ingest never finished, or ""."""
+    from rag.ingest import unfinished_bundled_corpus
+
+    got = unfinished_bundled_corpus(store)
+    return f"{got[0]} of {got[1]} papers" if got else ""
+
+
 def _check_lexical(store: Store, ids_all: list[str]) -> str:
     """Check 4: what is wrong with the BM25 cache of the current generation, or ""."""
     from rag import lexical
@@ -148,11 +163,14 @@ def repair(store: Store, settings, embedder, up: Checkup) -> Checkup:
     papers re-chunked and re-embedded from their records), which replaces the old one
     only once it is complete.
     """
-    from rag.ingest import write_session
+    from rag.ingest import BUNDLED_CORPUS, ingest_paths, write_session
 
     with write_session(store, settings):
         if up.missing_meta or up.no_record or up.unreadable or up.not_found:
             _rebuild(store, settings, embedder, up)
+        if up.sample_corpus:
+            report = ingest_paths([BUNDLED_CORPUS], settings, store, embedder)
+            up.repaired.append(f"finished the sample corpus ({report.added} papers added)")
         store.flush()
         store.bump_generation(indexed=True)
         store.lexical()

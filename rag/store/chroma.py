@@ -302,6 +302,11 @@ class ChromaIndex:
         ``indexed``: a write has completed, so the index holds papers."""
         self.seen_generation = self.renew("generation", **({"indexed": True} if indexed else {}))
 
+    def set_key(self, key: str, value: str) -> None:
+        """One key of the collection metadata, the others as they are now."""
+        self.fetch()
+        self.set_metadata({**self.metadata(), key: value})
+
     def renew(self, token: str, **also) -> str:
         """A new random value for ``token`` in the collection metadata (and ``also``)."""
         self.fetch()
