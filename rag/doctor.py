@@ -9,7 +9,7 @@ Checks, in order:
    once left chunks that fail with "Error finding id" / "Error getting embedding");
 4. the BM25 cache of the current generation holds exactly the collection's chunks;
 5. the recorded embedding model is the configured one;
-6. a sample of papers is found by dense search with their own vector;
+6. a sample of papers is found by an exact search with their own vector;
 7. an ingest of the bundled sample corpus that was started (a first run) has finished.
 
 The repair rebuilds each broken paper from what the index itself holds (the paper
@@ -73,10 +73,11 @@ class Checkup:
             out.append(f"- {self.model}")
         if self.not_found:
             out.append(f"- {len(self.not_found)} of {self.sampled} sampled papers are not "
-                       "found by dense search with their own vector.")
+                       "found by an exact search with their own vector (their vectors are "
+                       "unreadable or damaged).")
         elif self.sampled:
-            out.append(f"- dense search found all {self.sampled} sampled papers by their own "
-                       "vector.")
+            out.append(f"- an exact search found all {self.sampled} sampled papers by their "
+                       "own vector.")
         if self.sample_corpus:
             out.append(f"- sample corpus incomplete: {self.sample_corpus}; run `ask` (or `ask "
                        "ingest --bundled`) again to finish.")
@@ -102,13 +103,35 @@ def check(store: Store, model: str, sample: int = SAMPLE, seed: int = 0) -> Chec
     pool = sorted(pid for pid in records if f"{pid}#0" not in bad)
     picked = random.Random(seed).sample(pool, min(sample, len(pool)))
     up.sampled = len(picked)
-    for start in range(0, len(picked), 100):
-        own = store.vectors([f"{p}#0" for p in picked[start:start + 100]])
-        query = list(own)
-        up.not_found += [c.rsplit("#", 1)[0] for c, got in zip(
-            query, store.nearest([own[c] for c in query]) if query else [], strict=False)
-            if c not in got]
+    up.not_found = _not_own_nearest(store, picked)
     return up
+
+
+def _not_own_nearest(store: Store, picked: list[str]) -> list[str]:
+    """Check 6, exact: the sampled papers whose first chunk's vector cannot be read back,
+    is not a usable direction (zero, inf, nan), or is nearer another sampled paper's
+    vector than its own, by a brute-force cosine search over the sample's vectors.
+
+    Not Chroma's approximate (HNSW) search: on an undamaged 60k index it missed 4 of 200
+    papers by their own vector, and approximate recall is not damage."""
+    import numpy as np
+
+    ids = [f"{p}#0" for p in picked]
+    own: dict[str, np.ndarray] = {}
+    for start in range(0, len(ids), 500):
+        own.update(store.vectors(ids[start:start + 500]))
+    have = [c for c in ids if c in own]
+    bad = [c for c in ids if c not in own]
+    if have:
+        vecs = np.asarray([own[c] for c in have], dtype=np.float64)
+        norms = np.linalg.norm(vecs, axis=1)
+        usable = np.isfinite(norms) & (norms > 0)
+        unit = np.where(usable[:, None], vecs / np.where(usable, norms, 1)[:, None], 0)
+        sims = unit @ unit.T
+        best = sims.max(axis=1)
+        lost = ~usable | (np.diagonal(sims) < best - 1e-6)
+        bad += [c for c, gone in zip(have, lost, strict=True) if gone]
+    return sorted(c.rsplit("#", 1)[0] for c in bad)
 
 
 def _check_chunks(store: Store, up: Checkup) -> tuple[set[str], list[str]]:

@@ -168,5 +168,4 @@ class Store:
 
     # --- checks and repair (rag.doctor) -----------------------------------------------------
     unreadable = _on_index(papers.unreadable)
-    nearest = _on_index(papers.nearest)
     repair_copy = _on_index(repair.repair_copy)
