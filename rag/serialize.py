@@ -2,10 +2,15 @@
 
 The CLI prints it, the UI's ``/ask`` endpoint returns it, scripts and the eval
 harness read it; the keys are documented in the README ("JSON output"). A change
-that removes or renames a key bumps ``JSON_SCHEMA_VERSION``.
+that removes or renames a key bumps ``JSON_SCHEMA_VERSION``. Every number is finite: a
+score that overflowed is ``null`` (``Infinity`` and ``NaN`` are not JSON, and
+JavaScript's ``JSON.parse`` rejects them).
 """
 
 from __future__ import annotations
+
+import math
+import numbers
 
 from rag.types import Answer, Hit, StoredPaper
 
@@ -17,7 +22,7 @@ def hit_to_dict(hit: Hit) -> dict:
     paper = hit.paper
     return {
         "rank": hit.rank, "paper_id": paper.paper_id, "title": paper.title,
-        "score": hit.score, "relevance": hit.relevance, "date": paper.date,
+        "score": finite(hit.score), "relevance": finite(hit.relevance), "date": paper.date,
         "dates": list(paper.dates), "source": paper.sources[0] if paper.sources else "",
         "sources": list(paper.sources), "url": paper.link,
     }
@@ -49,7 +54,19 @@ def answer_to_dict(answer: Answer) -> dict:
         "note": answer.note or None,
         "removed_citations": answer.removed_citations,
         "unsupported_sentences": list(answer.unsupported_sentences),
-        "usage": answer.usage,
-        "timings_ms": answer.timings_ms,
+        "usage": finite(answer.usage),
+        "timings_ms": finite(answer.timings_ms),
         "schema_version": JSON_SCHEMA_VERSION,
     }
+
+
+def finite(value):
+    """``value`` with every float that is not finite (inf, nan) as None, in dicts and
+    lists too (a numpy float as a float)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, int):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
         extra="ignore",
         validate_default=True,
         populate_by_name=True,
+        # inf and nan are refused in every float setting (a one-line error naming it): an
+        # infinite weight made `ask --json` print "score": Infinity, which is not JSON, and
+        # an infinite upload cap crashed `ask ui` with an OverflowError.
+        allow_inf_nan=False,
     )
 
     # --- where things live -------------------------------------------------------------
@@ -125,10 +129,11 @@ class Settings(BaseSettings):
     )
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion damping constant.")
     dense_weight: float = Field(
-        default=1.0, ge=0, description="Weight of the dense ranking in the fusion."
+        default=1.0, ge=0, le=1000, description="Weight of the dense ranking in the fusion."
     )
     lexical_weight: float = Field(
-        default=1.0, ge=0, description="Weight of the lexical (BM25) ranking in the fusion."
+        default=1.0, ge=0, le=1000,
+        description="Weight of the lexical (BM25) ranking in the fusion."
     )
     abstain_threshold: float = Field(
         default=0.5, ge=0, le=1,
@@ -169,17 +174,17 @@ class Settings(BaseSettings):
     # Three limits, because a CPU model is slow in two different ways: it reads a 2,000-token
     # prompt for 60-100 s before the first token, then writes a token every ~0.2 s.
     llm_connect_timeout: float = Field(
-        default=5.0, gt=0,
+        default=5.0, gt=0, le=3600,
         description="Seconds to open the connection: a server that is down fails this fast.",
     )
     llm_read_timeout: float = Field(
-        default=60.0, gt=0,
+        default=60.0, gt=0, le=86400,
         description="Longest silence allowed once the model has started writing (and per "
         "non-streamed request, such as embeddings). The wait for the first token is bounded "
         "by llm_budget instead: a CPU model may read the prompt for minutes.",
     )
     llm_budget: float = Field(
-        default=300.0, gt=0,
+        default=300.0, gt=0, le=86400,
         description="Total seconds for one answer: rewriting a follow-up, waiting for the "
         "first token, writing, and any retries. A CPU model needs 600-900.",
     )
@@ -202,7 +207,8 @@ class Settings(BaseSettings):
         default=None,
         description="'user:password' for the UI; required when ui_host is not a loopback address.",
     )
-    ui_max_upload_mb: float = Field(default=20, gt=0, description="Largest file the UI accepts.")
+    ui_max_upload_mb: float = Field(default=20, gt=0, le=100_000,
+                                    description="Largest file the UI accepts.")
 
     @field_validator("chroma_url", "openai_base_url", "llm_retry_timeouts", mode="before")
     @classmethod

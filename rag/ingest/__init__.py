@@ -19,7 +19,8 @@ large ones).
 
 The modules, one job each (the flow of a run, in order):
 
-- ``run``: the run itself (``ingest_paths``, ``ingest_papers``, the bundled corpus);
+- ``run``: the run itself (``ingest_paths``, ``ingest_papers``);
+- ``bundled``: the bundled sample corpus (first use, resuming a stopped first run);
 - ``session``: one writer per index (the write lock, held once per store);
 - ``stop``: Ctrl-C and SIGTERM as :class:`rag.errors.Interrupted`;
 - ``read``: files as a stream of records, in merge-ready batches;
@@ -34,20 +35,20 @@ The modules, one job each (the flow of a run, in order):
 
 from rag.chunk import make_chunker
 from rag.identity import normalize_title
+from rag.ingest.bundled import (
+    ensure_bundled_corpus,
+    needs_bundled_corpus,
+    unfinished_bundled_corpus,
+)
 from rag.ingest.embedding import WORKER_MIN_PAPERS
 from rag.ingest.merge import content_hash, merge
 from rag.ingest.read import open_files, read_records
 from rag.ingest.report import IngestReport, Progress
-from rag.ingest.run import (
-    BUNDLED_CORPUS,
-    ensure_bundled_corpus,
-    ingest_papers,
-    ingest_paths,
-    needs_bundled_corpus,
-)
+from rag.ingest.run import BUNDLED_CORPUS, ingest_papers, ingest_paths
 from rag.ingest.session import OnWait, write_session
 
 __all__ = ["IngestReport", "ingest_paths", "ingest_papers", "ensure_bundled_corpus",
-           "needs_bundled_corpus", "write_session", "open_files", "read_records", "merge",
+           "needs_bundled_corpus", "unfinished_bundled_corpus", "write_session", "open_files",
+           "read_records", "merge",
            "content_hash", "make_chunker", "normalize_title", "BUNDLED_CORPUS",
            "WORKER_MIN_PAPERS", "Progress", "OnWait"]

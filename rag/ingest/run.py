@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rag.chunk import make_chunker
@@ -16,6 +17,7 @@ from rag.ingest.session import OnWait, write_session
 from rag.ingest.stop import stoppable
 from rag.settings import Settings
 from rag.store import Store
+from rag.store.store import BUNDLED_COMPLETE, BUNDLED_STARTED
 from rag.types import Paper, StoredPaper
 
 BUNDLED_CORPUS = Path(__file__).parent.parent / "data" / "corpus"
@@ -43,10 +45,26 @@ def ingest_paths(
             store.reset()
         if streams:
             run = Run(total=sum(s.records for s in streams))
-            with stoppable(run):
+            with stoppable(run), _bundled_run(store, paths):
                 _ingest(file_batches(streams, report), settings, store, embedder, report,
                         progress, run)
     return report
+
+
+@contextmanager
+def _bundled_run(store: Store, paths: list[Path]) -> Iterator[None]:
+    """A run of the bundled corpus is recorded as started before it writes anything and
+    as complete only once it ends without an error: a run stopped part-way (Ctrl-C,
+    SIGTERM, SIGKILL, a full disk) leaves "started", which the next `ask` resumes and
+    `ask doctor` reports (:mod:`rag.ingest.bundled`)."""
+    corpus = BUNDLED_CORPUS.resolve()
+    if not any(Path(p).resolve() == corpus for p in paths):
+        yield
+        return
+    if store.bundled != BUNDLED_STARTED:
+        store.mark_bundled(BUNDLED_STARTED)
+    yield
+    store.mark_bundled(BUNDLED_COMPLETE)
 
 
 def ingest_papers(
@@ -99,20 +117,3 @@ def _note_capped(papers: list[StoredPaper], settings: Settings, report: IngestRe
     cut = make_chunker(settings).cut  # type: ignore[attr-defined]
     report.capped += [f"{p.title} ({len(p.abstract):,} characters)" for p in long if cut(p)]
     report.max_chunks = cap
-
-
-def needs_bundled_corpus(settings: Settings, store: Store) -> bool:
-    """Is this a first use (an empty index, auto-ingest on) that the bundled corpus fills?"""
-    return settings.auto_ingest_bundled and not store.has_papers()
-
-
-def ensure_bundled_corpus(settings, store, embedder, progress=None, *, wait: bool = True,
-                          on_lock_wait: OnWait | None = None) -> IngestReport | None:
-    """Ingest the bundled sample corpus when the index is empty (first use)."""
-    if not needs_bundled_corpus(settings, store):
-        return None
-    with write_session(store, settings, wait=wait, on_lock_wait=on_lock_wait):
-        if store.has_papers():  # another process did the first run while we waited
-            return None
-        return ingest_paths([BUNDLED_CORPUS], settings, store, embedder, progress)
-

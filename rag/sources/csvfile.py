@@ -78,7 +78,9 @@ def records(lines: Iterable[str], source: str, skip: Skip, delimiter: str) -> It
         header = [_column_name(c) for c in next(reader)]
     except (StopIteration, csv.Error):
         return
-    col = {name: header.index(name) for name in header[::-1]}
+    col: dict[str, int] = {}
+    for i, name in enumerate(header):  # the first column of a name wins (one pass)
+        col.setdefault(name, i)
     if "abstract" not in col and "summary" in col:
         col["abstract"] = col["summary"]
     if "title" not in col or "abstract" not in col:

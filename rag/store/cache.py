@@ -141,16 +141,22 @@ def build(index: ChromaIndex, folder: Path, generation: str, key: str) -> Cached
     dates, sources = Counter[str](), Counter[str]()
     # Pages of 1,000: a 5,000-row get holds ~150 MB in Chroma at once (measured with
     # 400-token chunks), and is no faster.
-    offset = 0
+    offset = builder_rows = 0
     while True:
         res = index.read("get", limit=BUILD_PAGE, offset=offset, include=["metadatas"])
         metas = res["metadatas"]
         builder.add(res["ids"], [m["paper_id"] for m in metas], [m["text"] for m in metas])
+        builder_rows += len(res["ids"])
         _count_facets(metas, dates, sources)
         if len(res["ids"]) < BUILD_PAGE:
             break
         offset += BUILD_PAGE
     facets = Facets(dict(dates), dict(sources))
+    if builder_rows != index.read("count"):
+        # The collection's rows and its count disagree (a write log not yet applied, e.g.
+        # on a full disk): kept in memory only, so no saved cache claims this generation
+        # while holding part of it.
+        return Cached(generation, builder.build(generation, None), facets, key)
     tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}-{threading.get_ident()}")
     shutil.rmtree(tmp, ignore_errors=True)
     # Written straight into tmp; in memory when it cannot be (the cache is an
@@ -184,6 +190,8 @@ class GenerationCache:
             cached = self._current
             if cached is None or cached.lexical is None or cached.generation != gen:
                 lex = lexical.load(self.folder, gen)
+                if lex is not None and len(lex.chunk_ids) != index.read("count"):
+                    lex = None  # a cache that does not hold the whole generation: rebuilt
                 cached = (build(index, self.folder, gen, key) if lex is None
                           else Cached(gen, lex, Facets(), ""))
             if cached.facets_key != key:  # new listings of unchanged papers (or loaded)

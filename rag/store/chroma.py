@@ -15,8 +15,10 @@ downloads its default model.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import os
+import shutil
 import threading
 import uuid
 from pathlib import Path
@@ -45,6 +47,41 @@ def is_damaged(exc: BaseException) -> bool:
     return any(marker in str(exc) for marker in DAMAGED)
 
 
+# What SQLite, the OS and Chroma say when a write meets a full disk.
+FULL = ("disk is full", "No space left")
+# Chroma's compaction (applying its write log to the segments) fails with these whatever
+# the cause; on a disk with less than LOW_SPACE_MB free, the cause is the full disk.
+COMPACTION = ("Error in compaction", "Failed to apply logs")
+LOW_SPACE_MB = 64
+
+
+def free_mb(folder: Path) -> float | None:
+    """Free space on the disk holding ``folder`` (or its nearest existing parent), in MB."""
+    for path in (folder, *folder.parents):
+        try:
+            return shutil.disk_usage(path).free / 2**20
+        except OSError:
+            continue
+    return None
+
+
+def disk_full(exc: BaseException, folder: Path) -> str:
+    """"the disk holding DIR is full (N MB free)" when ``exc`` (or an exception it was
+    raised from) is ENOSPC, or a Chroma compaction failure on an almost full disk; else ""."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    free = free_mb(folder)
+    full = any(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in chain) or any(
+        m in str(e) for e in chain for m in FULL)
+    if not full and not (free is not None and free < LOW_SPACE_MB
+                         and any(m in str(e) for e in chain for m in COMPACTION)):
+        return ""
+    return f"the disk holding {folder} is full ({free or 0:,.0f} MB free)"
+
+
 def wrap_error(exc: Exception, settings: Settings, doing: str) -> StoreError:
     """Chroma's exception as our one-line error, naming the index and what to do."""
     where = f"the Chroma server at {settings.chroma_url}" if settings.chroma_url else (
@@ -55,11 +92,15 @@ def wrap_error(exc: Exception, settings: Settings, doing: str) -> StoreError:
             f"Cannot {doing} {where}: it is damaged ({detail}: its vectors and records "
             "disagree, e.g. after two processes wrote it at once); run `ask doctor --repair` "
             "to fix it (no paper is lost).")
+    full = "" if settings.chroma_url else disk_full(exc, settings.data_dir)
+    if full:
+        return StoreError(f"Cannot {doing} {where}: {full}; free space and run the same "
+                          "command again (nothing indexed is lost).")
     hint = ("is it running? Start it with `chroma run --path DIR` or unset ABSTRACTA_CHROMA_URL."
             if settings.chroma_url else "check that the folder is readable and writable, "
             "or set ABSTRACTA_DATA_DIR / --data-dir to another folder.")
     detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-    if "disk is full" in detail or "No space left" in detail:
+    if any(m in detail for m in FULL):  # the server's disk
         hint = "the disk is full: free some space and run it again (nothing indexed is lost)."
     return StoreError(f"Cannot {doing} {where} ({detail}); {hint}")
 
@@ -160,6 +201,10 @@ class ChromaIndex:
     # --- calls ----------------------------------------------------------------------------
     def writable(self) -> None:
         if self.read_only:
+            reason = self.read_only.split("; answering from", 1)[0]
+            if reason.startswith("the disk holding"):
+                raise StoreError(f"Cannot write: {reason}; free space and run the same command "
+                                 "again (nothing indexed is lost).")
             raise StoreError(f"Cannot write: {self.read_only}. Make the folder writable (or free "
                              "disk space) and run it again; nothing indexed is lost.")
 
@@ -301,6 +346,11 @@ class ChromaIndex:
         """Mark the chunk set as changed (lexical caches everywhere become stale);
         ``indexed``: a write has completed, so the index holds papers."""
         self.seen_generation = self.renew("generation", **({"indexed": True} if indexed else {}))
+
+    def set_key(self, key: str, value: str) -> None:
+        """One key of the collection metadata, the others as they are now."""
+        self.fetch()
+        self.set_metadata({**self.metadata(), key: value})
 
     def renew(self, token: str, **also) -> str:
         """A new random value for ``token`` in the collection metadata (and ``also``)."""

@@ -18,6 +18,7 @@ from rag.store.chroma import (
     chroma_settings,
     chunks_name,
     create_chunks,
+    disk_full,
     persistent_client,
     wrap_error,
 )
@@ -85,8 +86,9 @@ def _open_embedded(settings: Settings) -> Store:
             raise
         client = chromadb.PersistentClient(path=str(snapshot), settings=chroma_settings())
         store = _open(settings, client)
-        store.index.read_only = (f"the index in {settings.data_dir} cannot be written "
-                                 f"({_why(exc)}); answering from a temporary copy")
+        full = disk_full(exc, settings.data_dir)
+        why = full or f"the index in {settings.data_dir} cannot be written (read-only)"
+        store.index.read_only = f"{why}; answering from a temporary copy"
         return store
 
 
@@ -117,12 +119,7 @@ def check_is_chroma(base: str) -> None:
                          "server.")
 
 
-_CANNOT_WRITE = ("readonly database", "read-only file system", "disk is full", "No space left")
-
-
-def _why(exc: Exception) -> str:
-    text = str(exc)
-    return "the disk is full" if ("disk is full" in text or "No space" in text) else "read-only"
+_CANNOT_WRITE = ("readonly database", "read-only file system")
 
 
 def read_only_snapshot(path: Path, exc: Exception) -> Path | None:
@@ -135,7 +132,7 @@ def read_only_snapshot(path: Path, exc: Exception) -> Path | None:
     import atexit
     import tempfile
 
-    if not any(marker in str(exc) for marker in _CANNOT_WRITE):
+    if not (any(marker in str(exc) for marker in _CANNOT_WRITE) or disk_full(exc, path)):
         return None
     if not (path / CHROMA_DB).is_file():
         return None

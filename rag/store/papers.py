@@ -194,15 +194,3 @@ def unreadable(index: ChromaIndex, ids: list[str]) -> list[str]:
             return ids
     half = len(ids) // 2
     return unreadable(index, ids[:half]) + unreadable(index, ids[half:])
-
-
-def nearest(index: ChromaIndex, vectors: list, n: int = 10) -> list[list[str]]:
-    """The ``n`` nearest chunk ids of each vector; [] for a query a damaged index fails."""
-    try:
-        return index.collection.query(query_embeddings=vectors, n_results=n,
-                                      include=[])["ids"]
-    except Exception:
-        if len(vectors) == 1:
-            return [[]]
-    half = len(vectors) // 2
-    return nearest(index, vectors[:half], n) + nearest(index, vectors[half:], n)

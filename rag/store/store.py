@@ -17,6 +17,12 @@ from rag.store.cache import Cached, Facets, GenerationCache
 from rag.store.chroma import ChromaIndex
 from rag.store.schema import FIRST
 
+# The collection metadata key that records the bundled corpus's ingest: set to STARTED
+# before its first paper is written and to COMPLETE after its last, so a first run stopped
+# part-way is resumed (rag.ingest.bundled) and reported by `ask doctor`.
+BUNDLED_KEY = "bundled_corpus"
+BUNDLED_STARTED, BUNDLED_COMPLETE = "started", "complete"
+
 Keep = Callable[[tuple[str, ...]], bool]  # a filter on a paper's dates or sources
 
 P = ParamSpec("P")
@@ -82,6 +88,17 @@ class Store:
 
     def count_chunks(self) -> int:
         return self.index.read("count")
+
+    @property
+    def bundled(self) -> str:
+        """How far the bundled sample corpus got into this index: "" (never ingested),
+        :data:`BUNDLED_STARTED` (an ingest of it began and has not finished) or
+        :data:`BUNDLED_COMPLETE`."""
+        return str(self.index.metadata().get(BUNDLED_KEY, ""))
+
+    def mark_bundled(self, state: str) -> None:
+        """Record how far the bundled corpus got (see :attr:`bundled`)."""
+        self.index.set_key(BUNDLED_KEY, state)
 
     # --- other processes, writes (the collection's own) ---------------------------------
     generation = _on_index(ChromaIndex.generation)
@@ -151,5 +168,4 @@ class Store:
 
     # --- checks and repair (rag.doctor) -----------------------------------------------------
     unreadable = _on_index(papers.unreadable)
-    nearest = _on_index(papers.nearest)
     repair_copy = _on_index(repair.repair_copy)

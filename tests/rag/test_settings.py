@@ -120,3 +120,69 @@ def test_overlap_error_from_the_cli_has_no_traceback():
     res = run_ask("stats", env={"ABSTRACTA_CHUNK_OVERLAP": "150"})
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "Error: ABSTRACTA_CHUNK_OVERLAP=150 must be smaller" in res.stderr
+
+
+# --- values that are not numbers, and .env.example (issue 26, item 5) ---------------------
+
+FLOAT_SETTINGS = [name for name, f in __import__("rag.settings").settings.Settings
+                  .model_fields.items() if f.annotation in (float, "float")]
+
+
+@pytest.mark.parametrize("name", FLOAT_SETTINGS)
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity", "1e400"])
+def test_every_float_setting_refuses_what_is_not_a_finite_number(monkeypatch, name, value):
+    """ABSTRACTA_UI_MAX_UPLOAD_MB=inf crashed `ask ui` (OverflowError) and
+    ABSTRACTA_DENSE_WEIGHT=inf made `ask --json` print Infinity."""
+    var = f"ABSTRACTA_{name.upper()}"
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert var in str(err.value) and "\n" not in str(err.value)
+
+
+def test_there_are_float_settings_to_check():
+    assert {"dense_weight", "lexical_weight", "ui_max_upload_mb", "llm_budget"} <= set(
+        FLOAT_SETTINGS)
+
+
+def _env_example() -> dict[str, str]:
+    """The variables .env.example lists (``# NAME=value``), with their values."""
+    import re
+
+    from rag_helpers import ROOT
+
+    found = (re.fullmatch(r"# ((?:ABSTRACTA|OPENAI)_[A-Z_]+)=(.*)", line)
+             for line in (ROOT / ".env.example").read_text(encoding="utf-8").splitlines())
+    return {m.group(1): m.group(2) for m in found if m}
+
+
+def _env_names(name: str, field) -> set[str]:
+    alias = field.validation_alias
+    return {f"ABSTRACTA_{name.upper()}"} | set(getattr(alias, "choices", ()))
+
+
+def _same(listed: str, default) -> bool:
+    if default is None:
+        return listed == ""
+    if isinstance(default, bool):
+        return listed.lower() == str(default).lower()
+    if isinstance(default, Path):
+        return Path(listed).expanduser() == default
+    return type(default)(listed) == default
+
+
+def test_env_example_lists_every_setting_with_its_real_default(monkeypatch):
+    """.env.example said ABSTRACTA_EMBED_BATCH defaults to 4; the code says 32."""
+    from rag.settings import Settings
+
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    example = _env_example()
+    known: set[str] = set()
+    for name, field in Settings.model_fields.items():
+        names = _env_names(name, field)
+        known |= names
+        listed = sorted(names & example.keys())
+        assert listed, f"{name} is not in .env.example"
+        default = field.get_default(call_default_factory=True)
+        assert _same(example[listed[0]], default), (listed[0], example[listed[0]], default)
+    assert set(example) <= known, set(example) - known

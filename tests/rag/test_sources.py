@@ -237,3 +237,18 @@ def test_a_bad_byte_deep_in_a_streamed_file_is_found_before_any_record(tmp_path)
 
     with pytest.raises(SourceError, match=f"bad byte at offset {len(line) * 2000 + 14}"):
         open_path(write(tmp_path / "big.jsonl", data))
+
+
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_a_header_of_300k_columns_is_read_in_one_pass(tmp_path, where):
+    """The column lookup was quadratic: 100k columns took 110 s, 1M never ended. (No time
+    is asserted: the old code simply does not return for many minutes.)"""
+    wide = [f"c{i}" for i in range(300_000)]
+    names = ["title", "abstract", *wide] if where == "first" else [*wide, "title", "abstract"]
+    pad = "" if where == "first" else "," * len(wide)
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(names) + "\n" + pad + "A Wide Paper,An abstract about columns.\n",
+                    encoding="utf-8")
+    result = load_path(path)
+    assert [(p.title, p.abstract) for p in result.papers] == [
+        ("A Wide Paper", "An abstract about columns.")]

@@ -303,3 +303,26 @@ def test_stored_metadata_round_trips_through_records():
         assert encode(decoded) == meta and decoded.complete
         assert decoded.dates == paper.dates and decoded.sources == paper.sources
         assert (decoded.paper == paper) == (n == 0)
+
+
+def test_a_saved_cache_that_lacks_chunks_of_its_generation_is_not_used(bundled_copy, embedder):
+    """Issue 26: after a write on a full disk, the BM25 cache claimed the current generation
+    while holding 1,406 of 2,330 chunks, and the papers written meanwhile were not found by
+    their titles. A cache whose chunk count is not the collection's is rebuilt on open."""
+    from rag.pipeline import Pipeline
+
+    pipe, _ = bundled_copy
+    before = pipe.store.lexical()
+    gen = pipe.store.generation()
+    vec = embedder.embed_documents(["Quibblefrost Sketches for Streams\nWe sketch streams."])
+    # Written under the same generation, as chunks that reached Chroma after the cache
+    # of that generation was saved.
+    pipe.store.index.collection.upsert(
+        ids=["x:quibble#0"], embeddings=vec,
+        metadatas=[{"paper_id": "x:quibble", "n": 0, "text": "Quibblefrost Sketches for "
+                    "Streams\nWe sketch streams.", "title": "Quibblefrost Sketches for Streams",
+                    "dates": "", "sources": "q.csv"}])
+    assert pipe.store.generation() == gen
+    fresh = Pipeline(pipe.settings, embedder=embedder).store.lexical()
+    assert fresh is not None and len(fresh.chunk_ids) == len(before.chunk_ids) + 1
+    assert "x:quibble#0" in set(map(str, fresh.chunk_ids))

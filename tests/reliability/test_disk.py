@@ -160,17 +160,69 @@ def test_full_disk_gives_a_clear_error_and_the_index_still_answers(full_disk, tm
 
     proc = run_ask("ingest", str(csv), "--data-dir", str(data))
     line = assert_clean_failure(proc)
-    assert "disk is full" in line and str(data) in line, line
+    assert f"the disk holding {data} is full (" in line, line
+    assert "MB free); free space and run the same command again" in line, line
 
     # Embedded Chroma writes to its SQLite file even to open an index; with the disk full
     # the index is still read, from a temporary copy, and the answer says so.
     proc = run_ask("--json", GOOD_QUESTION, "--data-dir", str(data))
     out = answer_json(proc)
     assert out["citations"] and out["citations"][0]["title"] == GOOD_TITLE
-    assert "disk is full" in proc.stderr
+    assert f"the disk holding {data} is full (" in proc.stderr
 
     # Space is back: the same ingest completes, and nothing indexed before was lost.
     filler.unlink()
     proc = run_ask("ingest", str(csv), "--data-dir", str(data))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert index_counts(data)[0] == 358 + 40
+
+
+# --- a full disk met at the write boundary (injected ENOSPC) ------------------------------
+# The tmpfs test above fills the disk before the run. These inject the failure into the
+# chunk writes themselves (Chroma's upsert/add), the way a disk that fills during an ingest
+# meets it: as ENOSPC, or as Chroma's compaction failure, which says nothing of the disk.
+
+COMPACTION = ("Error in compaction: Failed to apply logs to the metadata segment")
+
+
+@pytest.mark.parametrize("failure", ["enospc", "compaction"])
+def test_injected_enospc_at_the_write_boundary_says_the_disk_is_full(bundled_copy, tmp_path,
+                                                                     monkeypatch, failure):
+    import errno
+
+    from rag.store import chroma
+
+    pipe, data = bundled_copy
+    csv = write_bytes(tmp_path / "more.csv", "title,abstract\n" + "".join(
+        f"Zorbulated widget study {i},We measure zorbulated widgets of kind {i}.\n"
+        for i in range(3)))
+    collection_type = type(pipe.store.index.collection)
+
+    def full(*args, **kwargs):
+        if failure == "enospc":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        raise RuntimeError(COMPACTION)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(collection_type, "upsert", full)
+        patch.setattr(collection_type, "add", full)
+        patch.setattr(chroma, "free_mb", lambda folder: 3.0)  # almost nothing left
+        with pytest.raises(StoreError) as err:
+            pipe.ingest([csv])
+    message = str(err.value)
+    assert "\n" not in message
+    assert (f"the disk holding {data} is full (3 MB free); free space and run the same "
+            "command again") in message, message
+
+    report = pipe.ingest([csv])  # space is back: the same command finishes
+    assert report.added == 3 and pipe.count_papers() == 358 + 3
+    assert_answers(pipe)
+
+
+def test_a_compaction_failure_with_room_on_the_disk_is_not_called_a_full_disk(tmp_path):
+    from rag.settings import Settings
+    from rag.store.chroma import wrap_error
+
+    message = str(wrap_error(RuntimeError(COMPACTION), Settings(data_dir=tmp_path,
+                                                                _env_file=None), "write"))
+    assert "full" not in message and "readable and writable" in message

@@ -94,3 +94,20 @@ def test_doctor_finds_each_break_and_repair_restores_every_paper(tmp_path):
     assert again.returncode == 0 and "1 added" in again.stdout, again.stdout + again.stderr
     assert _store(data).count_papers() == BUNDLED_PAPERS
     assert run_ask("doctor", env=env).returncode == 0
+
+
+def test_approximate_search_misses_are_not_reported_as_damage(bundled_copy, monkeypatch):
+    """Issue 26: an undamaged 60k wordllama index made `ask doctor` exit 1 ("4 of 200
+    sampled papers are not found by dense search with their own vector"): HNSW's
+    approximate recall, not damage. Here Chroma's search finds nothing at all; the
+    own-vector check is an exact search over the sample's vectors and stays clean."""
+    from rag.doctor import check
+    from rag.pipeline import configured_embedder_name
+
+    pipe, _ = bundled_copy
+    monkeypatch.setattr(type(pipe.store.index.collection), "query",
+                        lambda self, *a, **k: {"ids": [[] for _ in k["query_embeddings"]]})
+    found = check(pipe.store, configured_embedder_name(pipe.settings))
+    assert found.sampled == 200 and found.not_found == [], found.lines()
+    assert found.clean, found.lines()
+    assert "- an exact search found all 200 sampled papers by their own vector." in found.lines()
