@@ -145,8 +145,13 @@ def auto_ingest(pipeline, quiet: bool = False) -> None:
         echo(f"Note: {pipeline.read_only_note}.", err=True)
     if not pipeline.needs_corpus():
         return
-    echo(f"No papers indexed yet: ingesting the bundled sample corpus into "
-         f"{pipeline.location} (one time).", err=True)
+    unfinished = pipeline.unfinished_corpus()
+    if unfinished:
+        echo(f"Finishing the bundled sample corpus ({unfinished[0]} of {unfinished[1]} papers "
+             f"indexed) in {pipeline.location}.", err=True)
+    else:
+        echo(f"No papers indexed yet: ingesting the bundled sample corpus into "
+             f"{pipeline.location} (one time).", err=True)
     start = time.monotonic()
     if quiet:
         report = pipeline.ensure_corpus(on_lock_wait=lambda msg: echo(msg, err=True))

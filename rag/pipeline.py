@@ -25,6 +25,7 @@ from rag.ingest import (
     ensure_bundled_corpus,
     ingest_paths,
     needs_bundled_corpus,
+    unfinished_bundled_corpus,
 )
 from rag.llm.events import Done, Event, Note, Token, Waiting, drain
 from rag.retrieve import (
@@ -133,6 +134,11 @@ class Pipeline:
         """Is this a first use, that :meth:`ensure_corpus` will fill with the bundled corpus?
         (The one auto-ingest check: the CLI, the UI and ``ask eval`` ask it.)"""
         return needs_bundled_corpus(self.settings, self.store)
+
+    def unfinished_corpus(self) -> tuple[int, int] | None:
+        """(papers indexed, papers in it) when a first run's bundled corpus was started and
+        never finished (an interrupted first run), else None."""
+        return unfinished_bundled_corpus(self.store)
 
     def papers(self) -> list[StoredPaper]:
         """Every indexed paper (the Library tab, the eval's gold titles)."""

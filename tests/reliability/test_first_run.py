@@ -72,6 +72,8 @@ def test_a_stopped_first_run_is_reported_and_finished_by_the_next_ask(tmp_path, 
     assert again.returncode == 0, again.stderr[-2000:]
     indexed = re.search(r"Indexed: (\d+) added, 0 updated, (\d+) unchanged", again.stderr)
     assert indexed, again.stderr[-2000:]  # the resumed run says what it did, as a first run
+    assert (f"Finishing the bundled sample corpus ({partial} of {BUNDLED_PAPERS} papers "
+            "indexed)") in again.stderr
     assert (int(indexed.group(1)), int(indexed.group(2))) == (BUNDLED_PAPERS - partial, partial)
     assert index_counts(data)[0] == BUNDLED_PAPERS
     assert "GQSA" in again.stdout
