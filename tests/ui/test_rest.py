@@ -3,6 +3,7 @@ the starting page's 503s for every API path."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -127,3 +128,91 @@ def test_with_auth_no_api_path_answers_without_credentials(bundled_dir, embedder
     assert ok.status_code == 200 and ok.json()["citations"]
     assert httpx.get(f"{api}/search", params={"q": "sparsity"}, auth=("ann", "s3cret"),
                      timeout=60).status_code == 200
+
+
+def _starting_answers(url: str) -> None:
+    """What the starting page says to API clients: 503, Retry-After and JSON, never HTML."""
+    from gradio_client import Client
+
+    for method, path in [("POST", "/api/v1/ask"), ("GET", "/api/v1/search?q=x"),
+                         ("GET", "/config"), ("GET", "/gradio_api/info"),
+                         ("POST", "/gradio_api/queue/join"), ("POST", "/login"),
+                         ("GET", "/info?all_endpoints=True")]:
+        res = httpx.request(method, url + path, json={"question": GQSA_QUESTION}, timeout=10)
+        assert res.status_code == 503, (path, res.text[:200])
+        assert res.headers["Retry-After"] == "5"
+        assert res.headers["content-type"] == "application/json"
+        body = res.json()
+        assert body["status"] == "starting" and "retry in 5 s" in body["error"], body
+    health = httpx.get(f"{url}/api/v1/health", timeout=10)
+    assert health.status_code == 503 and health.headers["Retry-After"] == "5"
+    assert health.json()["status"] == "starting" and "indexed" in health.json()
+    with pytest.raises(Exception) as caught:
+        Client(url + "/", verbose=False)
+    assert not isinstance(caught.value, json.JSONDecodeError), caught.value
+
+
+def test_the_starting_page_answers_api_paths_with_503_json():
+    from helpers import free_port
+
+    from ui.placeholder import Placeholder
+
+    port = free_port()
+    progress = {"status": "starting", "indexed": 12, "total": 358}
+    page = Placeholder("127.0.0.1", port, status=lambda: "Indexing: 12 of 358 records…",
+                       health=lambda: progress)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _starting_answers(url)
+        health = httpx.get(f"{url}/api/v1/health", timeout=10).json()
+        assert (health["indexed"], health["total"]) == (12, 358)
+        home = httpx.get(url + "/", timeout=10)  # the page itself is still the page
+        assert home.status_code == 200 and home.text.startswith("<!doctype html>")
+    finally:
+        page.close()
+
+
+@pytest.mark.slow
+def test_first_run_health_goes_from_starting_to_ready(tmp_path):
+    """`ask ui` on an empty data dir: 503s with JSON while it starts, health with the
+    indexing progress, then ready and answers."""
+    from helpers import free_port
+    from test_ui_serving import _start_ui
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "ui.log"
+    proc = _start_ui(port, tmp_path / "fresh", log.open("w"))
+    t0 = time.perf_counter()
+    try:
+        while True:  # the starting page
+            try:
+                if httpx.get(url + "/", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.perf_counter() - t0 < 30, log.read_text()
+            time.sleep(0.05)
+        _starting_answers(url)
+        seen = set()
+        while True:
+            try:
+                res = httpx.get(f"{url}/api/v1/health", timeout=10)
+            except httpx.TransportError:  # the port is being handed over to Gradio
+                continue
+            body = res.json()
+            if res.status_code == 200:
+                break
+            assert res.status_code == 503 and body["status"] == "starting", body
+            seen.add((body["indexed"] > 0, body["total"] > 0))
+            assert time.perf_counter() - t0 < 600, body
+            time.sleep(0.3)
+        assert (True, True) in seen  # progress was shown
+        assert body == {"status": "ready", "papers": body["papers"]} and body["papers"] > 300
+        out = httpx.post(f"{url}/api/v1/ask", json={"question": GQSA_QUESTION, "k": 3},
+                         timeout=120).json()
+        assert out["citations"][0]["title"].startswith("GQSA")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert "Traceback" not in log.read_text()
