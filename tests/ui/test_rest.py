@@ -194,7 +194,7 @@ def test_first_run_health_goes_from_starting_to_ready(tmp_path):
             assert proc.poll() is None and time.perf_counter() - t0 < 30, log.read_text()
             time.sleep(0.05)
         _starting_answers(url)
-        seen = set()
+        seen, asked = set(), set()
         while True:
             try:
                 res = httpx.get(f"{url}/api/v1/health", timeout=10)
@@ -205,9 +205,19 @@ def test_first_run_health_goes_from_starting_to_ready(tmp_path):
                 break
             assert res.status_code == 503 and body["status"] == "starting", body
             seen.add((body["indexed"] > 0, body["total"] > 0))
+            try:  # the placeholder's 503, or the app's
+                early = httpx.post(f"{url}/api/v1/ask", json={"question": GQSA_QUESTION},
+                                   timeout=10)
+            except httpx.TransportError:  # the handover again
+                continue
+            if early.status_code != 200:
+                assert early.status_code == 503 and early.headers["Retry-After"] == "5"
+                assert "retry in 5 s" in early.json()["error"], early.text
+                asked.add(early.json().get("status"))  # "starting": the placeholder's
             assert time.perf_counter() - t0 < 600, body
             time.sleep(0.3)
         assert (True, True) in seen  # progress was shown
+        assert None in asked  # asked while Gradio served and the corpus was not in yet
         assert body == {"status": "ready", "papers": body["papers"]} and body["papers"] > 300
         out = httpx.post(f"{url}/api/v1/ask", json={"question": GQSA_QUESTION, "k": 3},
                          timeout=120).json()
