@@ -6,7 +6,8 @@ linked citations and source cards, follow-up questions) with the search options 
 it (``ui/side_panel.py``), Library (``ui/library_tab.py``: index statistics and a
 searchable paper table) and Ingest (``ui/ingest_tab.py``: upload files). What their
 handlers share is a :class:`ui.service.Service`. One named API endpoint, ``/ask``,
-answers a question with the ``ask --json`` object for scripts (see ``ui/README.md``).
+answers a question with the ``ask --json`` object for scripts (see ``ui/README.md``); the
+JSON REST API (``ui/rest.py``) is mounted at ``/api/v1`` on the same server.
 
 Every browser session has its own conversation (``gr.State``); the pipeline and
 its backends are shared. Nothing is built at import time: :func:`serve` builds
@@ -189,6 +190,11 @@ def serve(settings, host: str | None = None, port: int | None = None, *, pipelin
     svc = service or Service(pipeline)
     demo = build_app(svc.pipeline, svc)
     demo.queue(default_concurrency_limit=CONCURRENCY)
+    from starlette.routing import Mount
+
+    from ui.rest import PREFIX, build_api
+
+    rest = Mount(PREFIX, build_api(svc, auth))  # first among the app's routes
     if before_launch is not None:
         before_launch()
     _, url, _ = demo.launch(
@@ -196,6 +202,7 @@ def serve(settings, host: str | None = None, port: int | None = None, *, pipelin
         quiet=quiet, share=False, theme=theme(), css=CSS, footer_links=["api"],
         max_file_size=int(settings.ui_max_upload_mb * 1024 * 1024), show_error=False,
         enable_monitoring=False, run_history=False, mcp_server=False, ssr_mode=False,
+        app_kwargs={"routes": [rest]},
         inbrowser=False, auth_message="Abstracta: sign in with the ABSTRACTA_UI_AUTH user.")
     if service is None:
         svc.start()

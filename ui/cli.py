@@ -41,6 +41,6 @@ def ui_command(host, port, data_dir, chroma_url):
     from rag import Pipeline
 
     service = Service(Pipeline(settings))
-    placeholder.status = service.status_line
+    placeholder.status, placeholder.health = service.status_line, service.health
     service.start()
     serve(settings, service=service, before_launch=placeholder.close, quiet=True)

@@ -160,6 +160,17 @@ class Service:
             return f"Indexing the bundled sample corpus: {progress}…"
         return "" if self.ready.is_set() else "Opening the index…"
 
+    def health(self) -> dict:
+        """``/api/v1/health``'s body: starting (with the first run's progress), ready, or
+        the error that kept the index from opening."""
+        if not self.ready.is_set():
+            done, total = self.indexing or (0, 0)
+            return {"status": "starting", "indexed": done, "total": total,
+                    "message": self.status_line() or "Opening the index…"}
+        if self.index_error:
+            return {"status": "error", "error": self.index_error}
+        return {"status": "ready", "papers": len(self.papers())}
+
     def status_html(self) -> str:
         from ui.render import status_html
 
