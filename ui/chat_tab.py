@@ -19,6 +19,37 @@ EXAMPLES = [
 ]
 
 
+# The source cards' "Related papers" buttons live in chat messages (HTML, no Gradio
+# events of their own): one listener on the page relays a click on any of them, with its
+# paper (render.paper_token), as a click event of the hidden relay component. Installed
+# once per page; a re-mounted relay only replaces the trigger the listener calls.
+RELAY_JS = """
+window.abstractaRelated = trigger;
+if (!window.abstractaRelatedInstalled) {
+  window.abstractaRelatedInstalled = true;
+  document.addEventListener('click', (e) => {
+    const b = e.target.closest ? e.target.closest('#chat .related-btn') : null;
+    if (!b) return;
+    e.preventDefault();
+    e.stopPropagation();
+    const token = [...b.classList].find((c) => c.startsWith('paper-')) || '';
+    window.abstractaRelated('click', {paper: token});
+  }, true);
+}
+"""
+
+# How the cards' button and the related-papers message look (the page's stylesheet is
+# app.py's; this goes into the page's <head> with the relay).
+RELAY_CSS = """<style>
+#chat .related-btn { margin-left: 8px; padding: 0 8px; font-size: 0.78rem; font-weight: 400;
+  border: 1px solid var(--border-color-primary); border-radius: 999px; cursor: pointer;
+  background: var(--background-fill-primary); color: var(--color-accent); }
+#chat .related-btn:hover { border-color: var(--color-accent); }
+#chat .related ol { margin: 6px 0 0 1.2em; padding: 0; }
+#chat .related-item { margin: 4px 0; }
+</style>"""
+
+
 @dataclass(frozen=True)
 class ChatTab:
     """The tab's components (Gradio's), for the handlers wired to them."""
@@ -26,6 +57,7 @@ class ChatTab:
     chatbot: Any
     box: Any
     send: Any
+    relay: Any  # receives the "Related papers" clicks (RELAY_JS)
 
 
 def build() -> ChatTab:
@@ -46,7 +78,9 @@ def build() -> ChatTab:
                              show_label=False, scale=8, autofocus=True,
                              elem_id="question", max_lines=4, submit_btn=False)
             send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
-    return ChatTab(chatbot, box, send)
+        relay = gr.HTML("", visible="hidden", elem_id="related-relay", js_on_load=RELAY_JS,
+                        head=RELAY_CSS)
+    return ChatTab(chatbot, box, send, relay)
 
 
 def new_session() -> dict:
@@ -113,12 +147,40 @@ def shown_answer(events: Iterable, shown: list, turn: int) -> Iterator[tuple[lis
             yield _with(shown, render.error_html(event.message)), True
 
 
+def related(svc, paper_id, session, k, since, until, sources):
+    """(messages, session) after a source card's "Related papers": the papers nearest to
+    that paper, within the side panel's options, as a turn of the conversation."""
+    from rag import AbstractaError
+
+    session = session or new_session()
+    paper_id = (paper_id or "").strip()
+    if not paper_id:
+        return session["messages"], session
+    busy = svc.still_indexing()
+    if busy:
+        return _with(session["messages"], render.pending_html(busy)), session
+    try:
+        paper, hits = svc.related(paper_id, int(k), svc.filters(since, until, sources))
+    except (ValueError, AbstractaError) as exc:
+        session["messages"] = _with(session["messages"], render.error_html(str(exc)))
+        return session["messages"], session
+    shown = session["messages"] + [{"role": "user",
+                                    "content": render.related_request_html(paper.title)}]
+    session["messages"] = _with(shown, render.related_html(paper.title, hits))
+    return session["messages"], session
+
+
 def wire(svc, chat: ChatTab, panel: SidePanel, session) -> None:
-    """Questions (typed, sent, or an example clicked) and a new conversation."""
+    """Questions (typed, sent, or an example clicked), a new conversation, a source
+    card's "Related papers"."""
     import gradio as gr
 
     def on_question(question, session, k, since, until, sources, mode):
         yield from respond(svc, question, session, k, since, until, sources, mode)
+
+    def on_related(session, k, since, until, sources, evt):
+        paper_id = render.paper_from_token(str(getattr(evt, "paper", "")))
+        return related(svc, paper_id, session, k, since, until, sources)
 
     def reset():
         return [], "", new_session()
@@ -129,13 +191,15 @@ def wire(svc, chat: ChatTab, panel: SidePanel, session) -> None:
     # Gradio finds the event-data parameter by its annotation; set it as a real class
     # (this module's annotations are strings, which Gradio cannot resolve here).
     example_text.__annotations__ = {"evt": gr.SelectData, "return": str}
+    on_related.__annotations__ = {"evt": gr.EventData}
 
     inputs = [chat.box, session, panel.k, panel.since, panel.until, panel.sources, panel.mode]
     outputs = [chat.chatbot, chat.box, session]
-    chat.box.submit(on_question, inputs, outputs, api_visibility="private")
-    chat.send.click(on_question, inputs, outputs, api_visibility="private")
-    chat.chatbot.example_select(example_text, None, chat.box,
-                                api_visibility="private", queue=False).then(
-        on_question, inputs, outputs, api_visibility="private")
-    panel.clear.click(reset, None, outputs, api_visibility="private", queue=False)
-    chat.chatbot.clear(reset, None, outputs, api_visibility="private", queue=False)
+    private = {"api_visibility": "private"}
+    chat.box.submit(on_question, inputs, outputs, **private)
+    chat.send.click(on_question, inputs, outputs, **private)
+    chat.chatbot.example_select(example_text, None, chat.box, queue=False, **private).then(
+        on_question, inputs, outputs, **private)
+    chat.relay.click(on_related, inputs[1:-1], [chat.chatbot, session], **private)
+    for clear in (panel.clear.click, chat.chatbot.clear):
+        clear(reset, None, outputs, queue=False, **private)

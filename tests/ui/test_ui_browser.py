@@ -197,3 +197,26 @@ def test_waiting_for_the_model_shows_in_the_answer_bubble(bundled_dir, embedder,
         answer = _ask_done(page)
         assert "GQSA couples" in answer.inner_text() and "Waiting" not in answer.inner_text()
     assert page.outside_requests == []
+
+
+def test_related_papers_of_a_source_card(shared_app, page, tmp_path):
+    page.goto(shared_app)
+    page.wait_for_selector("#chat", timeout=30_000)
+    question = "Which paper combines group quantization with structured sparsity?"
+    answer = _ask(page, question)
+    cards = answer.locator(".src-card")
+    shown = {int(c.locator(".src-n").inner_text()): c.locator(".src-title").inner_text()
+             for c in cards.all()}
+    assert shown and "GQSA" in shown[1]
+
+    # "Related papers" on the first source card: other papers, listed in the chat.
+    cards.first.get_by_role("button", name="Related papers").click()
+    page.wait_for_selector("#chat .bot .related", timeout=60_000)
+    related = page.locator("#chat .bot").last
+    assert shown[1] in related.locator("b").first.inner_text()
+    titles = related.locator(".related-item .src-title").all_inner_texts()
+    assert len(titles) >= 3 and shown[1] not in titles
+    assert "Aug" in related.locator(".related-item .src-meta").first.inner_text()
+    page.screenshot(path=str(tmp_path / "related.png"), full_page=True)
+
+    assert page.outside_requests == []
