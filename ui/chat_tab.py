@@ -3,9 +3,11 @@ conversation as it comes (tokens, "waiting for the model", then the cited answer
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ui import render
@@ -47,7 +49,14 @@ RELAY_CSS = """<style>
 #chat .related-btn:hover { border-color: var(--color-accent); }
 #chat .related ol { margin: 6px 0 0 1.2em; padding: 0; }
 #chat .related-item { margin: 4px 0; }
+#downloads { gap: 6px; }
 </style>"""
+
+DOWNLOADS = {  # file name -> (button label, element id)
+    "abstracta-answer.md": ("Answer (Markdown)", "dl-answer"),
+    "abstracta-cited.bib": ("Cited papers (BibTeX)", "dl-bibtex"),
+    "abstracta-conversation.md": ("Conversation (Markdown)", "dl-conversation"),
+}
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class ChatTab:
     box: Any
     send: Any
     relay: Any  # receives the "Related papers" clicks (RELAY_JS)
+    downloads: list  # DownloadButtons, in DOWNLOADS' order
 
 
 def build() -> ChatTab:
@@ -78,16 +88,33 @@ def build() -> ChatTab:
                              show_label=False, scale=8, autofocus=True,
                              elem_id="question", max_lines=4, submit_btn=False)
             send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+        with gr.Row(elem_id="downloads"):
+            downloads = [gr.DownloadButton(label, visible=False, size="sm", elem_id=elem_id,
+                                           variant="secondary")
+                         for label, elem_id in DOWNLOADS.values()]
         relay = gr.HTML("", visible="hidden", elem_id="related-relay", js_on_load=RELAY_JS,
                         head=RELAY_CSS)
-    return ChatTab(chatbot, box, send, relay)
+    return ChatTab(chatbot, box, send, relay, downloads)
 
 
 def new_session() -> dict:
-    """A browser tab's own state: its conversation and the messages shown."""
+    """A browser tab's own state: its conversation and the messages shown; for the
+    downloads, the last answer and everything answered (answers, related-papers lists)."""
     from rag import Conversation
 
-    return {"conversation": Conversation(), "messages": [], "turn": 0}
+    return {"conversation": Conversation(), "messages": [], "turn": 0,
+            "answer": None, "entries": [], "folder": None}
+
+
+def _recorded(events: Iterable, session: dict) -> Iterator:
+    """``events`` as they come; the finished answer is kept for the downloads."""
+    from rag import Done
+
+    for event in events:
+        if isinstance(event, Done):
+            session["answer"] = event.answer
+            session["entries"].append(event.answer)
+        yield event
 
 
 def _with(shown: list, content: str) -> list:
@@ -115,10 +142,11 @@ def respond(svc, question, session, k, since, until, sources, mode):
         return
     use_llm = (mode == LLM) if svc.settings.llm_configured else None
     session["turn"] += 1
+    session["answer"] = None  # the answer download is this question's, or none
     yield _with(shown, render.pending_html("Searching the papers…")), "", session
     events = svc.stream_answer(question, k=int(k), filters=filters,
                                conversation=session["conversation"], use_llm=use_llm)
-    for messages, final in shown_answer(events, shown, session["turn"]):
+    for messages, final in shown_answer(_recorded(events, session), shown, session["turn"]):
         if final:  # the session keeps the answer (or the error), not the partial text
             session["messages"] = messages
         yield messages, "", session
@@ -167,12 +195,37 @@ def related(svc, paper_id, session, k, since, until, sources):
     shown = session["messages"] + [{"role": "user",
                                     "content": render.related_request_html(paper.title)}]
     session["messages"] = _with(shown, render.related_html(paper.title, hits))
+    session["entries"].append((paper.title, hits))
     return session["messages"], session
+
+
+def download_files(session: dict) -> list[Path | None]:
+    """The files behind the download buttons (None: nothing to download), written to the
+    session's own temporary folder: the last answer as Markdown with its numbered
+    references, the papers it cites as BibTeX, the whole conversation as Markdown."""
+    from rag import answer_markdown, cited_papers, papers_bibtex
+
+    answer, entries = session.get("answer"), session.get("entries") or []
+    cited = [p for _, p in cited_papers(answer)] if answer is not None else []
+    texts = [answer_markdown(answer) if answer is not None else "",
+             papers_bibtex(cited) if cited else "",
+             render.conversation_markdown(entries) if entries else ""]
+    if not any(texts):
+        return [None] * len(texts)
+    if not session.get("folder"):
+        session["folder"] = tempfile.mkdtemp(prefix="abstracta-downloads-")
+    paths: list[Path | None] = []
+    for name, text in zip(DOWNLOADS, texts, strict=True):
+        path = Path(session["folder"]) / name
+        if text:
+            path.write_text(text, encoding="utf-8")
+        paths.append(path if text else None)
+    return paths
 
 
 def wire(svc, chat: ChatTab, panel: SidePanel, session) -> None:
     """Questions (typed, sent, or an example clicked), a new conversation, a source
-    card's "Related papers"."""
+    card's "Related papers", and the downloads refreshed after each."""
     import gradio as gr
 
     def on_question(question, session, k, since, until, sources, mode):
@@ -188,6 +241,11 @@ def wire(svc, chat: ChatTab, panel: SidePanel, session) -> None:
     def example_text(evt) -> str:
         return evt.value["text"]
 
+    def on_downloads(session):
+        session = session or new_session()
+        return [gr.update(value=str(p) if p else None, visible=p is not None)
+                for p in download_files(session)] + [session]
+
     # Gradio finds the event-data parameter by its annotation; set it as a real class
     # (this module's annotations are strings, which Gradio cannot resolve here).
     example_text.__annotations__ = {"evt": gr.SelectData, "return": str}
@@ -196,10 +254,12 @@ def wire(svc, chat: ChatTab, panel: SidePanel, session) -> None:
     inputs = [chat.box, session, panel.k, panel.since, panel.until, panel.sources, panel.mode]
     outputs = [chat.chatbot, chat.box, session]
     private = {"api_visibility": "private"}
-    chat.box.submit(on_question, inputs, outputs, **private)
-    chat.send.click(on_question, inputs, outputs, **private)
+    refresh = (on_downloads, [session], [*chat.downloads, session])
+    chat.box.submit(on_question, inputs, outputs, **private).then(*refresh, **private)
+    chat.send.click(on_question, inputs, outputs, **private).then(*refresh, **private)
     chat.chatbot.example_select(example_text, None, chat.box, queue=False, **private).then(
-        on_question, inputs, outputs, **private)
-    chat.relay.click(on_related, inputs[1:-1], [chat.chatbot, session], **private)
+        on_question, inputs, outputs, **private).then(*refresh, **private)
+    chat.relay.click(on_related, inputs[1:-1], [chat.chatbot, session], **private).then(
+        *refresh, **private)
     for clear in (panel.clear.click, chat.chatbot.clear):
-        clear(reset, None, outputs, queue=False, **private)
+        clear(reset, None, outputs, queue=False, **private).then(*refresh, **private)

@@ -187,6 +187,19 @@ def error_html(message: str) -> str:
     return f'<div class="answer-error">⚠ {_text(message)}</div>'
 
 
+# --- downloads ------------------------------------------------------------------------
+
+def conversation_markdown(entries) -> str:
+    """The tab's conversation as one Markdown file, in order: each answer as
+    :func:`rag.answer_markdown` writes it (question, answer, its numbered references) and
+    each related-papers list (``(title, hits)``) as :func:`rag.hits_markdown` does."""
+    from rag import answer_markdown, hits_markdown
+
+    parts = [answer_markdown(e) if isinstance(e, Answer)
+             else hits_markdown(f"Papers related to: {e[0]}", e[1]) for e in entries]
+    return "\n---\n\n".join(parts)
+
+
 # --- library and stats ------------------------------------------------------------------
 
 def library_rows(papers, query: str | None = "") -> list[list[str]]:

@@ -113,3 +113,21 @@ def test_related_papers_are_listed_escaped():
     assert out.count('class="related-item"') == 2 and "Other paper" in out
     assert "No other indexed paper" in related_html("T", [])
 
+
+def test_downloads_hold_the_answer_its_bibtex_and_the_conversation(tmp_path):
+    import bibtexparser
+
+    from ui.chat_tab import download_files, new_session
+
+    session = new_session()
+    assert download_files(session) == [None, None, None]  # nothing answered yet
+    answer = _answer("Our method removes 99% of attacks [1].")
+    session["answer"] = answer
+    session["entries"] += [answer, ("Other paper", [Hit(rank=1, paper=EVIL, score=1.0,
+                                                        relevance=1.0)])]
+    md, bib, conversation = (p.read_text() for p in download_files(session))
+    assert md.startswith("# q") and "[1] Evil \\<img" in md and "Other paper" not in md
+    lib = bibtexparser.parse_string(bib)
+    assert not lib.failed_blocks and [e["title"] for e in lib.entries] == [
+        'Evil <img src=x onerror="alert(1)"> Paper']
+    assert conversation.startswith(md) and "# Papers related to: Other paper" in conversation
