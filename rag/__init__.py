@@ -80,6 +80,11 @@ _LAZY = {
     "split_citations": "rag.text",
     "citing_sentences": "rag.text",
     "supporting_sentences": "rag.text",
+    # Answers and papers as files another program reads (the UI's downloads, `ask --format`).
+    "answer_markdown": "rag.export",
+    "hits_markdown": "rag.export",
+    "papers_bibtex": "rag.export",
+    "cited_papers": "rag.export",
 }
 
 __all__ = [
@@ -106,6 +111,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs; never runs
     from rag.chat import Conversation
     from rag.dates import display_date
+    from rag.export import answer_markdown, cited_papers, hits_markdown, papers_bibtex
     from rag.identity import normalize_title
     from rag.ingest import BUNDLED_CORPUS, IngestReport
     from rag.llm import ask_model

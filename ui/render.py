@@ -88,16 +88,59 @@ def _link(hit: Hit) -> str:
             f'rel="noopener noreferrer">open ↗</a>')
 
 
+def related_button(hit: Hit) -> str:
+    """The card's "Related papers" action. The chat's sanitizer keeps only plain attributes
+    (no ``data-``), so the paper id rides in a class, hex-encoded (:func:`paper_token`);
+    the page's click relay (``ui/chat_tab.py``) sends that class to the server."""
+    return (f' <button type="button" class="related-btn {paper_token(hit.paper.paper_id)}"'
+            f' title="Show the indexed papers nearest to this one">Related papers</button>')
+
+
+def paper_token(paper_id: str) -> str:
+    """A paper id as one class name: ``paper-`` and its UTF-8 bytes in hex."""
+    return "paper-" + paper_id.encode("utf-8").hex()
+
+
+def paper_from_token(token: str) -> str:
+    """The paper id in a :func:`paper_token` class name ("" if it is not one)."""
+    if not token.startswith("paper-"):
+        return ""
+    try:
+        return bytes.fromhex(token[len("paper-"):]).decode("utf-8")
+    except ValueError:  # also UnicodeDecodeError
+        return ""
+
+
 def source_card(hit: Hit, n: int, turn: int, evidence: str) -> str:
-    """One cited paper: number, title, dates, source, highlighted abstract, link."""
+    """One cited paper: number, title, dates, source, highlighted abstract, link, and the
+    "Related papers" action."""
     return (
         f'<div class="src-card" id="{anchor(turn, n)}">'
         f'<div class="src-head"><span class="src-n">{n}</span> '
-        f'<span class="src-title">{_text(hit.paper.title)}</span>{_link(hit)}</div>'
+        f'<span class="src-title">{_text(hit.paper.title)}</span>{_link(hit)}'
+        f'{related_button(hit)}</div>'
         f'<div class="src-meta">{_meta_line(hit)}</div>'
         f'<div class="src-abstract">{highlight_abstract(hit.paper.abstract, evidence)}</div>'
         f"</div>"
     )
+
+
+def related_request_html(title: str) -> str:
+    """The user's side of a "Related papers" click: which paper was asked about."""
+    return f'<p class="related-ask">Related papers: {_text(title)}</p>'
+
+
+def related_html(title: str, hits: list[Hit]) -> str:
+    """The papers nearest to one paper: title, dates and sources, link; or why none."""
+    head = f'<div class="sources-label">Papers related to</div><b>{_text(title)}</b>'
+    if not hits:
+        return (f'<div class="related">{head}<p>No other indexed paper is near this one '
+                f'(within the search options).</p></div>')
+    items = "".join(
+        f'<li class="related-item"><span class="src-title">{_text(h.paper.title)}</span>'
+        f'{_link(h)}{related_button(h)}<div class="src-meta">{_meta_line(h)}</div></li>'
+        for h in hits)
+    return f'<div class="related">{head}<ol>{items}</ol></div>'
 
 
 def answer_html(answer: Answer, turn: int) -> str:
@@ -142,6 +185,19 @@ def pending_html(message: str) -> str:
 
 def error_html(message: str) -> str:
     return f'<div class="answer-error">⚠ {_text(message)}</div>'
+
+
+# --- downloads ------------------------------------------------------------------------
+
+def conversation_markdown(entries) -> str:
+    """The tab's conversation as one Markdown file, in order: each answer as
+    :func:`rag.answer_markdown` writes it (question, answer, its numbered references) and
+    each related-papers list (``(title, hits)``) as :func:`rag.hits_markdown` does."""
+    from rag import answer_markdown, hits_markdown
+
+    parts = [answer_markdown(e) if isinstance(e, Answer)
+             else hits_markdown(f"Papers related to: {e[0]}", e[1]) for e in entries]
+    return "\n---\n\n".join(parts)
 
 
 # --- library and stats ------------------------------------------------------------------

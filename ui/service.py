@@ -200,6 +200,13 @@ class Service:
             log.exception("answering failed")
             yield Failed(f"Something went wrong while answering ({type(exc).__name__}).")
 
+    def related(self, paper_id: str, k: int, filters):
+        """(the paper ``paper_id``, the ``k`` indexed papers nearest to it, itself left out,
+        within ``filters``): the source cards' "Related papers". UnknownPaperError when
+        the paper is no longer indexed."""
+        paper = self.pipeline.paper(paper_id)
+        return paper, self.pipeline.similar(paper.paper_id, k, filters)
+
     # --- ingest --------------------------------------------------------------------------
     def accept_upload(self, path: Path) -> tuple[Path | None, str]:
         """Copy one uploaded file into data_dir/uploads (or say why not)."""

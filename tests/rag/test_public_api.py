@@ -16,6 +16,7 @@ PUBLIC = {
     "display_safe", "display_date", "split_citations",
     "citing_sentences", "supporting_sentences", "openai_client", "ask_model", "BUNDLED_CORPUS",
     "expand_paths", "load_path", "Searcher", "Candidate", "clean_question",
+    "answer_markdown", "hits_markdown", "papers_bibtex", "cited_papers",
     "AbstractaError", "SettingsError", "SourceError", "StoreError", "EmbeddingMismatchError",
     "EmbedderError", "LLMError", "LLMConfigError", "QuestionError", "UnknownPaperError",
 }

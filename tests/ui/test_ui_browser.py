@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from urllib.parse import urlparse
@@ -196,4 +197,63 @@ def test_waiting_for_the_model_shows_in_the_answer_bubble(bundled_dir, embedder,
             timeout=30_000)
         answer = _ask_done(page)
         assert "GQSA couples" in answer.inner_text() and "Waiting" not in answer.inner_text()
+    assert page.outside_requests == []
+
+
+def _download(page, button: str) -> str:
+    """Click a download button (once it shows) and return the downloaded file's text."""
+    page.wait_for_selector(button, state="visible", timeout=30_000)
+    with page.expect_download(timeout=30_000) as info:
+        page.click(button)
+    return Path(info.value.path()).read_text(encoding="utf-8")
+
+
+def _references(markdown: str) -> dict[int, str]:
+    """n -> title of each ``[n] Title. dates. <url>`` line under "## References"."""
+    refs = markdown.split("## References", 1)[1] if "## References" in markdown else ""
+    out = {}
+    for line in refs.splitlines():
+        m = re.match(r"\[(\d+)\] (.*?)\. [^.]*\. <", re.sub(r"\\(.)", r"\1", line))
+        if m:
+            out[int(m.group(1))] = m.group(2)
+    return out
+
+
+def test_related_papers_and_downloads_of_an_answer(shared_app, page, tmp_path):
+    import bibtexparser
+
+    page.goto(shared_app)
+    page.wait_for_selector("#chat", timeout=30_000)
+    question = "Which paper combines group quantization with structured sparsity?"
+    answer = _ask(page, question)
+    cards = answer.locator(".src-card")
+    shown = {int(c.locator(".src-n").inner_text()): c.locator(".src-title").inner_text()
+             for c in cards.all()}
+    assert shown and "GQSA" in shown[1]
+
+    # The answer as Markdown: its references are the answer's citations, same numbers.
+    text = _download(page, "#dl-answer")
+    assert question in text
+    assert _references(text) == shown
+    assert {int(n) for n in re.findall(r"\[(\d+)\]", text.split("## References")[0])} \
+        == set(shown)
+    # The cited papers as BibTeX a reference manager reads.
+    lib = bibtexparser.parse_string(_download(page, "#dl-bibtex"))
+    assert not lib.failed_blocks and len(lib.entries) == len(shown)
+    assert any("GQSA" in e["title"] for e in lib.entries)
+
+    # "Related papers" on the first source card: other papers, listed in the chat.
+    cards.first.get_by_role("button", name="Related papers").click()
+    page.wait_for_selector("#chat .bot .related", timeout=60_000)
+    related = page.locator("#chat .bot").last
+    assert shown[1] in related.locator("b").first.inner_text()
+    titles = related.locator(".related-item .src-title").all_inner_texts()
+    assert len(titles) >= 3 and shown[1] not in titles
+    assert "Aug" in related.locator(".related-item .src-meta").first.inner_text()
+    page.screenshot(path=str(tmp_path / "related.png"), full_page=True)
+
+    # The whole conversation: the answer with its references, then the related papers.
+    conversation = _download(page, "#dl-conversation")
+    assert question in conversation and "Papers related to" in conversation
+    assert all(t in re.sub(r"\\(.)", r"\1", conversation) for t in titles)
     assert page.outside_requests == []

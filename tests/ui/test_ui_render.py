@@ -90,3 +90,44 @@ def test_control_and_bidi_characters_never_reach_the_page():
         assert not any(c in page for c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
     assert "Café 模型 fdp.exe" in pages[0] and "Line one click." in pages[0]
     assert "listing.txt" in pages[0]  # the 8-bit CSI (U+009B) went whole, as ESC[ does
+
+
+def test_related_button_carries_the_paper_id_inertly():
+    from ui.render import paper_from_token, paper_token, source_card
+
+    odd = StoredPaper(paper_id='x" onclick="alert(1) ü/1', title="T", abstract="A.",
+                      dates=(), sources=())
+    card = source_card(Hit(rank=1, paper=odd, score=1.0, relevance=1.0), 1, 1, "")
+    token = paper_token(odd.paper_id)
+    assert f'class="related-btn {token}"' in card and "onclick" not in card
+    assert paper_from_token(token) == odd.paper_id
+    assert paper_from_token("paper-zz") == paper_from_token("src-card") == ""
+
+
+def test_related_papers_are_listed_escaped():
+    from ui.render import related_html
+
+    out = related_html(EVIL.title, [Hit(rank=1, paper=OTHER, score=0.9, relevance=0.9),
+                                    Hit(rank=2, paper=EVIL, score=0.8, relevance=0.8)])
+    assert "<img" not in out and "&lt;img src=x" in out
+    assert out.count('class="related-item"') == 2 and "Other paper" in out
+    assert "No other indexed paper" in related_html("T", [])
+
+
+def test_downloads_hold_the_answer_its_bibtex_and_the_conversation(tmp_path):
+    import bibtexparser
+
+    from ui.chat_tab import download_files, new_session
+
+    session = new_session()
+    assert download_files(session) == [None, None, None]  # nothing answered yet
+    answer = _answer("Our method removes 99% of attacks [1].")
+    session["answer"] = answer
+    session["entries"] += [answer, ("Other paper", [Hit(rank=1, paper=EVIL, score=1.0,
+                                                        relevance=1.0)])]
+    md, bib, conversation = (p.read_text() for p in download_files(session))
+    assert md.startswith("# q") and "[1] Evil \\<img" in md and "Other paper" not in md
+    lib = bibtexparser.parse_string(bib)
+    assert not lib.failed_blocks and [e["title"] for e in lib.entries] == [
+        'Evil <img src=x onerror="alert(1)"> Paper']
+    assert conversation.startswith(md) and "# Papers related to: Other paper" in conversation
