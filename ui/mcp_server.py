@@ -127,9 +127,30 @@ async def _call(tools, name: str, *args):
     from rag import AbstractaError
 
     try:
-        return await anyio.to_thread.run_sync(functools.partial(getattr(tools, name), *args))
+        result = await anyio.to_thread.run_sync(functools.partial(getattr(tools, name), *args))
     except AbstractaError as exc:
         raise ToolError(str(exc)) from None
+    return inert(result)
+
+
+def inert(value):
+    """Every string of a tool's result made inert as the terminal makes paper text
+    (rag.display_safe: escape sequences, control and bidi characters removed; newlines
+    kept): an agent reads titles and abstracts as data, and a bidi override or an escape
+    sequence in an abstract is no instruction to it or to the terminal showing it.
+
+    >>> inert({"title": "\u202eevil", "n": [1, "ok\x1b[2J"]})
+    {'title': 'evil', 'n': [1, 'ok']}
+    """
+    from rag import display_safe
+
+    if isinstance(value, str):
+        return display_safe(value)
+    if isinstance(value, dict):
+        return {k: inert(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [inert(v) for v in value]
+    return value
 
 
 def protocol_stdout():

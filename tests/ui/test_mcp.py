@@ -115,3 +115,13 @@ def test_mcp_first_run_indexes_quietly_and_keeps_stdout_for_the_protocol(tmp_pat
     assert len(hits) == 2 and "GPipe" in hits[0]["title"]
     stderr = (tmp_path / "mcp-stderr.log").read_text()
     assert "ingesting the bundled sample corpus" in stderr
+
+
+def test_paper_text_reaches_an_agent_inert():
+    """A hostile abstract's escape sequences and bidi overrides never reach the client."""
+    from ui.mcp_server import inert
+
+    hostile = {"title": "\u202efdp.exe", "abstract": "line 1\n\x1b]8;;http://x\x07link\x1b[2J",
+               "sources": ["a\x85b"], "score": 0.5}
+    assert inert(hostile) == {"title": "fdp.exe", "abstract": "line 1\nlink",
+                              "sources": ["ab"], "score": 0.5}
