@@ -75,6 +75,37 @@ def describe(holder: dict) -> str:
     return f"pid {holder.get('pid', '?')}, `{command}`, since {when}"
 
 
+WAIT_POLL = 0.25  # seconds between looks at who holds the lock, while a writer waits
+
+
+def _holder_key(holder: dict) -> tuple:
+    return holder.get("pid"), holder.get("since")
+
+
+def _wait_for(fd: int, holder: dict, on_wait: Callable[[str], None] | None) -> None:
+    """Block until the lock is ours. ``on_wait`` is told whom we wait for, and told again
+    each time another writer takes the lock first (it would otherwise keep naming a
+    process that has finished)."""
+    if on_wait is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    on_wait(f"Waiting for another process that is writing this index ({describe(holder)}) "
+            "to finish...")
+    shown = _holder_key(holder)
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        now = _read_holder(fd)
+        if now and not now.get("done") and _holder_key(now) != shown:
+            shown = _holder_key(now)
+            on_wait(f"Still waiting: another process is writing this index now "
+                    f"({describe(now)}); this one goes when it finishes...")
+        time.sleep(WAIT_POLL)
+
+
 class WriteLock:
     """The data directory's write lock (see the module docstring). Use :func:`writing`."""
 
@@ -103,10 +134,7 @@ class WriteLock:
                         f"Another process is writing the index in {self.path.parent} "
                         f"({describe(holder)}); run the command again when it has finished, "
                         "or leave out --no-wait to wait for it.") from None
-                if on_wait:
-                    on_wait(f"Waiting for another process that is writing this index "
-                            f"({describe(holder)}) to finish...")
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                _wait_for(fd, holder, on_wait)
             previous = _read_holder(fd)
             pid = previous.get("pid")
             if isinstance(pid, int) and pid != os.getpid() and not previous.get("done") \

@@ -21,6 +21,7 @@ import os
 
 from rag import AbstractaError, SettingsError
 from ui.service import Service
+from ui.tools import check_k
 
 CONCURRENCY = 8  # questions answered at once; a slow LLM call holds one slot, not the queue
 
@@ -156,7 +157,10 @@ def ask_endpoint(svc):
         if busy:
             raise gr.Error(busy, print_exception=False)
         try:
-            answer = svc.pipeline.answer(question, k=int(k))
+            # The CLI's range (1..100, ui.tools.check_k): k=-5 or k=1000 is refused in
+            # one line, not answered with some other number of sources.
+            whole = int(k) if isinstance(k, float) and float(k).is_integer() else k
+            answer = svc.pipeline.answer(question, k=check_k(whole))
         except AbstractaError as exc:
             # A user's error, answered in one line: no traceback on the server's terminal.
             raise gr.Error(str(exc), print_exception=False) from None

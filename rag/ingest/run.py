@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from rag.chunk import make_chunker
@@ -28,9 +28,10 @@ def ingest_paths(
     progress: Progress | None = None, *, rebuild: bool = False, wait: bool = True,
     on_lock_wait: OnWait | None = None, command: str | None = None,
 ) -> IngestReport:
-    """Add the papers in these files and folders to the index (``rebuild``: to an empty
-    one). Holds the index's write lock; ``wait=False`` fails at once when another process
-    holds it (:class:`rag.errors.IndexBusyError`), else ``on_lock_wait`` is told and it waits.
+    """Add the papers in these files and folders to the index (``rebuild``: to a new,
+    empty one, swapped in once complete; see :meth:`Store.rebuilding`). Holds the
+    index's write lock; ``wait=False`` fails at once when another process holds it
+    (:class:`rag.errors.IndexBusyError`), else ``on_lock_wait`` is told and it waits.
 
     The files are read as a stream (see :func:`file_batches`): memory holds one batch
     of records, however large the files. ``progress`` counts records (a first pass
@@ -40,9 +41,9 @@ def ingest_paths(
     if not streams and not rebuild:
         return report
     with write_session(store, settings, wait=wait, on_lock_wait=on_lock_wait,
-                       command=command):
-        if rebuild:
-            store.reset()
+                       command=command), store.rebuilding() if rebuild else nullcontext():
+        # A rebuild fills a new index beside the live one and swaps it in at the end:
+        # readers answer from the old one meanwhile, and a stopped rebuild leaves it as it was.
         if streams:
             run = Run(total=sum(s.records for s in streams))
             with stoppable(run), _bundled_run(store, paths):

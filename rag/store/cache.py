@@ -172,12 +172,24 @@ def build(index: ChromaIndex, folder: Path, generation: str, key: str) -> Cached
     return Cached(generation, lex, facets, key)
 
 
-class GenerationCache:
-    """The cache of the current generation, loaded or rebuilt on demand (thread-safe)."""
+STAGED = ".next"  # suffix of the folder a rebuild fills beside the live cache
 
-    def __init__(self, settings: Settings):
-        self.folder = cache_folder(settings)
-        _adopt_path_keyed(settings, self.folder)
+
+class GenerationCache:
+    """The cache of the current generation, loaded or rebuilt on demand (thread-safe).
+
+    ``staged``: the cache of a collection a rebuild is filling (:meth:`rag.store.Store.
+    rebuilding`), kept in ``<folder>.next`` until the swap, then moved into place
+    (:meth:`promote`). A reader that meets the new generation before the move loads it
+    from there rather than building it again.
+    """
+
+    def __init__(self, settings: Settings, *, staged: bool = False):
+        live = cache_folder(settings)
+        self.staged = live.with_name(live.name + STAGED)
+        self.folder = self.staged if staged else live
+        if not staged:
+            _adopt_path_keyed(settings, self.folder)
         self._current: Cached | None = None
         self._lock = threading.Lock()  # one rebuild at a time (UI threads)
 
@@ -189,17 +201,33 @@ class GenerationCache:
             gen, key = index.generation(), facets_key(index)
             cached = self._current
             if cached is None or cached.lexical is None or cached.generation != gen:
-                lex = lexical.load(self.folder, gen)
-                if lex is not None and len(lex.chunk_ids) != index.read("count"):
-                    lex = None  # a cache that does not hold the whole generation: rebuilt
+                lex = self._load(index, gen)
                 cached = (build(index, self.folder, gen, key) if lex is None
                           else Cached(gen, lex, Facets(), ""))
             if cached.facets_key != key:  # new listings of unchanged papers (or loaded)
-                cached.facets = _load_facets(self.folder, key) or scan_facets(index)
+                cached.facets = (_load_facets(self.folder, key)
+                                 or _load_facets(self.staged, key) or scan_facets(index))
                 _save_facets(self.folder, key, cached.facets)
                 cached.facets_key = key
             self._current = cached
             return cached
+
+    def _load(self, index: ChromaIndex, gen: str) -> Lexical | None:
+        """The saved BM25 of ``gen`` (here, or staged by a rebuild that just swapped),
+        if it holds the whole generation (else None: rebuilt)."""
+        for folder in dict.fromkeys((self.folder, self.staged)):
+            lex = lexical.load(folder, gen)
+            if lex is not None and len(lex.chunk_ids) == index.read("count"):
+                return lex
+        return None
+
+    def promote(self, live: GenerationCache) -> None:
+        """A rebuild's staged cache becomes ``live``'s (after the swap of the collection)."""
+        # OSError: a reader built the live one first; theirs stands.
+        with self._lock, contextlib.suppress(OSError):
+            shutil.rmtree(live.folder, ignore_errors=True)
+            os.replace(self.folder, live.folder)
+            self.folder = live.folder
 
     def clear(self) -> None:
         with self._lock:

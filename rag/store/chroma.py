@@ -35,7 +35,7 @@ EF_SEARCH = 200
 SYNC_THRESHOLD = 1000  # Chroma's default: the vector index is saved every 1,000 records
 
 # Written with a new value whenever the collection's metadata or identity changes
-# (generation, reset, repair swap); see ChromaIndex.refresh.
+# (generation, a rebuild's or a repair's swap); see ChromaIndex.refresh.
 CHANGED_MARKER = "index-changed"
 
 # What Chroma says when its vector index and its records disagree: a damaged index
@@ -243,10 +243,14 @@ class ChromaIndex:
             raise wrap_error(exc, self.settings, doing) from exc
 
     def fetch(self) -> None:
-        """The collection as the server or the folder has it now (fresh metadata)."""
+        """The collection as the server or the folder has it now (fresh metadata): after a
+        swap (:mod:`rag.store.repair`), the new one under the same name. Embedded, under
+        the shared ``chroma.lock``, so never in the middle of a swap."""
+        hold = self.guard.hold(exclusive=False) if self.guard else contextlib.nullcontext()
         try:
-            self.collection = self.client.get_collection(self.collection.name,
-                                                         embedding_function=None)
+            with hold:
+                self.collection = self.client.get_collection(self.collection.name,
+                                                             embedding_function=None)
         except Exception as exc:
             raise wrap_error(exc, self.settings, "read") from exc
 
@@ -264,7 +268,8 @@ class ChromaIndex:
             path = self.settings.data_dir / "chroma"
             try:
                 client = persistent_client(path, fresh=True)
-                collection = create_chunks(client, chunks_name(self.settings))
+                # By its name: a rebuild's writer reopens the copy it is filling.
+                collection = create_chunks(client, self.collection.name)
                 collection.get(ids=["\x00"], include=[])  # loads the index now, under the lock
             except Exception as exc:
                 raise wrap_error(exc, self.settings, "open") from exc
@@ -358,12 +363,3 @@ class ChromaIndex:
         meta = {**self.metadata(), **also, token: uuid.uuid4().hex}
         self.set_metadata(meta)
         return meta[token]
-
-    def reset(self) -> None:
-        """Delete the collection and start an empty one."""
-        self.writable()
-        with self.exclusive():
-            with contextlib.suppress(Exception):  # already gone
-                self.client.delete_collection(self.collection.name)
-            self.collection = create_chunks(self.client, chunks_name(self.settings))
-            mark_changed(self.settings)

@@ -1,7 +1,8 @@
 """Opening the index: embedded or a Chroma server, a read-only copy when it must be.
 
-Also finishes a repair that ``ask doctor --repair`` was stopped in the middle of
-(:func:`rag.store.repair.finish_repair`), before anything reads the index.
+Also finishes the swap of a repair (``ask doctor --repair``) or a rebuild (``ask ingest
+--rebuild``) that was stopped in the middle of it (:func:`rag.store.repair.finish_swaps`),
+before anything reads the index.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from rag.store.chroma import (
     persistent_client,
     wrap_error,
 )
-from rag.store.repair import finish_repair
+from rag.store.repair import finish_swaps
 from rag.store.store import Store
 
 CHROMA_DB = "chroma.sqlite3"  # embedded Chroma's database file: there once it has been opened
 
 
 def _open(settings: Settings, client) -> Store:
-    finish_repair(settings, client)
+    finish_swaps(settings, client)
     return Store(settings, client, create_chunks(client, chunks_name(settings)))
 
 

@@ -3,8 +3,9 @@ described in :mod:`rag.store`)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -77,6 +78,7 @@ class Store:
         return self.index.writing
 
     def count_papers(self) -> int:
+        self.refresh()  # another process's swap (a rebuild) or write: count the index as it is
         return len(self.index.read("get", where=FIRST, include=[])["ids"])
 
     def has_papers(self) -> bool:
@@ -87,6 +89,7 @@ class Store:
         return bool(self.index.read("get", where=FIRST, limit=1, include=[])["ids"])
 
     def count_chunks(self) -> int:
+        self.refresh()
         return self.index.read("count")
 
     @property
@@ -103,7 +106,14 @@ class Store:
     # --- other processes, writes (the collection's own) ---------------------------------
     generation = _on_index(ChromaIndex.generation)
     refresh = _on_index(ChromaIndex.refresh)
-    begin_write = _on_index(ChromaIndex.begin_write)
+
+    def begin_write(self) -> None:
+        """This process now holds the write lock (:meth:`ChromaIndex.begin_write`); what an
+        earlier swap retired or a stopped rebuild left is deleted now."""
+        self.index.begin_write()
+        if not self.read_only:
+            repair.drop_leftovers(self.index)
+
     end_write = _on_index(ChromaIndex.end_write)
     flush = _on_index(ChromaIndex.flush)
     bump_generation = _on_index(ChromaIndex.bump_generation)
@@ -112,12 +122,28 @@ class Store:
         """Refuse to mix embedding models; with ``claim``, record ours on an empty index."""
         self.index.check_model(name, dim, self.location, claim)
 
-    def reset(self) -> None:
-        """Delete the collection and the lexical cache (``ask ingest --rebuild``)."""
-        self.index.writable()
-        with self.index.exclusive():
-            self.cache.clear()
-            self.index.reset()
+    @contextlib.contextmanager
+    def rebuilding(self) -> Iterator[None]:
+        """``ask ingest --rebuild``: inside the block this store writes a new, empty
+        collection (and its BM25 cache) beside the live one, which readers go on reading.
+        Ended without an error, the new one is swapped in whole and readers pick it up at
+        their next question; ended by an error or Ctrl-C (or killed), the live one stands
+        as it was (:mod:`rag.store.repair`)."""
+        index, live, live_cache = self.index, self.index.collection, self.cache
+        index.collection = repair.new_copy(index, repair.REBUILD_SUFFIX)
+        self.cache = GenerationCache(self.settings, staged=True)
+        self.cache.clear()
+        try:
+            yield
+            self.snapshot()  # its BM25 cache, ready before the swap (an empty rebuild too)
+        except BaseException:
+            index.collection, self.cache = live, live_cache
+            with contextlib.suppress(Exception):  # else the next writer drops it
+                repair.drop_copy(index, repair.REBUILD_SUFFIX)
+            raise
+        repair.swap_in(index, index.collection)
+        self.cache.promote(live_cache)
+        index.seen_generation = index.generation()
 
     replace_chunks = _on_index(papers.replace_chunks)
 

@@ -119,7 +119,7 @@ def test_damaged_lexical_cache_is_rebuilt(bundled_copy, embedder):
 def test_rebuild_empties_the_index(bundled_copy):
     pipe, data = bundled_copy
     pipe.store.lexical()
-    pipe.store.reset()
+    pipe.ingest([], rebuild=True)
     assert pipe.store.count_papers() == 0 and pipe.store.count_chunks() == 0
     assert pipe.store.embed_model is None
     assert pipe.store.lexical() is None

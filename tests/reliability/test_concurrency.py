@@ -185,3 +185,41 @@ def test_three_writers_and_a_reader_at_once(tmp_path):
         assert title in [h.paper.title for h in pipe.search(title, k=5)], title
     doctor = run_ask("doctor", env=env)
     assert doctor.returncode == 0 and "The index is healthy." in doctor.stdout, doctor.stdout
+
+
+def _until(condition, what: str) -> None:
+    for _ in range(1200):  # a guard against hanging, not a timing assertion
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+def test_a_waiting_writer_names_the_writer_that_holds_the_lock_now(tmp_path):
+    """A waiting writer named the first holder once and kept naming it after that one
+    had finished and another writer had taken the lock first: now it says who holds it."""
+    import threading
+
+    data = tmp_path / "data"
+    first = _held_by(data, "ask ingest first.csv")
+    told: list[str] = []
+    waiter = WriteLock(data, "ask ingest third.csv")
+    thread = threading.Thread(target=waiter.acquire, kwargs={"on_wait": told.append})
+    thread.start()
+    try:
+        _until(lambda: told, "the waiter says whom it waits for")
+        assert "`ask ingest first.csv`" in told[0]
+        # The first writer finishes and a second one takes the lock before this one:
+        # the record the second writes, as WriteLock.acquire writes it.
+        assert first.fd is not None
+        os.ftruncate(first.fd, 0)
+        os.pwrite(first.fd, json.dumps({"pid": os.getppid(), "command": "ask ingest second.csv",
+                                        "since": time.time()}).encode(), 0)
+        _until(lambda: len(told) > 1, "the waiter names the new holder")
+        assert "`ask ingest second.csv`" in told[-1] and "first.csv" not in told[-1]
+        assert f"pid {os.getppid()}" in told[-1]
+    finally:
+        first.release()
+        thread.join(timeout=60)
+        waiter.release()
+    assert len(told) == 2  # told once per holder, not once per look

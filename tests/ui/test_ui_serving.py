@@ -62,6 +62,18 @@ def test_ask_endpoint_reports_bad_questions(shared_app):
         Client(shared_app, verbose=False).predict("  ?! ", api_name="/ask")
 
 
+@pytest.mark.parametrize("k", [-5, 0, 1000])
+def test_ask_endpoint_refuses_k_outside_the_clis_range(shared_app, k):
+    """Like `ask -k`: 1..100, else one line naming the range (not 15 or 1000 sources)."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="k must be a whole number from 1 to 100") as err:
+        Client(shared_app, verbose=False).predict("Which paper proposes GQSA?", k,
+                                                  api_name="/ask")
+    assert "\n" not in str(err.value).strip()
+
+
 QUESTIONS = {
     "PLANSEARCH algorithm that searches over natural-language plans for code generation":
         "Planning In Natural Language",
