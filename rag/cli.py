@@ -358,12 +358,13 @@ def doctor(repair, data_dir, chroma_url):
     embedding model, dense search. Exit 1 when something is wrong."""
     from rag.doctor import check
     from rag.doctor import repair as fix
-    from rag.pipeline import Pipeline, configured_embedder_name
+    from rag.embed import embedder_model_name
+    from rag.pipeline import Pipeline
 
     pipeline = Pipeline(_settings(data_dir, chroma_url))
     store = pipeline.store
     echo(f"Checking {store.location} ...", err=True)
-    model = configured_embedder_name(pipeline.settings)
+    model = embedder_model_name(pipeline.settings)
     found = check(store, model)
     for line in found.lines():
         echo(line)

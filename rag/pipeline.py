@@ -60,11 +60,6 @@ def _joined(*notes: str) -> str:
     return " ".join(filter(None, notes))
 
 
-def configured_embedder_name(settings: Settings) -> str:
-    """The configured embedder's model name, without loading the model."""
-    return embedder_model_name(settings)
-
-
 def parse_filters(since: str | None = None, until: str | None = None,
                   sources=()) -> Filters:
     """Filters from what a user typed: dates as 2024-08-13, Aug 13 or 08-13 (blank: none),
@@ -117,7 +112,7 @@ class Pipeline:
 
     def embedder_name(self) -> str:
         """The model the index was built with, or else the configured one."""
-        return self.store.embed_model or configured_embedder_name(self.settings)
+        return self.store.embed_model or embedder_model_name(self.settings)
 
     # --- the index, described (what the UI, eval and benchmarks read) ----------------------
     @property

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rag.dates import display_date  # noqa: F401  (shown with the records: rag.types.display_date)
-
 
 @dataclass(frozen=True)
 class Listing:

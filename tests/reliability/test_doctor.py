@@ -102,12 +102,12 @@ def test_approximate_search_misses_are_not_reported_as_damage(bundled_copy, monk
     approximate recall, not damage. Here Chroma's search finds nothing at all; the
     own-vector check is an exact search over the sample's vectors and stays clean."""
     from rag.doctor import check
-    from rag.pipeline import configured_embedder_name
+    from rag.embed import embedder_model_name
 
     pipe, _ = bundled_copy
     monkeypatch.setattr(type(pipe.store.index.collection), "query",
                         lambda self, *a, **k: {"ids": [[] for _ in k["query_embeddings"]]})
-    found = check(pipe.store, configured_embedder_name(pipe.settings))
+    found = check(pipe.store, embedder_model_name(pipe.settings))
     assert found.sampled == 200 and found.not_found == [], found.lines()
     assert found.clean, found.lines()
     assert "- an exact search found all 200 sampled papers by their own vector." in found.lines()
