@@ -117,6 +117,41 @@ def read_pty(master: int, proc, until=None, seen: bytes = b"", timeout: float = 
     return seen
 
 
+def papers_committed(data_dir) -> int:
+    """Papers whose first chunk an ingest has committed to the embedded Chroma in
+    ``data_dir``, read from its SQLite file (read-only, without waiting on a lock: 0
+    while a write holds it). A progress bar counts records embedded, which run ahead of
+    the writes: a test that stops an ingest "part-way" must see writes committed, or a
+    stop can land before the first one (then nothing is in and nothing is resumed)."""
+    import sqlite3
+    from contextlib import closing
+
+    path = Path(data_dir) / "chroma" / "chroma.sqlite3"
+    if not path.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0)) as db:
+            row = db.execute("SELECT count(*) FROM embeddings WHERE embedding_id LIKE '%#0'")
+            return int(row.fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def written_part_way(data_dir, total: int, after: int):
+    """A ``read_pty`` condition: the bar shows ``after`` or more of ``total`` records and
+    at least one paper is committed (checked at most every 0.2 s)."""
+    import time
+
+    last = [0.0]
+
+    def until(seen: bytes) -> bool:
+        if progress_count(seen, total) < after or time.monotonic() - last[0] < 0.2:
+            return False
+        last[0] = time.monotonic()
+        return papers_committed(data_dir) > 0
+    return until
+
+
 def progress_count(seen: bytes, total: int) -> int:
     """The largest ``done`` a progress bar has drawn as ``done/total``."""
     import re

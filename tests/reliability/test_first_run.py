@@ -15,7 +15,8 @@ import subprocess
 import sys
 
 import pytest
-from reliability_helpers import BUNDLED_PAPERS, index_counts, progress_count, read_pty, run_ask
+from reliability_helpers import (BUNDLED_PAPERS, index_counts, progress_count, read_pty, run_ask,
+                                written_part_way)
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,8 @@ def _env(data) -> dict:
 
 def _first_run_stopped(data, sig: int) -> tuple[int, str]:
     """`ask QUESTION` on an empty data dir under a pty, sent ``sig`` once its progress bar
-    shows 64 or more of the bundled corpus's records; (exit code, output)."""
+    shows 64 or more of the bundled corpus's records and a paper is written; (exit code,
+    output)."""
     master, slave = pty.openpty()
     env = dict(os.environ, **_env(data), TERM="xterm", COLUMNS="120")
     proc = subprocess.Popen([sys.executable, "-m", "rag.cli", QUESTION], stdin=slave,
@@ -39,8 +41,7 @@ def _first_run_stopped(data, sig: int) -> tuple[int, str]:
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(slave)
     try:
-        seen = read_pty(master, proc, lambda out: progress_count(out, BUNDLED_RECORDS) >= 64,
-                        timeout=240)
+        seen = read_pty(master, proc, written_part_way(data, BUNDLED_RECORDS, 64), timeout=240)
         assert 64 <= progress_count(seen, BUNDLED_RECORDS) < BUNDLED_RECORDS, seen[-800:]
         os.killpg(proc.pid, sig) if sig == signal.SIGINT else os.kill(proc.pid, sig)
         seen = read_pty(master, proc, None, seen, 60)
