@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.english import COMMON, VERY_COMMON, rank
-from rag.text import STOPWORDS, WORD, number_forms, stem
+from rag.text import STOPWORDS, WORD, number_forms, split_scripts, stem
 
 # A word written like a name or an acronym: two capitals (AWQ, RoCE, BitNet), or letters
 # and digits mixed (GPT4o, 24B). Ordinary capitalized words ("Berlin", "Which") are not.
@@ -111,7 +111,7 @@ def absent_words(question: str, doc_freq: Callable[[str], int]) -> list[Absent]:
     """
     out: list[Absent] = []
     seen: set[str] = set()
-    found = WORD.findall(number_forms(question))
+    found = WORD.findall(number_forms(split_scripts(question)))
     # Words of another script ("中文", "ünïcödé") amid an English question are outside
     # the English word list's reach: it can tell neither filler nor a rare term among
     # them, so they count for nothing. A question written wholly in another script is

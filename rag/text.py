@@ -17,6 +17,12 @@ from functools import lru_cache
 # --- words ------------------------------------------------------------------------------
 
 WORD = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's and bm25s' token pattern: 2+ chars
+# Chinese, Japanese and Korean are written without spaces, so a name typed among them
+# ("哪篇论文提出了GPipe") would be one \w+ token with them. A space goes in wherever such
+# a character meets a Latin letter or digit, so "GPipe" is a word of its own.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_HAS_CJK = re.compile(f"[{_CJK}]")
+_SCRIPT_CHANGE = re.compile(f"(?<=[{_CJK}])(?=[A-Za-z0-9])|(?<=[A-Za-z0-9])(?=[{_CJK}])")
 
 # Lucene's English stop set (also bm25s' "en" list). BM25 and coverage both drop these;
 # everything else ("paper", "which", "propose") is weighted by its IDF instead of being
@@ -35,7 +41,7 @@ def _stemmer():
 
 # Bump when words() or stem() change what they return: every BM25 cache, built with the
 # old analyzer, is then rebuilt (rag/lexical.py's FORMAT includes it).
-ANALYZER = "2"
+ANALYZER = "3"
 
 
 @lru_cache(maxsize=200_000)
@@ -47,8 +53,23 @@ def stem(word: str) -> str:
 
 def words(text: str) -> list[str]:
     """Lowercased words of 2+ characters, stop words removed, not stemmed; numbers in
-    one written form (:func:`number_forms`)."""
-    return [w for w in WORD.findall(number_forms(text.lower())) if w not in STOPWORDS]
+    one written form (:func:`number_forms`); a Latin name among CJK text is its own word.
+
+    >>> words("哪篇论文提出了GPipe")
+    ['哪篇论文提出了', 'gpipe']
+    """
+    text = split_scripts(text.lower())
+    return [w for w in WORD.findall(number_forms(text)) if w not in STOPWORDS]
+
+
+def has_cjk(text: str) -> bool:
+    """Whether the text holds a Chinese, Japanese or Korean character."""
+    return _HAS_CJK.search(text) is not None
+
+
+def split_scripts(text: str) -> str:
+    """A space wherever a CJK character meets a Latin letter or digit (see _CJK)."""
+    return _SCRIPT_CHANGE.sub(" ", text)
 
 
 # --- spelling and number forms ------------------------------------------------------------

@@ -62,6 +62,23 @@ def _once(text: str) -> str:
     return text
 
 
+def dense_text(question: str) -> str:
+    """What the dense side embeds: the question, or for a question in Chinese, Japanese
+    or Korean that names something in Latin letters ("GPipeを提案した論文はどれですか"),
+    its Latin runs ("GPipe"). An English sentence embedder reads CJK characters as
+    unknown tokens, which pull the vector away from the name (measured with MiniLM: the
+    GPipe paper's cosine 0.10 for the whole question, under the relevance floor); the
+    lexical side still searches every word."""
+    import re
+
+    from rag.text import has_cjk
+
+    if not has_cjk(question):
+        return question
+    latin = " ".join(re.findall(r"[A-Za-z0-9][A-Za-z0-9 .,:;'()+/-]*[A-Za-z0-9]", question))
+    return latin if any(ch.isalpha() for ch in latin) else question
+
+
 def clean_question(question: str) -> str:
     """:func:`clean_question_with_note` without the note."""
     return clean_question_with_note(question)[0]

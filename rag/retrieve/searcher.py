@@ -26,6 +26,7 @@ from rag.identity import normalize_title
 from rag.retrieve.evidence import TextEvidence, absent, title_in_question
 from rag.retrieve.filters import Filters, allowed_papers
 from rag.retrieve.fusion import fused_order, rerank_pool, rrf
+from rag.retrieve.question import dense_text
 from rag.retrieve.relevance import Calibration, load_calibration
 from rag.retrieve.retrievers import (
     DenseRetriever,
@@ -113,7 +114,8 @@ class Searcher:
     # --- the steps ----------------------------------------------------------------------
     def query(self, question: str, timings: dict | None = None) -> Query:
         t0 = time.perf_counter()
-        query = Query(question, tuple(terms(question)), self.embedder.embed_query(question))
+        query = Query(question, tuple(terms(question)),
+                      self.embedder.embed_query(dense_text(question)))
         if timings is not None:
             timings["embed"] = (time.perf_counter() - t0) * 1000
         return query

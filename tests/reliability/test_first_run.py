@@ -15,8 +15,14 @@ import subprocess
 import sys
 
 import pytest
-from reliability_helpers import (BUNDLED_PAPERS, index_counts, progress_count, read_pty, run_ask,
-                                written_part_way)
+from reliability_helpers import (
+    BUNDLED_PAPERS,
+    index_counts,
+    progress_count,
+    read_pty,
+    run_ask,
+    written_part_way,
+)
 
 pytestmark = pytest.mark.slow
 

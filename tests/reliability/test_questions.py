@@ -103,3 +103,19 @@ def test_cli_prints_an_answer_to_a_chinese_question(bundled_dir):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "papers" in proc.stdout.lower() and ("Closest papers" in proc.stdout
                                                 or "Sources" in proc.stdout), proc.stdout
+
+
+# Chinese, Japanese and Korean questions written without spaces around a Latin name
+# (issue 26): before the fix "哪篇论文提出了GPipe" was one word, and the answer abstained.
+CJK_WITH_NAMES = {
+    "chinese": "哪篇论文提出了GPipe",
+    "japanese": "GPipeを提案した論文はどれですか",
+    "korean": "GPipe를제안한논문은",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CJK_WITH_NAMES))
+def test_a_latin_name_in_a_cjk_question_is_found(bundled_pipeline, name):
+    answer = bundled_pipeline.answer(CJK_WITH_NAMES[name])
+    assert not answer.abstained, answer.text
+    assert answer.citations[0].title.startswith("GPipe:"), answer.citations
