@@ -30,8 +30,11 @@ def build(settings) -> IngestTab:
             f"(optional `id`, `date`, `authors`, `url`). Up to "
             f"{settings.ui_max_upload_mb:g} MB per file. Re-uploading is safe: unchanged "
             f"papers are skipped.")
-        files = gr.File(file_count="multiple", file_types=list(render.UPLOAD_SUFFIXES),
-                        type="filepath", label="Files to ingest", elem_id="upload")
+        # No file_types: Gradio checks them itself and answers a refused file (an .exe
+        # posted past the page's chooser) with a traceback in the server log; the
+        # service refuses it instead, naming the file and the formats on the page.
+        files = gr.File(file_count="multiple", type="filepath", label="Files to ingest",
+                        elem_id="upload")
         button = gr.Button("Ingest", variant="primary", elem_id="ingest-btn")
         result = gr.HTML(elem_id="ingest-result")
     return IngestTab(files, button, result)

@@ -62,7 +62,8 @@ def _ask(page, question: str):
     return page.locator("#chat .bot").last
 
 
-def test_chat_answers_with_linked_sources_and_ingests_an_upload(copy_app, page, tmp_path):
+def test_chat_answers_with_linked_sources_and_ingests_an_upload(copy_app, page, tmp_path,
+                                                                capfd):
     url, pipeline, data = copy_app
     page.goto(url)
     page.wait_for_selector("#chat", timeout=30_000)
@@ -99,11 +100,15 @@ def test_chat_answers_with_linked_sources_and_ingests_an_upload(copy_app, page, 
         'aperiodic corpora.",2024-09-02\n')
     page.get_by_role("tab", name="Ingest").click()
     page.wait_for_selector("#upload", state="visible", timeout=30_000)
-    page.set_input_files("#upload input[type=file]", str(csv))
+    exe = tmp_path / "tool.exe"  # refused on the page, with no traceback in the server log
+    exe.write_bytes(b"MZ\x90\x00")
+    page.set_input_files("#upload input[type=file]", [str(csv), str(exe)])
     page.wait_for_selector("#upload :text('my_papers.csv'), #upload :text('my papers.csv')",
                            timeout=60_000)
     page.click("#ingest-btn")
     page.wait_for_selector("#ingest-result :text('1 added')", timeout=90_000)
+    assert "tool.exe: not accepted" in page.inner_text("#ingest-result")
+    assert "Traceback" not in capfd.readouterr().err
     page.screenshot(path=str(tmp_path / "ingest.png"), full_page=True)
     assert (data / "uploads" / "my_papers.csv").exists()
 
