@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag import display_safe
-from ui import library_tab, render
+from ui import library_tab
 from ui.library_tab import LibraryTab
 
 
