@@ -4,7 +4,10 @@ Checks, in order:
 
 1. every chunk's metadata has what retrieval needs (paper id, chunk number, text, title);
 2. every paper with chunks has its chunk #0 paper record (the commit marker an ingest
-   writes last): without it the paper was half-written and is invisible;
+   writes last): without it the paper was half-written or lost its record, and is
+   invisible (each such paper is named: id, title, the files to ingest again); and every
+   paper with a record has every chunk the record counts (a lost chunk leaves part of
+   the abstract unsearchable);
 3. every chunk's vector can be read back (two processes writing one embedded index at
    once left chunks that fail with "Error finding id" / "Error getting embedding");
 4. the BM25 cache of the current generation holds exactly the collection's chunks;
@@ -16,9 +19,10 @@ The repair rebuilds each broken paper from what the index itself holds (the pape
 record on chunk #0: title, abstract, dates, sources), re-chunks and re-embeds it,
 then rewrites its chunks (old ones deleted first, the record last), rebuilds the BM25
 cache and saves the vector index whole. Papers whose record is missing cannot be
-rebuilt (their first chunk is gone): their stray chunks are removed and the files
-to ingest again are named. An unfinished sample corpus is finished. It holds the write
-lock, like an ingest.
+rebuilt (their first chunk is gone): their stray chunks are removed, the papers are
+listed in ``lost-papers.tsv`` in the data dir and the files to ingest again are named
+(an ingest of them then restores the papers, and the chunks a surviving record counts).
+An unfinished sample corpus is finished. It holds the write lock, like an ingest.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from dataclasses import dataclass, field
 from rag.store import ChunkRecord, Store
 
 SAMPLE = 200  # papers checked by their own vector (a query each, batched)
+NAMED = 10  # lost papers named on the terminal (all of them go to LOST_FILE)
+LOST_FILE = "lost-papers.tsv"
 
 
 @dataclass
@@ -37,6 +43,8 @@ class Checkup:
     chunks: int = 0
     missing_meta: list[str] = field(default_factory=list)  # chunk ids
     no_record: dict[str, set] = field(default_factory=dict)  # paper id -> its sources
+    lost_titles: dict[str, str] = field(default_factory=dict)  # no_record's titles
+    incomplete: list[str] = field(default_factory=list)  # paper ids missing a chunk
     unreadable: list[str] = field(default_factory=list)  # chunk ids
     lexical: str = ""  # what is wrong with the BM25 cache, or ""
     model: str = ""  # the model mismatch, or ""
@@ -49,12 +57,12 @@ class Checkup:
     def broken_papers(self) -> set[str]:
         """Papers with a record whose chunks need rewriting."""
         ids = {cid.rsplit("#", 1)[0] for cid in self.missing_meta + self.unreadable}
-        return (ids | set(self.not_found)) - set(self.no_record)
+        return (ids | set(self.not_found) | set(self.incomplete)) - set(self.no_record)
 
     @property
     def clean(self) -> bool:
         return not (self.missing_meta or self.no_record or self.unreadable or self.lexical
-                    or self.model or self.not_found or self.sample_corpus)
+                    or self.model or self.not_found or self.sample_corpus or self.incomplete)
 
     def lines(self) -> list[str]:
         out = [f"Checked {self.papers} papers in {self.chunks} chunks."]
@@ -62,8 +70,12 @@ class Checkup:
             out.append(f"- {len(self.missing_meta)} chunks lack metadata retrieval needs "
                        f"(e.g. {self.missing_meta[0]}).")
         if self.no_record:
-            out.append(f"- {_n(len(self.no_record), 'paper')} half-written (chunks without the "
-                       "paper record an ingest writes last): they are not searchable.")
+            out.append(f"- {_n(len(self.no_record), 'paper')} without a paper record (half-"
+                       "written, or the record was lost): not searchable. " + self.named_lost())
+        if self.incomplete:
+            out.append(f"- {_n(len(self.incomplete), 'paper')} missing some of their chunks "
+                       "(part of the abstract is not searchable); the repair re-embeds them "
+                       "from their records.")
         if self.unreadable:
             out.append(f"- {_n(len(self.unreadable), 'chunk')} with vectors that cannot be read "
                        "back (damaged vector index, e.g. after two processes wrote it at once).")
@@ -82,6 +94,25 @@ class Checkup:
             out.append(f"- sample corpus incomplete: {self.sample_corpus}; run `ask` (or `ask "
                        "ingest --bundled`) again to finish.")
         return out
+
+
+    def named_lost(self) -> str:
+        """The lost papers by id and title, the first NAMED of them."""
+        from rag.text import display_safe
+
+        shown = [f"{pid} \"{display_safe(self.lost_titles.get(pid, ''), newlines=False)}\""
+                 for pid in sorted(self.no_record)[:NAMED]]
+        more = len(self.no_record) - len(shown)
+        return "Lost: " + "; ".join(shown) + (f"; and {more} more" if more > 0 else "") + "."
+
+    def lost_rows(self) -> list[str]:
+        """One tab-separated line per lost paper: id, title, the files that listed it."""
+        def cell(text: str) -> str:
+            return " ".join(text.split())
+
+        return ["paper_id\ttitle\tsources"] + [
+            f"{pid}\t{cell(self.lost_titles.get(pid, ''))}\t{cell(' | '.join(sorted(srcs)))}"
+            for pid, srcs in sorted(self.no_record.items())]
 
 
 def _n(count: int, noun: str) -> str:
@@ -138,18 +169,25 @@ def _check_chunks(store: Store, up: Checkup) -> tuple[set[str], list[str]]:
     """Checks 1-3: metadata, paper records, readable vectors. Returns the ids of the
     papers with a record, and every chunk id."""
     ids_all: list[str] = []
-    records: set[str] = set()
+    counts: dict[str, int] = {}  # paper id -> the chunk count its record holds
     by_paper: dict[str, set] = {}
+    present: dict[str, int] = {}  # paper id -> its chunks present
     for page in store.scan():
         for chunk in page:
             ids_all.append(chunk.chunk_id)
             if not chunk.complete:
                 up.missing_meta.append(chunk.chunk_id)
             by_paper.setdefault(chunk.paper_id, set()).update(chunk.sources)
+            present[chunk.paper_id] = present.get(chunk.paper_id, 0) + 1
             if chunk.paper is not None:
-                records.add(chunk.paper_id)
+                counts[chunk.paper_id] = chunk.chunks or 0
+            elif chunk.title:
+                up.lost_titles.setdefault(chunk.paper_id, chunk.title)
+    records = set(counts)
     up.chunks, up.papers = len(ids_all), len(records)
     up.no_record = {pid: srcs for pid, srcs in by_paper.items() if pid not in records}
+    up.lost_titles = {pid: t for pid, t in up.lost_titles.items() if pid in up.no_record}
+    up.incomplete = sorted(pid for pid, n in counts.items() if n and present[pid] < n)
     for start in range(0, len(ids_all), 500):
         up.unreadable += store.unreadable(ids_all[start:start + 500])
     return records, ids_all
@@ -214,10 +252,12 @@ def _rebuild(store: Store, settings, embedder, up: Checkup) -> None:
         rewritten = _reembed(store, settings, embedder, copy, sorted(broken))
     if dropped:
         files = sorted({s for srcs in up.no_record.values() for s in srcs})
+        lost = settings.data_dir / LOST_FILE
+        lost.write_text("\n".join(up.lost_rows()) + "\n", encoding="utf-8")
         up.repaired.append(
-            f"removed the chunks of {len(dropped)} half-written papers; ingest "
-            f"{', '.join(files[:5]) or 'their files'}{' ...' if len(files) > 5 else ''} "
-            "again to add them")
+            f"removed the chunks of {len(dropped)} papers without a record (listed in "
+            f"{lost}); ingest {', '.join(files[:5]) or 'their files'}"
+            f"{' ...' if len(files) > 5 else ''} again to add them back")
     up.repaired.append(f"copied {copy.copied} chunks into a new vector index and re-embedded "
                        f"{rewritten} papers from their records")
 

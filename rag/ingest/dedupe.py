@@ -22,13 +22,17 @@ def dedupe_batch(papers: list[Paper], store: Store, report: IngestReport, seen: 
         papers, {key: [stored[pid] for pid in ids if pid in stored]
                  for key, ids in known_ids.items()}, report, seen.get)
     existing = store.paper_records(list(merged))
+    # A paper whose record survived but a chunk did not (damage) is written again, so
+    # re-ingesting its file restores it: the record alone would call it unchanged.
+    lacking = store.incomplete(existing)
     items, meta_ids, meta_updates = [], [], []
     for pid, paper in merged.items():
         old = existing.get(pid)
         paper = _with_stored(paper, old)
         digest = content_hash(paper.title, paper.abstract)
         group, before = groups[pid], seen.outcome_of(pid)
-        if old is None or old.paper is None or old.content_hash != digest:
+        if (old is None or old.paper is None or old.content_hash != digest
+                or pid in lacking):
             outcome = Seen.ADDED if old is None else Seen.UPDATED
             items.append(Item(paper, digest, group.records, before is not None))
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from queue import Empty, Queue
 from typing import NamedTuple
 
@@ -106,9 +107,11 @@ def write_batch(store: Store, batch: list[Item], chunks: list[Chunk], vectors: n
     metas = {item.paper.paper_id: metadata_for_paper(item.paper, item.digest,
                                                      title_key(item.paper.title))
              for item in batch}
+    counts = Counter(c.paper_id for c in chunks)
     store.replace_chunks(
         ids, [c.chunk_id for c in chunks], vectors,
-        [chunk_metadata(c.paper_id, c.index, metas[c.paper_id], c.text) for c in chunks],
+        [chunk_metadata(c.paper_id, c.index, metas[c.paper_id], c.text, counts[c.paper_id])
+         for c in chunks],
         # Fresh collection: nothing to delete, unless this run wrote the paper before.
         delete_old=not fresh or any(item.rewrite for item in batch),
     )

@@ -46,6 +46,17 @@ def paper_records(index: ChromaIndex, ids: list[str]) -> dict[str, ChunkRecord]:
     return {pid: decode(f"{pid}#0", m) for pid, m in paper_meta(index, list(ids)).items()}
 
 
+def incomplete(index: ChromaIndex, records: dict[str, ChunkRecord]) -> set[str]:
+    """The papers among these records that lack a chunk their record counts (a chunk lost
+    to damage: the paper is only partly searchable). Records without a count (indexes
+    written before it was kept) are taken as complete."""
+    want = [cid for rec in records.values() for cid in rec.chunk_ids()]
+    have: set[str] = set()
+    for start in range(0, len(want), PAGE):
+        have.update(index.read("get", ids=want[start:start + PAGE], include=[])["ids"])
+    return {cid.rsplit("#", 1)[0] for cid in want if cid not in have}
+
+
 def get_papers(index: ChromaIndex, ids: list[str]) -> dict[str, StoredPaper]:
     """Paper records by id (missing ids are left out)."""
     return {pid: paper_from_meta(pid, m) for pid, m in paper_meta(index, list(ids)).items()}
@@ -165,7 +176,8 @@ def update_paper_meta(index: ChromaIndex, ids: list[str], metadatas: list[dict])
                          include=["metadatas"])
         if res["ids"]:
             metas = [chunk_metadata(m["paper_id"], m.get("n", 0), by_paper[m["paper_id"]],
-                                    m.get("text", "")) for m in res["metadatas"]]
+                                    m.get("text", ""), m.get("chunks"))
+                     for m in res["metadatas"]]
             index.write("update", ids=res["ids"], metadatas=metas)
 
 

@@ -20,6 +20,7 @@ module and it imports neither.
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Iterator
 
 import numpy as np
@@ -61,10 +62,11 @@ class RepairCopy:
 
     def _upsert(self, chunks: list[Chunk], vectors: np.ndarray,
                 records: dict[str, ChunkRecord]) -> None:
+        counts = Counter(c.paper_id for c in chunks)
         self.collection.upsert(
             ids=[c.chunk_id for c in chunks], embeddings=np.asarray(vectors),
             metadatas=[chunk_metadata(c.paper_id, c.index, records[c.paper_id].paper_metadata(),
-                                      c.text) for c in chunks])
+                                      c.text, counts[c.paper_id]) for c in chunks])
 
 
 def _drop(client, name: str) -> None:

@@ -4,8 +4,9 @@ One record per chunk, id ``<paper id>#<n>``, its text in the metadata key ``text
 (``"<title>\\n<abstract span>"``), with its paper's id, title, dates and sources. List
 values (dates, sources) are joined with ``\\x1f`` into one string (the layout every
 existing index has). Chunk #0 also carries the paper record: authors, link, title
-key, the content hash ingest compares against, and the abstract unless the chunk text
-is exactly title + abstract. Everything else reads typed records
+key, the content hash ingest compares against, how many chunks the paper has (``chunks``:
+the doctor and a re-ingest find a lost chunk by it), and the abstract unless the chunk
+text is exactly title + abstract. Everything else reads typed records
 (:class:`ChunkRecord`, :class:`rag.types.StoredPaper`) made here.
 """
 
@@ -42,17 +43,21 @@ def metadata_for_paper(paper: StoredPaper, content_hash: str, title_key: str) ->
     }
 
 
-def chunk_metadata(paper_id: str, n: int, paper_meta: dict, text: str) -> dict:
+def chunk_metadata(paper_id: str, n: int, paper_meta: dict, text: str,
+                   chunks: int | None = None) -> dict:
     """What every chunk knows: its text, its paper's id, title, dates and sources.
 
-    Chunk #0 also carries the paper record (``paper_meta``); its abstract is left out
-    when the chunk text is exactly title + abstract, the common case of a one-chunk
-    abstract (it would be the same kilobyte twice).
+    Chunk #0 also carries the paper record (``paper_meta``) and the paper's chunk count
+    (``chunks``, when known: indexes written before it was kept have none); its abstract
+    is left out when the chunk text is exactly title + abstract, the common case of a
+    one-chunk abstract (it would be the same kilobyte twice).
     """
     meta = {"paper_id": paper_id, "n": n, "text": text, "title": paper_meta["title"],
             "dates": paper_meta["dates"], "sources": paper_meta["sources"]}
     if n == 0:
         meta.update(paper_meta)
+        if chunks:
+            meta["chunks"] = chunks
         if text == f"{paper_meta['title']}\n{paper_meta['abstract']}":
             del meta["abstract"]
     return meta
@@ -90,6 +95,11 @@ class ChunkRecord:
     paper: StoredPaper | None = None
     content_hash: str = ""
     title_key: str = ""
+    chunks: int | None = None  # on chunk #0: the paper's chunk count, when recorded
+
+    def chunk_ids(self) -> list[str]:
+        """The ids of every chunk the paper record says the paper has ([] when unknown)."""
+        return [f"{self.paper_id}#{n}" for n in range(self.chunks or 0)]
 
     def paper_metadata(self) -> dict:
         """The paper record in the stored layout (what :func:`chunk_metadata` takes)."""
@@ -112,6 +122,7 @@ def decode(chunk_id: str, meta: dict | None) -> ChunkRecord:
         paper=paper_from_meta(pid, meta) if record else None,
         content_hash=meta.get("hash", "") if record else "",
         title_key=meta.get("title_key", "") if record else "",
+        chunks=meta.get("chunks") if record else None,
     )
 
 
@@ -119,7 +130,8 @@ def encode(record: ChunkRecord) -> dict:
     """A record back in the stored layout: ``encode(decode(cid, meta)) == meta`` for every
     chunk ingest writes (a benchmark writes Abstracta's records into a bare collection)."""
     if record.paper is not None:
-        return chunk_metadata(record.paper_id, 0, record.paper_metadata(), record.text)
+        return chunk_metadata(record.paper_id, 0, record.paper_metadata(), record.text,
+                              record.chunks)
     paper = {"title": record.title, "dates": join_list(record.dates),
              "sources": join_list(record.sources)}
     return chunk_metadata(record.paper_id, record.n or 0, paper, record.text)

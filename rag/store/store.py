@@ -155,6 +155,7 @@ class Store:
     # --- papers and chunks (rag.store.papers) ---------------------------------------------
     get_papers = _on_index(papers.get_papers)
     paper_records = _on_index(papers.paper_records)
+    incomplete = _on_index(papers.incomplete)
     ids_by_title_key = _on_index(papers.ids_by_title_key)
     iter_papers = _on_index(papers.iter_papers)
     scan = _on_index(papers.scan)

@@ -35,9 +35,10 @@ def _break(data) -> dict:
     chunks = snapshot(store)
     records = sorted((cid, r) for cid, r in chunks.items() if r.paper is not None)
     by_title = {r.paper.title: cid for cid, r in records if r.paper is not None}
-    # 1. A paper whose record (chunk #0) is gone but whose other chunk remains.
-    half = sorted(r.paper_id for r in chunks.values() if r.n == 1)[0]
-    store.index.write("delete", ids=[f"{half}#0"])
+    # 1. A paper whose record (chunk #0) is gone but whose other chunk remains, and one
+    # whose record remains but whose second chunk is gone.
+    half, partial = sorted(r.paper_id for r in chunks.values() if r.n == 1)[:2]
+    store.index.write("delete", ids=[f"{half}#0", f"{partial}#1"])
     # 3. A BM25 cache under the current generation that lacks chunks.
     rows = sorted(snapshot(store).values(), key=lambda r: r.chunk_id)
     builder = lexical.Builder()
@@ -55,7 +56,8 @@ def _break(data) -> dict:
         id_map["label_to_id"].pop(id_map["id_to_label"].pop(cid))
     id_map["id_to_label"][damaged[2]] = 10 ** 6
     pickle_file.write_bytes(pickle.dumps(id_map, protocol=2))
-    return {"half": half, "damaged": damaged}
+    return {"half": half, "half_title": chunks[f"{half}#1"].title, "partial": partial,
+            "damaged": damaged}
 
 
 def test_doctor_finds_each_break_and_repair_restores_every_paper(tmp_path):
@@ -69,7 +71,9 @@ def test_doctor_finds_each_break_and_repair_restores_every_paper(tmp_path):
     broken = _break(data)
     found = run_ask("doctor", env=env)
     assert found.returncode == 1, found.stdout + found.stderr
-    assert "1 paper half-written" in found.stdout
+    assert "1 paper without a paper record" in found.stdout
+    assert f'{broken["half"]} "{broken["half_title"]}"' in found.stdout  # named: id, title
+    assert "1 paper missing some of their chunks" in found.stdout
     assert "3 chunks with vectors that cannot be read back" in found.stdout
     assert "BM25 cache" in found.stdout and "out of step" in found.stdout
     assert "ask doctor --repair" in found.stdout and "Traceback" not in found.stderr
@@ -84,15 +88,25 @@ def test_doctor_finds_each_break_and_repair_restores_every_paper(tmp_path):
     assert "The index is healthy." in fixed.stdout and "Repaired:" in fixed.stdout
     assert "000_" in fixed.stdout or ".txt" in fixed.stdout  # names the file to ingest again
 
+    lost = (data / "lost-papers.tsv").read_text().splitlines()
+    assert lost[1].split("\t")[:2] == [broken["half"], broken["half_title"]]
     store = _store(data)
     assert store.count_papers() == BUNDLED_PAPERS - 1  # only the paper whose record we deleted
+    assert store.vectors([f'{broken["partial"]}#1'])  # its lost chunk re-made from its record
     assert len(store.vectors(broken["damaged"])) == 3 and not store.unreadable(broken["damaged"])
     answer = json.loads(run_ask("--json", GOOD_QUESTION, env=env).stdout)
     assert answer["citations"][0]["title"] == GOOD_TITLE
 
+    # Ingesting the files again brings the lost paper back, and restores a chunk lost
+    # since from a paper whose record survived (its record alone looks unchanged).
+    store.index.write("delete", ids=[f'{broken["partial"]}#1'])
+    del store
     again = run_ask("ingest", "--bundled", env=env, timeout=600)
-    assert again.returncode == 0 and "1 added" in again.stdout, again.stdout + again.stderr
-    assert _store(data).count_papers() == BUNDLED_PAPERS
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "1 added, 1 updated" in again.stdout, again.stdout
+    store = _store(data)
+    assert store.count_papers() == BUNDLED_PAPERS
+    assert store.vectors([f'{broken["partial"]}#1'])
     assert run_ask("doctor", env=env).returncode == 0
 
 
