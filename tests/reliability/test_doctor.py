@@ -107,7 +107,21 @@ def test_doctor_finds_each_break_and_repair_restores_every_paper(tmp_path):
     store = _store(data)
     assert store.count_papers() == BUNDLED_PAPERS
     assert store.vectors([f'{broken["partial"]}#1'])
+    del store
     assert run_ask("doctor", env=env).returncode == 0
+
+    # A truncated vector-index header (issue 26: the repair failed and advised itself):
+    # every vector is unreadable, and the repair re-embeds every paper from its record.
+    for header in (data / "chroma").glob("*/header.bin"):  # the live one, and any retired
+        header.write_bytes(header.read_bytes()[:10])
+    found = run_ask("doctor", env=env)
+    assert found.returncode == 1 and "cannot be read back" in found.stdout, found.stdout
+    fixed = run_ask("doctor", "--repair", env=env, timeout=600)
+    assert fixed.returncode == 0 and "The index is healthy." in fixed.stdout, (
+        fixed.stdout + fixed.stderr)
+    assert _store(data).count_papers() == BUNDLED_PAPERS
+    answer = json.loads(run_ask("--json", GOOD_QUESTION, env=env).stdout)
+    assert answer["citations"][0]["title"] == GOOD_TITLE
 
 
 def test_approximate_search_misses_are_not_reported_as_damage(bundled_copy, monkeypatch):
