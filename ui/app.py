@@ -127,7 +127,7 @@ def build_app(pipeline, svc: Service | None = None):
 
     svc = svc or Service(pipeline)
     with gr.Blocks(title="Abstracta", analytics_enabled=False) as demo:
-        session = gr.State(None)
+        session = gr.State(None, delete_callback=chat_tab.forget_downloads)
         with gr.Row(elem_id="header"):
             gr.HTML(HEADER)
         status = gr.HTML(svc.status_html(), elem_id="status")

@@ -223,6 +223,17 @@ def download_files(session: dict) -> list[Path | None]:
     return paths
 
 
+def forget_downloads(session: dict | None) -> None:
+    """Remove a session's download folder: when Gradio drops the session (the browser tab
+    closed) and when the conversation is cleared; otherwise every session that ever
+    downloaded would leave a folder in the temporary directory for good."""
+    import shutil
+
+    if session and session.get("folder"):
+        shutil.rmtree(session["folder"], ignore_errors=True)
+        session["folder"] = None
+
+
 def wire(svc, chat: ChatTab, panel: SidePanel, session) -> None:
     """Questions (typed, sent, or an example clicked), a new conversation, a source
     card's "Related papers", and the downloads refreshed after each."""
@@ -235,7 +246,8 @@ def wire(svc, chat: ChatTab, panel: SidePanel, session) -> None:
         paper_id = render.paper_from_token(str(getattr(evt, "paper", "")))
         return related(svc, paper_id, session, k, since, until, sources)
 
-    def reset():
+    def reset(session):
+        forget_downloads(session)
         return [], "", new_session()
 
     def example_text(evt) -> str:
@@ -262,4 +274,4 @@ def wire(svc, chat: ChatTab, panel: SidePanel, session) -> None:
     chat.relay.click(on_related, inputs[1:-1], [chat.chatbot, session], **private).then(
         *refresh, **private)
     for clear in (panel.clear.click, chat.chatbot.clear):
-        clear(reset, None, outputs, queue=False, **private).then(*refresh, **private)
+        clear(reset, [session], outputs, queue=False, **private).then(*refresh, **private)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rag.types import Answer, Citation, Hit, StoredPaper
 from ui.render import answer_html, highlight_abstract, library_rows, safe_upload_name
 
@@ -117,7 +119,7 @@ def test_related_papers_are_listed_escaped():
 def test_downloads_hold_the_answer_its_bibtex_and_the_conversation(tmp_path):
     import bibtexparser
 
-    from ui.chat_tab import download_files, new_session
+    from ui.chat_tab import download_files, forget_downloads, new_session
 
     session = new_session()
     assert download_files(session) == [None, None, None]  # nothing answered yet
@@ -131,3 +133,7 @@ def test_downloads_hold_the_answer_its_bibtex_and_the_conversation(tmp_path):
     assert not lib.failed_blocks and [e["title"] for e in lib.entries] == [
         'Evil <img src=x onerror="alert(1)"> Paper']
     assert conversation.startswith(md) and "# Papers related to: Other paper" in conversation
+    # A cleared conversation or a closed tab takes its download folder with it.
+    folder = Path(download_files(session)[0]).parent
+    forget_downloads(session)
+    assert not folder.exists() and session["folder"] is None
