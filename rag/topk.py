@@ -119,31 +119,40 @@ def _select(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, n
 
 
 class _Heap:
-    """The k best rows scored so far and theta, the k-th score (0 until k are found)."""
+    """The k best rows scored exactly so far, and ``cut``: a bound below it is pruned.
+
+    ``cut`` is theta (the k-th best score known) less the margin; theta may also come
+    from :meth:`floor`, k distinct rows known to score at least that much."""
 
     def __init__(self, k: int):
         self.k = k
         self.rows = np.zeros(0, np.int64)
         self.scores = np.zeros(0, np.float64)
-        self.cut = 0.0  # prune a bound below this
+        self.cut = 0.0
 
     def push(self, rows: np.ndarray, scores: np.ndarray) -> None:
         keep = scores >= self.cut
         rows = np.concatenate([self.rows, rows[keep]])
         scores = np.concatenate([self.scores, scores[keep]])
         if len(rows) > self.k:
-            s32 = scores.astype(np.float32)
-            idx = np.lexsort((rows, -s32))[:self.k]
+            idx = np.lexsort((rows, -scores.astype(np.float32)))[:self.k]
             rows, scores = rows[idx], scores[idx]
         self.rows, self.scores = rows, scores
-        if len(rows) >= self.k:
-            self.cut = float(scores.min()) * (1 - _MARGIN)
+        self.floor(np.zeros(0))
+
+    def floor(self, lower: np.ndarray) -> None:
+        """Raise theta with lower bounds of rows that are not in the heap (one each)."""
+        known = np.concatenate([self.scores, lower]) if len(lower) else self.scores
+        if len(known) >= self.k:
+            kth = np.partition(known, len(known) - self.k)[len(known) - self.k]
+            self.cut = max(self.cut, float(kth) * (1 - _MARGIN))
 
 
 def top_k(terms: list[TermPostings], norm: np.ndarray, k: int,
           live: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Rows and scores of the ``k`` best rows, best first (ties: lower row first);
     equal to :func:`exhaustive`. Rows that score 0 or are not ``live`` never come back.
+    Fills in the ``bounds`` of terms that have none (keep them to reuse).
 
     >>> norm = np.ones(8, np.float32)
     >>> sparse = TermPostings(5.0, np.array([3, 7]), np.array([1, 2], np.float32))
@@ -159,87 +168,158 @@ def top_k(terms: list[TermPostings], norm: np.ndarray, k: int,
     terms = [t for t in terms if len(t.rows)]
     if any(t.weight < 0 for t in terms):  # bounds assume no term lowers a score
         return exhaustive(terms, norm, k, live)
-    terms = [t for t in terms if t.weight > 0]
+    terms = [_plain(t) for t in terms if t.weight > 0]
     if not terms:
         return _empty()
     ub = [_upper(t, norm) for t in terms]
-    order = sorted(range(len(terms)), key=lambda i: -ub[i])
-    # rest[j]: the most the terms after the j-th (in bound order) can add together
-    rest = np.concatenate([np.cumsum([ub[i] for i in order][::-1])[::-1], [0.0]])[1:]
-    rest = rest * (1 + _MARGIN)
-    heap = _Heap(k)
-    for j, i in enumerate(order):
-        if ub[i] + rest[j] < heap.cut:
+    run = _Run(terms, sorted(range(len(terms)), key=lambda i: -ub[i]), ub, norm, live, k)
+    for j in range(len(terms)):
+        if run.suffix[j] < run.heap.cut:
             break  # no row outside the lists already read can reach the top k
-        _read_term(terms, order, j, rest, norm, live, heap)
-    return _select(heap.rows, heap.scores, k)
+        left = run.read_term(j)
+        if left is not None:  # too many rows to probe one by one: accumulate densely
+            run.dense(j, left)
+            break
+    return _select(run.heap.rows, run.heap.scores, k)
+
+
+def _plain(t: TermPostings) -> TermPostings:
+    """The term with plain ndarrays (np.memmap indexing costs ~3 us a call)."""
+    return TermPostings(t.weight, np.asarray(t.rows), np.asarray(t.tf), t.bounds)
 
 
 def _upper(t: TermPostings, norm: np.ndarray) -> float:
     """The most the term adds to any row: weight * its largest block bound."""
     if t.bounds is None:
-        t.bounds = block_bounds(np.asarray(t.rows), np.asarray(t.tf), norm)
+        t.bounds = block_bounds(t.rows, t.tf, norm)
     return float(t.weight * t.bounds.max()) * (1 + _MARGIN)
 
 
-def _read_term(terms, order, j, rest, norm, live, heap) -> None:
-    """Score the rows first met in the j-th list (bound order), best blocks first."""
-    t = terms[order[j]]
-    bounds = t.bounds
-    by_bound = np.argsort(-bounds, kind="stable")
-    n = len(t.rows)
-    done, batch = 0, max(1, -(-heap.k // BLOCK))
-    while done < len(by_bound):
-        # blocks are sorted by bound: once one cannot reach theta, none after it can
-        reach = t.weight * bounds[by_bound[done:]] + rest[j] >= heap.cut
-        todo = int(np.count_nonzero(reach))
-        if not todo:
-            return
-        blocks = np.sort(by_bound[done:done + min(batch, todo)])
-        done += len(blocks)
-        batch *= 2
-        if len(blocks) * BLOCK >= n:
-            pos = slice(None)
+# Candidate rows probed per list, over which a term is accumulated densely instead (one
+# np.searchsorted probe costs ~50-200 ns, reading a posting ~15 ns, the dense array
+# ~1.5 ms at 1M rows).
+PROBE_BUDGET = 60_000
+
+
+class _Run:
+    """One top-k search: the terms in bound order, the heap, and the two strategies."""
+
+    def __init__(self, terms, order, ub, norm, live, k):
+        self.terms = [terms[i] for i in order]
+        self.pos = order  # caller's position of each term (its summation order)
+        ub = np.array([ub[i] for i in order])
+        # suffix[j]: the most terms j, j+1, ... can add to one row together
+        self.suffix = np.concatenate([np.cumsum(ub[::-1])[::-1], [0.0]]) * (1 + _MARGIN)
+        self.norm, self.live, self.heap = norm, live, _Heap(k)
+        self.read: list[np.ndarray] = []  # rows read so far from the current term
+
+    def read_term(self, j: int):
+        """Score the rows first met in list j, best blocks first, probing the others.
+        None when done; the blocks left to read when they are too many to probe."""
+        t, heap = self.terms[j], self.heap
+        by_bound = np.argsort(-t.bounds, kind="stable")
+        self.read = []
+        done, batch = 0, max(8, -(-4 * heap.k // BLOCK))
+        while done < len(by_bound):
+            # blocks are sorted by bound: once one cannot reach theta, none after it can
+            reach = t.weight * t.bounds[by_bound[done:]] + self.suffix[j + 1] >= heap.cut
+            todo = int(np.count_nonzero(reach))
+            if not todo:
+                return None
+            left = by_bound[done:done + todo]
+            if len(heap.rows) >= heap.k and todo * BLOCK * (len(self.terms) - 1) > PROBE_BUDGET:
+                return left
+            blocks = np.sort(left[:batch])
+            done += len(blocks)
+            batch *= 4
+            rows, imp = self._blocks(t, blocks)
+            self.read.append(rows)
+            keep = imp + self.suffix[j + 1] >= heap.cut
+            if self.live is not None:
+                keep &= self.live[rows]
+            self._score(j, rows[keep], imp[keep])
+        return None
+
+    def _blocks(self, t: TermPostings, blocks: np.ndarray):
+        """(rows, impacts) of the postings in these blocks (ascending block numbers)."""
+        if len(blocks) * BLOCK >= len(t.rows):
+            pos: slice | np.ndarray = slice(None)
         else:
             pos = (blocks[:, None] * BLOCK + np.arange(BLOCK)).ravel()
-            pos = pos[pos < n]
-        rows = np.asarray(t.rows[pos], np.int64)
-        imp = _impact(t.weight, np.asarray(t.tf[pos]), norm[rows])
-        keep = imp + rest[j] >= heap.cut
-        if live is not None:
-            keep &= live[rows]
-        _score(terms, order, j, rows[keep], imp[keep], rest, norm, heap)
+            pos = pos[pos < len(t.rows)]
+        rows = t.rows[pos]
+        return rows, _impact(t.weight, t.tf[pos], self.norm[rows])
 
+    def _score(self, j: int, rows: np.ndarray, imp: np.ndarray) -> None:
+        """Exact scores of rows met first in list j: probe the other lists, prune, push."""
+        heap = self.heap
+        for t in self.terms[:j]:  # met in an earlier list: scored (or pruned) there
+            if not len(rows):
+                return
+            found, _ = _probe(t.rows, rows)
+            rows, imp = rows[~found], imp[~found]
+        partial = imp.copy()
+        for jj in range(j + 1, len(self.terms)):
+            keep = partial + self.suffix[jj] >= heap.cut
+            rows, partial = rows[keep], partial[keep]
+            if not len(rows):
+                return
+            t = self.terms[jj]
+            found, at = _probe(t.rows, rows)
+            partial[found] += _impact(t.weight, t.tf[at[found]], self.norm[rows[found]])
+        rows = rows[partial >= heap.cut]
+        heap.push(rows, self._exact(rows))
 
-def _score(terms, order, j, rows, imp, rest, norm, heap) -> None:
-    """Exact scores of rows met first in list j: probe the other lists, prune, push."""
-    if not len(rows):
-        return
-    alive = np.arange(len(rows))
-    for i in order[:j]:  # met in an earlier list: scored (or pruned) there already
-        found, _ = _probe(terms[i].rows, rows[alive])
-        alive = alive[~found]
-    contrib = {order[j]: (alive, imp[alive])}
-    partial = imp[alive]
-    for jj in range(j + 1, len(order)):
-        keep = partial + rest[jj - 1] >= heap.cut
-        alive, partial = alive[keep], partial[keep]
-        if not len(alive):
-            return
-        t = terms[order[jj]]
-        found, pos = _probe(t.rows, rows[alive])
-        hit = alive[found]
-        val = _impact(t.weight, np.asarray(t.tf[pos[found]]), norm[rows[hit]])
-        contrib[order[jj]] = (hit, val)
-        partial[found] += val
-    keep = partial >= heap.cut
-    alive = alive[keep]
-    # Sum in the caller's term order from 0.0, as np.bincount in exhaustive() does.
-    exact = np.zeros(len(rows))
-    for i in sorted(contrib):
-        idx, val = contrib[i]
-        exact[idx] += val
-    heap.push(rows[alive], exact[alive])
+    def dense(self, j: int, left: np.ndarray) -> None:
+        """Lists j (its ``left`` blocks) to the last: accumulate the essential ones into
+        one array over all rows, then finish the rows that can still reach theta."""
+        heap, terms = self.heap, self.terms
+        acc = np.zeros(len(self.norm))
+        for rows in [t.rows for t in terms[:j]] + self.read:
+            acc[rows] = -np.inf  # scored (or pruned) already, in probe mode
+        jj = j
+        while jj < len(terms) and self.suffix[jj] >= heap.cut:
+            if jj == j:
+                rows, imp = self._blocks(terms[j], np.sort(left))
+            else:
+                rows, imp = terms[jj].rows, _impact(terms[jj].weight, terms[jj].tf,
+                                                    self.norm[terms[jj].rows])
+            acc[rows] += imp
+            lower = acc[rows]
+            if self.live is not None:
+                lower = lower[self.live[rows]]
+            if len(lower) > heap.k:
+                lower = np.partition(lower, len(lower) - heap.k)[len(lower) - heap.k:]
+            heap.floor(lower[lower > 0])
+            jj += 1
+        # Rows met only in the lists after jj score at most suffix[jj] < theta.
+        cand = np.flatnonzero(acc >= heap.cut - self.suffix[jj])
+        if self.live is not None:
+            cand = cand[self.live[cand]]
+        for i in range(jj, len(terms)):
+            cand = cand[acc[cand] + self.suffix[i] >= heap.cut]
+            if not len(cand):
+                return
+            t = terms[i]
+            if len(cand) * 8 < len(t.rows):
+                found, at = _probe(t.rows, cand)
+                acc[cand[found]] += _impact(t.weight, t.tf[at[found]], self.norm[cand[found]])
+            else:
+                acc[t.rows] += _impact(t.weight, t.tf, self.norm[t.rows])
+            if len(cand) > heap.k:
+                heap.floor(np.partition(acc[cand], len(cand) - heap.k)[len(cand) - heap.k:])
+        cand = cand[acc[cand] >= heap.cut]
+        heap.push(cand, self._exact(cand))
+
+    def _exact(self, rows: np.ndarray) -> np.ndarray:
+        """Scores of these rows summed in the caller's term order from 0.0, as
+        np.bincount in exhaustive() does: bit-identical to it."""
+        out = np.zeros(len(rows))
+        for j in np.argsort(self.pos, kind="stable"):
+            t = self.terms[j]
+            found, at = _probe(t.rows, rows)
+            out[found] += _impact(t.weight, t.tf[at[found]], self.norm[rows[found]])
+        return out
 
 
 def _probe(sorted_rows: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -247,5 +327,5 @@ def _probe(sorted_rows: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.nd
     pos = np.searchsorted(sorted_rows, rows)
     found = np.zeros(len(rows), bool)
     inside = pos < len(sorted_rows)
-    found[inside] = np.asarray(sorted_rows[pos[inside]]) == rows[inside]
+    found[inside] = sorted_rows[pos[inside]] == rows[inside]
     return found, pos
