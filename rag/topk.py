@@ -152,7 +152,7 @@ def top_k(terms: list[TermPostings], norm: np.ndarray, k: int,
           live: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Rows and scores of the ``k`` best rows, best first (ties: lower row first);
     equal to :func:`exhaustive`. Rows that score 0 or are not ``live`` never come back.
-    Fills in the ``bounds`` of terms that have none (keep them to reuse).
+    Fills in the ``bounds`` of the terms whose blocks it reads (keep them to reuse).
 
     >>> norm = np.ones(8, np.float32)
     >>> sparse = TermPostings(5.0, np.array([3, 7]), np.array([1, 2], np.float32))
@@ -168,10 +168,12 @@ def top_k(terms: list[TermPostings], norm: np.ndarray, k: int,
     terms = [t for t in terms if len(t.rows)]
     if any(t.weight < 0 for t in terms):  # bounds assume no term lowers a score
         return exhaustive(terms, norm, k, live)
-    terms = [_plain(t) for t in terms if t.weight > 0]
+    given = [t for t in terms if t.weight > 0]
+    terms = [_plain(t) for t in given]
     if not terms:
         return _empty()
-    ub = [_upper(t, norm) for t in terms]
+    floor = float(norm.min())
+    ub = [_upper(t, floor) for t in terms]
     run = _Run(terms, sorted(range(len(terms)), key=lambda i: -ub[i]), ub, norm, live, k)
     for j in range(len(terms)):
         if run.suffix[j] < run.heap.cut:
@@ -180,6 +182,8 @@ def top_k(terms: list[TermPostings], norm: np.ndarray, k: int,
         if left is not None:  # too many rows to probe one by one: accumulate densely
             run.dense(j, left)
             break
+    for t, plain in zip(given, terms, strict=True):
+        t.bounds = plain.bounds
     return _select(run.heap.rows, run.heap.scores, k)
 
 
@@ -188,17 +192,19 @@ def _plain(t: TermPostings) -> TermPostings:
     return TermPostings(t.weight, np.asarray(t.rows), np.asarray(t.tf), t.bounds)
 
 
-def _upper(t: TermPostings, norm: np.ndarray) -> float:
-    """The most the term adds to any row: weight * its largest block bound."""
-    if t.bounds is None:
-        t.bounds = block_bounds(t.rows, t.tf, norm)
-    return float(t.weight * t.bounds.max()) * (1 + _MARGIN)
+def _upper(t: TermPostings, floor: float) -> float:
+    """The most the term adds to any row: weight * its largest block bound, or without
+    bounds weight * tf / (tf + norm) at the largest tf and the smallest norm."""
+    if t.bounds is not None:
+        return float(t.weight * t.bounds.max()) * (1 + _MARGIN)
+    most = float(t.tf.max())
+    return t.weight * most / (most + floor) * (1 + _MARGIN)
 
 
-# Candidate rows probed per list, over which a term is accumulated densely instead (one
-# np.searchsorted probe costs ~50-200 ns, reading a posting ~15 ns, the dense array
-# ~1.5 ms at 1M rows).
-PROBE_BUDGET = 60_000
+# Probes (rows times lists) a search may spend before it accumulates densely instead: one
+# np.searchsorted probe costs ~50-200 ns, reading a posting ~15 ns, the dense array ~2 ms
+# at 1M rows (allocating it, then finding its candidates).
+PROBE_BUDGET = 20_000
 
 
 class _Run:
@@ -212,11 +218,14 @@ class _Run:
         self.suffix = np.concatenate([np.cumsum(ub[::-1])[::-1], [0.0]]) * (1 + _MARGIN)
         self.norm, self.live, self.heap = norm, live, _Heap(k)
         self.read: list[np.ndarray] = []  # rows read so far from the current term
+        self.probes = 0  # probes spent so far (estimated: rows times other lists)
 
     def read_term(self, j: int):
         """Score the rows first met in list j, best blocks first, probing the others.
         None when done; the blocks left to read when they are too many to probe."""
         t, heap = self.terms[j], self.heap
+        if t.bounds is None:  # its blocks are read one by one: worth their bounds
+            t.bounds = block_bounds(t.rows, t.tf, self.norm)
         by_bound = np.argsort(-t.bounds, kind="stable")
         self.read = []
         done, batch = 0, max(8, -(-4 * heap.k // BLOCK))
@@ -227,9 +236,11 @@ class _Run:
             if not todo:
                 return None
             left = by_bound[done:done + todo]
-            if len(heap.rows) >= heap.k and todo * BLOCK * (len(self.terms) - 1) > PROBE_BUDGET:
-                return left
             blocks = np.sort(left[:batch])
+            cost = len(blocks) * BLOCK * (len(self.terms) - 1)
+            if len(heap.rows) >= heap.k and self.probes + cost > PROBE_BUDGET:
+                return left
+            self.probes += cost
             done += len(blocks)
             batch *= 4
             rows, imp = self._blocks(t, blocks)
