@@ -30,11 +30,12 @@ everywhere, k = 1. "sparse" first: row 3 = 5.0 * 1/2 + 0.1 * 1/2 = 2.55, row 7 =
 rows 0-2 and 4-6 (only in "the") are never scored; its postings are only probed for
 rows 3 and 7.
 
-Exactness: every impact is computed with the same expression as :func:`exhaustive`
-and a row's terms are summed in the caller's term order starting from 0.0, as
-``np.bincount`` does, so the scores are bit-identical to exhaustive scoring; bounds
-are compared with a margin of ``_MARGIN`` (relative), so float rounding never prunes
-a row that could tie the k-th score.
+Exactness: the rows that survive pruning are scored with the same float64 expression
+as :func:`exhaustive`, their terms summed in the caller's term order starting from 0.0
+as ``np.bincount`` does, so the scores are bit-identical to exhaustive scoring. Bounds
+and partial sums, used only to prune, are float32 (half the memory traffic), compared
+with a relative margin ``_MARGIN``, so rounding never prunes a row that could tie the
+k-th score.
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ from dataclasses import dataclass
 import numpy as np
 
 BLOCK = 128  # postings per block of bounds
-# A row is pruned when its bound is below theta * (1 - _MARGIN): well above the float64
-# rounding of the sums (~1e-15) and of float32 (6e-8), so a pruned row's float32 score is
+# A row is pruned when its bound is below theta * (1 - _MARGIN). Bounds and partial sums
+# are float32 (each impact within ~2e-7 relative, a sum of n terms within n * 6e-8 more),
+# scores float64; the margin is well above both, so a pruned row's float32 score is
 # strictly below the k-th one's.
-_MARGIN = 2e-6
+_MARGIN = 1e-5
+_FLOAT32_TERMS = 100  # float32 partial sums of more terms could stray past the margin
 
 
 @dataclass
@@ -84,6 +87,12 @@ def _impact(weight: float, tf: np.ndarray, nrm: np.ndarray) -> np.ndarray:
     """weight * tf / (tf + norm) in float64: the one expression both scorers use."""
     tf64 = tf.astype(np.float64)
     return weight * tf64 / (tf64 + nrm)
+
+
+def _bound(weight: float, tf: np.ndarray, nrm: np.ndarray) -> np.ndarray:
+    """The same in float32, for bounds only (half the memory traffic of float64; each
+    value within ~2e-7 relative, sums of up to ``_FLOAT32_TERMS`` within the margin)."""
+    return np.float32(weight) * tf / (tf + nrm)
 
 
 def exhaustive(terms: list[TermPostings], norm: np.ndarray, k: int,
@@ -167,7 +176,8 @@ def top_k(terms: list[TermPostings], norm: np.ndarray, k: int,
     if k <= 0:
         return _empty()
     terms = [t for t in terms if len(t.rows)]
-    if any(t.weight < 0 for t in terms):  # bounds assume no term lowers a score
+    if any(t.weight < 0 for t in terms) or len(terms) > _FLOAT32_TERMS:
+        # bounds assume no term lowers a score; float32 sums stay within the margin
         return exhaustive(terms, norm, k, live)
     given = [t for t in terms if t.weight > 0]
     terms = [_plain(t) for t in given]
@@ -263,7 +273,7 @@ class _Run:
             pos = (blocks[:, None] * BLOCK + np.arange(BLOCK)).ravel()
             pos = pos[pos < len(t.rows)]
         rows = t.rows[pos]
-        return rows, _impact(t.weight, t.tf[pos], self.norm[rows])
+        return rows, _bound(t.weight, t.tf[pos], self.norm[rows])
 
     def _score(self, j: int, rows: np.ndarray, imp: np.ndarray) -> None:
         """Exact scores of rows met first in list j: probe the other lists, prune, push."""
@@ -281,7 +291,7 @@ class _Run:
                 return
             t = self.terms[jj]
             found, at = _probe(t.rows, rows)
-            partial[found] += _impact(t.weight, t.tf[at[found]], self.norm[rows[found]])
+            partial[found] += _bound(t.weight, t.tf[at[found]], self.norm[rows[found]])
         rows = rows[partial >= heap.cut]
         heap.push(rows, self._exact(rows))
 
@@ -289,7 +299,7 @@ class _Run:
         """Lists j (its ``left`` blocks) to the last: accumulate the essential ones into
         one array over all rows, then finish the rows that can still reach theta."""
         heap, terms = self.heap, self.terms
-        acc = np.zeros(len(self.norm))
+        acc = np.zeros(len(self.norm), np.float32)
         for rows in [t.rows for t in terms[:j]] + self.read:
             acc[rows] = -np.inf  # scored (or pruned) already, in probe mode
         jj = j
@@ -297,8 +307,8 @@ class _Run:
             if jj == j:
                 rows, imp = self._blocks(terms[j], np.sort(left))
             else:
-                rows, imp = terms[jj].rows, _impact(terms[jj].weight, terms[jj].tf,
-                                                    self.norm[terms[jj].rows])
+                rows, imp = terms[jj].rows, _bound(terms[jj].weight, terms[jj].tf,
+                                                   self.norm[terms[jj].rows])
             acc[rows] += imp
             lower = acc[rows]
             heap.floor(lower if self.live is None else lower[self.live[rows]])
@@ -314,9 +324,9 @@ class _Run:
             t = terms[i]
             if len(cand) * SCAN_RATIO < len(t.rows):
                 found, at = _probe(t.rows, cand)
-                acc[cand[found]] += _impact(t.weight, t.tf[at[found]], self.norm[cand[found]])
+                acc[cand[found]] += _bound(t.weight, t.tf[at[found]], self.norm[cand[found]])
             else:
-                acc[t.rows] += _impact(t.weight, t.tf, self.norm[t.rows])
+                acc[t.rows] += _bound(t.weight, t.tf, self.norm[t.rows])
             heap.floor(acc[cand])
         cand = cand[acc[cand] >= heap.cut]
         heap.push(cand, self._exact(cand))
