@@ -212,12 +212,14 @@ def _upper(t: TermPostings, floor: float) -> float:
     return t.weight * most / (most + floor) * (1 + _MARGIN)
 
 
-# Probes (rows times lists) a search may spend before it accumulates densely instead: one
-# np.searchsorted probe costs ~50-200 ns, reading a posting ~15 ns, the dense array ~2 ms
-# at 1M rows (allocating it, then finding its candidates).
-PROBE_BUDGET = 5_000
+# The cost model that picks a strategy, in nanoseconds at 1M rows: probing a row in the
+# other lists (np.searchsorted alone is ~100-250 ns; 800 is what the whole probe path
+# costs per row and list, fitted on benchmarks/topk.py), scanning a posting into the
+# dense array (impact and scatter, ~5-10 ns), and per row of the index for the dense
+# array itself (zeroing it, then finding its candidates: ~1 ms at 1M rows).
+PROBE_NS, SCAN_NS, DENSE_NS_PER_ROW = 800, 8, 1.0
 # A list is probed for the candidates when it is this many times longer than they are,
-# else scanned whole (probe ~100-200 ns, scan ~6-10 ns a posting).
+# else scanned whole.
 SCAN_RATIO = 10
 
 
@@ -232,7 +234,6 @@ class _Run:
         self.suffix = np.concatenate([np.cumsum(ub[::-1])[::-1], [0.0]]) * (1 + _MARGIN)
         self.norm, self.live, self.heap = norm, live, _Heap(k)
         self.read: list[np.ndarray] = []  # rows read so far from the current term
-        self.probes = 0  # probes spent so far (estimated: rows times other lists)
 
     def read_term(self, j: int):
         """Score the rows first met in list j, best blocks first, probing the others.
@@ -251,10 +252,11 @@ class _Run:
                 return None
             left = by_bound[done:done + todo]
             blocks = np.sort(left[:batch])
-            cost = len(blocks) * BLOCK * (len(self.terms) - 1)
-            if len(heap.rows) >= heap.k and self.probes + cost > PROBE_BUDGET:
+            # Probing the rows costs more than accumulating them densely: switch. (Until
+            # theta is known, weigh only the next batch: it is what sets theta.)
+            rows_next = (len(blocks) if len(heap.rows) < heap.k else todo) * BLOCK
+            if rows_next * (len(self.terms) - 1) * PROBE_NS > self._dense_cost(j):
                 return left
-            self.probes += cost
             done += len(blocks)
             batch *= 4
             rows, imp = self._blocks(t, blocks)
@@ -264,6 +266,12 @@ class _Run:
                 keep &= self.live[rows]
             self._score(j, rows[keep], imp[keep])
         return None
+
+    def _dense_cost(self, j: int) -> float:
+        """Nanoseconds :meth:`dense` would take from list j, roughly."""
+        lists = sum(len(t.rows) for t, s in zip(self.terms[j:], self.suffix[j:], strict=False)
+                    if s >= self.heap.cut)
+        return len(self.norm) * DENSE_NS_PER_ROW + lists * SCAN_NS
 
     def _blocks(self, t: TermPostings, blocks: np.ndarray):
         """(rows, impacts) of the postings in these blocks (ascending block numbers)."""
