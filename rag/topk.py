@@ -243,7 +243,7 @@ class _Run:
             t.bounds = block_bounds(t.rows, t.tf, self.norm)
         by_bound = np.argsort(-t.bounds, kind="stable")
         self.read = []
-        done, batch = 0, max(8, -(-4 * heap.k // BLOCK))
+        done, batch = 0, max(2, -(-2 * heap.k // BLOCK))
         while done < len(by_bound):
             # blocks are sorted by bound: once one cannot reach theta, none after it can
             reach = t.weight * t.bounds[by_bound[done:]] + self.suffix[j + 1] >= heap.cut
