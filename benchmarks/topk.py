@@ -29,6 +29,10 @@ work the wall time includes waiting for a core; the CPU time is the scorer's own
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as dt
+import io
+import sys
 import time
 from pathlib import Path
 
@@ -90,7 +94,32 @@ def main() -> None:
     ap.add_argument("-k", type=int, default=100, help="the retriever's depth (candidates)")
     ap.add_argument("--seed", type=int, default=23)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/topk-bench"))
+    ap.add_argument("--out", type=Path,
+                    default=Path(__file__).parent / "results" / "topk.md",
+                    help="where the printed figures are also written (markdown)")
     args = ap.parse_args()
+    out = _Tee()
+    with contextlib.redirect_stdout(out):
+        measure(args)
+    args.out.write_text(
+        f"# Lexical scoring: pruned top-k vs exhaustive\n\n{dt.date.today()}, "
+        f"`python benchmarks/topk.py {' '.join(sys.argv[1:])}`\n\n```\n{out.getvalue()}```\n")
+
+
+class _Tee(io.StringIO):
+    """Prints what it is given and keeps it."""
+
+    def __init__(self):
+        super().__init__()
+        self.echo = sys.stdout
+
+    def write(self, s: str) -> int:
+        self.echo.write(s)
+        self.echo.flush()
+        return super().write(s)
+
+
+def measure(args) -> None:
     folder = args.cache / f"{args.rows}-{args.vocab}-{args.seed}"
     if not (folder / "lengths.npy").exists():
         t = _now()
