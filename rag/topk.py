@@ -22,6 +22,19 @@ loops:
    sorted rows): in an earlier list means it was already scored there (drop it); in a
    later list adds its impact, and the row is dropped as soon as its partial score
    plus the bounds of the lists not yet probed falls below theta.
+5. Probing costs ~1 us a row and list. When the rows still to probe would cost more
+   than reading the essential lists (those that can still bring a new row to theta)
+   into one float32 array over all rows, switch to that (:meth:`_Run.dense`): add those
+   lists whole (rows already scored are set to -inf), raise theta from the partial sums
+   (each is a lower bound of its row's score, so the k-th largest is a valid theta),
+   take the rows whose partial sum plus the remaining bounds reaches theta, and finish
+   them list by list (probe a list 10x longer than the candidates, else scan it),
+   dropping rows whose bound falls below theta. The survivors are scored exactly.
+
+Where the time goes (benchmarks/topk.py, 1M chunks, 3-20 term questions): probing the
+rare terms' rows until theta is known, adding the essential mid-frequency lists
+(~100-300k postings), and finishing ~50-200k candidates against the long lists; the
+stop-word lists (~1M postings each) are only probed, for a few hundred rows.
 
 Worked example (numbers as in the doctest of :func:`top_k`): "sparse" (weight 5.0) in
 rows 3 and 7 with tf 1 and 2, "the" (weight 0.1) in rows 0..7 with tf 1, norm 1.0

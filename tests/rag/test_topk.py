@@ -179,3 +179,9 @@ def test_ties_go_to_the_lower_row():
 
 def test_worked_examples():
     assert doctest.testmod(topk).failed == 0
+
+
+def test_very_long_questions(synthetic):
+    """Past 100 terms top_k scores exhaustively (float32 bounds would stray): same answer."""
+    rng = np.random.default_rng(9)
+    same(synthetic, rng.choice(synthetic.by_df[:5000], 150, replace=False), 100)
