@@ -323,18 +323,25 @@ class _Run:
         acc = np.zeros(len(self.norm), np.float32)
         for rows in [t.rows for t in terms[:j]] + self.read:
             acc[rows] = -np.inf  # scored (or pruned) already, in probe mode
-        jj = j
-        while jj < len(terms) and self.suffix[jj] >= heap.cut:
+        jj, added = j, 0
+        # The essential lists; then the next one if no longer than the postings added so
+        # far (about the candidates there would be): scanning it is cheaper than finding
+        # and filtering those candidates first, and it leaves fewer.
+        while jj < len(terms):
+            if jj > j and self.suffix[jj] < heap.cut and (
+                    len(terms[jj].rows) > added or self.suffix[jj - 1] < heap.cut):
+                break
             if jj == j:
                 rows, imp = self._blocks(terms[j], np.sort(left))
             else:
                 rows, imp = terms[jj].rows, _bound(terms[jj].weight, terms[jj].tf,
                                                    self.norm[terms[jj].rows])
             acc[rows] += imp
+            added += len(rows)
             lower = acc[rows]
             heap.floor(lower if self.live is None else lower[self.live[rows]])
             jj += 1
-        # Rows met only in the lists after jj score at most suffix[jj] < theta.
+        # Rows met only in the lists from jj on score at most suffix[jj] < theta.
         cand = np.flatnonzero(acc >= heap.cut - self.suffix[jj])
         if self.live is not None:
             cand = cand[self.live[cand]]
