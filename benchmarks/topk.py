@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import datetime as dt
 import io
+import os
 import sys
 import time
 from pathlib import Path
@@ -130,7 +131,8 @@ def measure(args) -> None:
     n = len(lengths)
     df = np.diff(indptr)
     norm = (K1 * (1 - B + B * lengths / lengths.mean())).astype(np.float32)
-    print(f"{n:,} chunks, {len(rows):,} postings, {args.questions} questions, k = {args.k}")
+    print(f"{n:,} chunks, {len(rows):,} postings, {args.questions} questions, k = {args.k}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     results = run(args, rows, tf, indptr, df, norm)
     show(results)
 
