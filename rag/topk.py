@@ -47,7 +47,7 @@ Exactness: the rows that survive pruning are scored with the same float64 expres
 as :func:`exhaustive`, their terms summed in the caller's term order starting from 0.0
 as ``np.bincount`` does, so the scores are bit-identical to exhaustive scoring. Bounds
 and partial sums, used only to prune, are float32 (half the memory traffic), compared
-with a relative margin ``_MARGIN``, so rounding never prunes a row that could tie the
+with a relative margin (``_margin``), so rounding never prunes a row that could tie the
 k-th score.
 """
 
@@ -58,12 +58,16 @@ from dataclasses import dataclass
 import numpy as np
 
 BLOCK = 128  # postings per block of bounds
-# A row is pruned when its bound is below theta * (1 - _MARGIN). Bounds and partial sums
-# are float32 (each impact within ~2e-7 relative, a sum of n terms within n * 6e-8 more),
-# scores float64; the margin is well above both, so a pruned row's float32 score is
-# strictly below the k-th one's.
-_MARGIN = 1e-5
-_FLOAT32_TERMS = 100  # float32 partial sums of more terms could stray past the margin
+# Bounds are inflated by _MARGIN (relative) against float64 rounding.
+_MARGIN = 1e-6
+
+
+def _margin(lists: int) -> float:
+    """A row is pruned when its bound is below theta * (1 - margin). Partial sums are
+    float32: each impact within ~2e-7 relative, a sum over n lists within n * 6e-8 more
+    (all terms are positive); the margin is well above that, so a pruned row's float32
+    score is strictly below the k-th one's."""
+    return 1e-5 + 2e-7 * lists
 
 
 @dataclass
@@ -104,7 +108,7 @@ def _impact(weight: float, tf: np.ndarray, nrm: np.ndarray) -> np.ndarray:
 
 def _bound(weight: float, tf: np.ndarray, nrm: np.ndarray) -> np.ndarray:
     """The same in float32, for bounds only (half the memory traffic of float64; each
-    value within ~2e-7 relative, sums of up to ``_FLOAT32_TERMS`` within the margin)."""
+    value within ~2e-7 relative; see :func:`_margin`)."""
     return np.float32(weight) * tf / (tf + nrm)
 
 
@@ -146,8 +150,8 @@ class _Heap:
     ``cut`` is theta (the k-th best score known) less the margin; theta may also come
     from :meth:`floor`, k distinct rows known to score at least that much."""
 
-    def __init__(self, k: int):
-        self.k = k
+    def __init__(self, k: int, margin: float):
+        self.k, self.margin = k, margin
         self.rows = np.zeros(0, np.int64)
         self.scores = np.zeros(0, np.float64)
         self.cut = 0.0
@@ -168,7 +172,7 @@ class _Heap:
         known = np.concatenate([self.scores, lower]) if len(lower) else self.scores
         if len(known) >= self.k:
             kth = np.partition(known, len(known) - self.k)[len(known) - self.k]
-            self.cut = max(self.cut, float(kth) * (1 - _MARGIN))
+            self.cut = max(self.cut, float(kth) * (1 - self.margin))
 
 
 def top_k(terms: list[TermPostings], norm: np.ndarray, k: int,
@@ -189,8 +193,7 @@ def top_k(terms: list[TermPostings], norm: np.ndarray, k: int,
     if k <= 0:
         return _empty()
     terms = [t for t in terms if len(t.rows)]
-    if any(t.weight < 0 for t in terms) or len(terms) > _FLOAT32_TERMS:
-        # bounds assume no term lowers a score; float32 sums stay within the margin
+    if any(t.weight < 0 for t in terms):  # bounds assume no term lowers a score
         return exhaustive(terms, norm, k, live)
     given = [t for t in terms if t.weight > 0]
     terms = [_plain(t) for t in given]
@@ -245,7 +248,7 @@ class _Run:
         ub = np.array([ub[i] for i in order])
         # suffix[j]: the most terms j, j+1, ... can add to one row together
         self.suffix = np.concatenate([np.cumsum(ub[::-1])[::-1], [0.0]]) * (1 + _MARGIN)
-        self.norm, self.live, self.heap = norm, live, _Heap(k)
+        self.norm, self.live, self.heap = norm, live, _Heap(k, _margin(len(terms)))
         self.read: list[np.ndarray] = []  # rows read so far from the current term
 
     def read_term(self, j: int):

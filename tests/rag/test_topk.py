@@ -182,6 +182,24 @@ def test_worked_examples():
 
 
 def test_very_long_questions(synthetic):
-    """Past 100 terms top_k scores exhaustively (float32 bounds would stray): same answer."""
+    """150 terms (or one term given per index segment): float32 partial sums of that many
+    lists stay within the pruning margin."""
     rng = np.random.default_rng(9)
     same(synthetic, rng.choice(synthetic.by_df[:5000], 150, replace=False), 100)
+
+
+def test_a_term_given_per_segment(synthetic):
+    """A term's postings may come as one TermPostings per index segment (disjoint rows,
+    the same weight): the answer is that of the whole lists, no concatenation needed."""
+    rng = np.random.default_rng(13)
+    for ids in random_questions(synthetic, rng, 150):
+        whole = synthetic.query(ids)
+        parts = []
+        for t in whole:
+            cuts = np.sort(rng.integers(0, len(t.rows) + 1, 2))
+            parts += [TermPostings(t.weight, r, f) for r, f in
+                      zip(np.split(t.rows, cuts), np.split(t.tf, cuts), strict=True)]
+        want = exhaustive(whole, synthetic.norm, 100)
+        got = top_k(parts, synthetic.norm, 100)
+        assert got[0].tolist() == want[0].tolist()
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
