@@ -1,0 +1,38 @@
+"""Fixtures for the feed tests: the replay server, settings pointing every feed at it
+(no arXiv spacing), and a pipeline on the shared wordllama embedder."""
+
+from __future__ import annotations
+
+import pytest
+from replay import Replay
+
+
+@pytest.fixture
+def replay():
+    with Replay() as server:
+        yield server
+
+
+def feed_env(replay: Replay, **extra: str) -> dict[str, str]:
+    """The environment an `ask` subprocess needs to sync from the replay server."""
+    return {"ABSTRACTA_EMBEDDER": "wordllama", "ABSTRACTA_ARXIV_DELAY": "0",
+            "ABSTRACTA_HF_PAPERS_URL": f"{replay.url}/api/daily_papers",
+            "ABSTRACTA_ARXIV_RSS_URL": f"{replay.url}/rss",
+            "ABSTRACTA_ARXIV_OAI_URL": f"{replay.url}/oai", **extra}
+
+
+@pytest.fixture
+def feed_settings(tmp_path, replay):
+    from rag.settings import Settings
+
+    return Settings(data_dir=tmp_path / "data", embedder="wordllama", arxiv_delay=0,
+                    hf_papers_url=f"{replay.url}/api/daily_papers",
+                    arxiv_rss_url=f"{replay.url}/rss", arxiv_oai_url=f"{replay.url}/oai",
+                    _env_file=None)
+
+
+@pytest.fixture
+def pipeline(feed_settings, wordllama):
+    from rag.pipeline import Pipeline
+
+    return Pipeline(feed_settings, embedder=wordllama)
