@@ -23,7 +23,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 
-from rag.errors import FeedError
+from rag.errors import FeedError, FeedUnreachableError
 from rag.feeds.client import Client
 from rag.feeds.source import Failure, Page, clean_text, listing_name, looks_like_html
 from rag.identity import normalize_arxiv_id
@@ -62,6 +62,8 @@ class HFDaily:
             label = listing_name(NAME, day.isoformat())
             try:
                 page = self._fetch(day, label, state, client)
+            except FeedUnreachableError:
+                raise  # no use asking for the other days: the sync stops
             except FeedError as exc:
                 yield Failure(NAME, f"{label}: {exc}")
                 continue
