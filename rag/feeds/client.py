@@ -14,6 +14,7 @@ unusable (the caller leaves that page unsynced).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -57,8 +58,9 @@ class Client:
     _http: object = None
 
     def __enter__(self) -> Client:
-        import httpx
         from importlib.metadata import PackageNotFoundError, version
+
+        import httpx
 
         try:
             ver = version("abstracta")
@@ -92,9 +94,10 @@ class Client:
                 self.sleep(self._retry_after(url, reply, attempt))  # type: ignore[operator]
                 continue
             return _usable(url, reply)
-        raise FeedUnreachableError(f"{_where(url)} did not answer in {self.settings.feed_timeout:g} "
-                                   f"s ({self.settings.feed_retries + 1} tries); check the "
-                                   "network, or run `ask sync` again later.")
+        raise FeedUnreachableError(
+            f"{_where(url)} did not answer in {self.settings.feed_timeout:g} s "
+            f"({self.settings.feed_retries + 1} tries); check the network, or run `ask sync` "
+            "again later.")
 
     def _space(self, url: str, spacing: float) -> None:
         host = urlsplit(url).netloc
@@ -132,10 +135,8 @@ class Client:
         if raw.isdigit():
             wait = float(raw)
         elif raw:
-            try:
+            with contextlib.suppress(TypeError, ValueError):  # unreadable: our backoff
                 wait = max(0.0, parsedate_to_datetime(raw).timestamp() - time.time())
-            except (TypeError, ValueError):
-                pass
         if wait > self.settings.feed_max_wait:
             raise FeedError(f"{_where(url)} is busy (HTTP {reply.status_code}) and asks to wait "
                             f"{wait:.0f} s; run `ask sync` again later.")

@@ -41,7 +41,7 @@ def _sync_once(settings, source, categories, since, until, days) -> bool:
     from rag.feeds.plan import plan
     from rag.pipeline import Pipeline
 
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     try:
         feeds = plan(settings, source, categories, since=since, until=until, days=days,
                      today=today)

@@ -126,7 +126,8 @@ def _paper(entry, day: str, label: str) -> Paper | str:
     """One entry as a Paper, or why it cannot be one."""
     if not isinstance(entry, dict):
         return "not a JSON object"
-    inner = entry.get("paper") if isinstance(entry.get("paper"), dict) else {}
+    found = entry.get("paper")
+    inner: dict = found if isinstance(found, dict) else {}
     title = clean_text(inner.get("title") or entry.get("title"))
     abstract = clean_text(inner.get("summary") or entry.get("summary"))
     raw_id = inner.get("id")
@@ -134,8 +135,9 @@ def _paper(entry, day: str, label: str) -> Paper | str:
     if not title or not abstract:
         what = f"{arxiv_id or 'a paper'} '{title[:60]}'" if title else (arxiv_id or "a paper")
         return f"{what} has no {'title' if not title else 'abstract'}"
-    authors = inner.get("authors") if isinstance(inner.get("authors"), list) else []
-    names = [clean_text(a.get("name")) for a in authors if isinstance(a, dict)]
+    authors = inner.get("authors")
+    names = [clean_text(a.get("name")) for a in (authors if isinstance(authors, list) else [])
+             if isinstance(a, dict)]
     return Paper(title=title, abstract=abstract, listings=(Listing(day, label),),
                  arxiv_id=arxiv_id, authors=", ".join(n for n in names if n),
                  where=label + (f" {arxiv_id}" if arxiv_id else ""))

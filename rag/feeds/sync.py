@@ -1,9 +1,10 @@
 """A sync: each feed's new pages fetched, their papers ingested, then its cursor moved.
 
 For each feed, in order: the pages it has not synced (:meth:`Feed.pages`), each saved
-as served under ``<data dir>/feeds/raw/``; every ``Settings.sync_commit_records`` records (and at the
-end) the papers go through the ordinary ingest (:func:`rag.ingest.ingest_papers`: merge
-by arXiv id, dedupe against the index, embed, write) and only then is the feed's
+as served under ``<data dir>/feeds/raw/``; every ``Settings.sync_commit_records``
+records (and at the end) the papers go through the ordinary ingest
+(:func:`rag.ingest.ingest_papers`: merge by arXiv id, dedupe against the index, embed,
+write) and only then is the feed's
 cursor written. A sync killed anywhere leaves the cursor before the uncommitted pages:
 the next sync fetches them again and the ingest, idempotent, ends with the index an
 uninterrupted sync builds. A page the server spoils (an HTML error page, truncated
@@ -24,7 +25,6 @@ from rag.feeds.source import Failure, Feed, Page
 from rag.identity import paper_id
 from rag.ingest import IngestReport, ingest_papers
 from rag.settings import Settings
-
 
 
 @dataclass
@@ -142,7 +142,7 @@ def _note_status(feed: Feed, settings: Settings, report: SyncReport) -> None:
     stats = report.feeds[feed.name]
     errors = [f for f in report.failures if f.startswith(feed.name)]
     status = load_status(settings)
-    status[feed.name] = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    status[feed.name] = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                          "fetched": stats["fetched"], "added": stats["added"],
                          "pages": stats["pages"], "error": errors[-1] if errors else ""}
     save_status(settings, status)

@@ -175,7 +175,8 @@ def oai(records: list[tuple[dict, str]], token: str = "", complete: int = 0,
     for a in p['authors'])}</authors>
 <title>{escape(p['title'])}</title><categories>{' '.join(p['categories'])}</categories>
 <license>http://creativecommons.org/licenses/by/4.0/</license>
-{f"<abstract>  {escape(p['abstract'])}</abstract>" if p['abstract'] else ''}</arXiv></metadata></record>"""
+{f"<abstract>  {escape(p['abstract'])}</abstract>" if p['abstract'] else ''}
+</arXiv></metadata></record>"""
         for p, stamp in records)
     tok = (f'<resumptionToken cursor="{cursor}" completeListSize="{complete}">{token}'
            '</resumptionToken>') if token else (

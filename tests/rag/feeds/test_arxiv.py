@@ -3,7 +3,7 @@ paper met in both arXiv and the daily listing."""
 
 from __future__ import annotations
 
-from feeds_helpers import sync, stored
+from feeds_helpers import stored, sync
 from replay import busy, hf_day, oai, oai_no_records, ok, paper, rss
 
 RSS = "/rss/cs.CL"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from feeds_helpers import sync, stored
+from feeds_helpers import stored, sync
 from replay import busy, hf_day, html_error, ok, paper
 
 API = "/api/daily_papers"
