@@ -32,6 +32,9 @@ from rag.types import Listing, Paper
 
 NAME = "hf-daily"
 OPEN_DAYS = 1  # days before today whose listing can still grow (time zones, late additions)
+# Entries asked for per day (the API's default is fewer). A day rarely lists more than ~60
+# papers; a full answer is reported, since the rest of that day would be missing.
+LIMIT = 100
 
 
 class HFDaily:
@@ -73,8 +76,8 @@ class HFDaily:
 
     def _fetch(self, day: dt.date, label: str, state: dict, client: Client) -> Page:
         known = state["open"].get(day.isoformat(), {})
-        reply = client.get(self.settings.hf_papers_url, {"date": day.isoformat()},
-                           validators=known)
+        reply = client.get(self.settings.hf_papers_url,
+                           {"date": day.isoformat(), "limit": LIMIT}, validators=known)
         digest = hashlib.sha1(reply.body).hexdigest()
         if reply.not_modified or (known.get("sha") == digest):
             return Page(NAME, label, not_modified=True, cursor=None)
@@ -113,6 +116,9 @@ def parse_day(body: bytes, day: str, label: str) -> Page:
     if not isinstance(entries, list):
         raise FeedError("the answer is not a list of papers; check ABSTRACTA_HF_PAPERS_URL.")
     page = Page(NAME, label, records=len(entries))
+    if len(entries) >= LIMIT:
+        page.skipped.append(f"{label}: the answer holds {len(entries)} papers, the most asked "
+                            "for; later papers of that day may be missing")
     for n, entry in enumerate(entries, start=1):
         paper = _paper(entry, day, label)
         if isinstance(paper, str):

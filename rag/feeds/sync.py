@@ -4,12 +4,11 @@ For each feed, in order: the pages it has not synced (:meth:`Feed.pages`), each 
 as served under ``<data dir>/feeds/raw/``; every ``Settings.sync_commit_records``
 records (and at the end) the papers go through the ordinary ingest
 (:func:`rag.ingest.ingest_papers`: merge by arXiv id, dedupe against the index, embed,
-write) and only then is the feed's
-cursor written. A sync killed anywhere leaves the cursor before the uncommitted pages:
-the next sync fetches them again and the ingest, idempotent, ends with the index an
-uninterrupted sync builds. A page the server spoils (an HTML error page, truncated
-JSON or XML) is left unsynced and reported; an unreachable server stops the sync.
-Nothing already indexed is ever removed.
+write) and only then is the feed's cursor written. A sync killed anywhere leaves the
+cursor before the uncommitted pages: the next sync fetches them again and the ingest,
+idempotent, ends with the index an uninterrupted sync builds. A page the server spoils
+(an HTML error page, truncated JSON or XML) is left unsynced and reported; an
+unreachable server stops the sync. Nothing already indexed is ever removed.
 """
 
 from __future__ import annotations

@@ -47,6 +47,13 @@ def test_rss_truncated_is_an_error_and_keeps_the_index(pipeline, replay):
     assert set(stored(pipeline)) == {"2508.00001"}
 
 
+def test_rss_of_a_day_without_announcements_is_empty_not_an_error(pipeline, replay):
+    replay.route(RSS, "", ok(rss("cs.CL", "Sat, 09 Aug 2025 00:00:00 -0400", []), XML))
+    report = sync(pipeline, "arxiv", ["cs.CL"])
+    assert (report.fetched, report.failures, report.ingest.added) == (0, [], 0)
+    assert pipeline.sync_status()["arxiv cs.CL"]["error"] == ""
+
+
 def _three_pages(replay, duplicate: bool = True) -> set[str]:
     """An OAI-PMH backfill of cs over three resumption pages; the ids it should index."""
     stamp = "2025-08-04"

@@ -17,8 +17,8 @@ def test_each_day_is_one_request_and_every_listed_paper_is_indexed(pipeline, rep
     replay.route(API, "2025-08-02", ok(hf_day([paper(3)])))
     report = sync(pipeline, "hf", since="2025-08-01", until="2025-08-02")
     assert (report.fetched, report.ingest.added, report.failures) == (3, 3, [])
-    assert [r["query"] for r in replay.requests(API)] == [{"date": "2025-08-01"},
-                                                         {"date": "2025-08-02"}]
+    assert [r["query"] for r in replay.requests(API)] == [
+        {"date": "2025-08-01", "limit": "100"}, {"date": "2025-08-02", "limit": "100"}]
     papers = stored(pipeline)
     assert set(papers) == {"2508.00001", "2508.00002", "2508.00003"}
     one = papers["2508.00001"]

@@ -111,4 +111,6 @@ def test_bad_arguments_are_usage_errors(replay, tmp_path):
     assert proc.returncode == 2 and "is not an arXiv category" in proc.stderr
     proc = run_ask("sync", "hf", "--since", "Aug 1", env=feed_env(replay))
     assert proc.returncode == 2 and "use 2025-08-01" in proc.stderr
+    proc = run_ask("sync", "--every", "5s", env=feed_env(replay))
+    assert proc.returncode == 2 and "between 1m and 7d" in proc.stderr
     assert replay.log == []
