@@ -16,8 +16,10 @@ the next page is ``?verb=ListRecords&resumptionToken=<token>`` (nothing else)::
 
 No match is ``<error code="noRecordsMatch">``: an empty range, not a failure. Sets are
 archives (``cs``), so records are kept only when one of their categories was asked
-for; each asked category a record is in gives it a listing ``("2025-08-04",
-"arxiv cs.CL 2025-08-04")`` (the datestamp). The cursor holds, per category, the last
+for; a record ``created`` before the range is a new version of an older paper (its
+datestamp moved) and is left out, as the RSS feed's replacements are. Each asked
+category a record is in gives it a listing ``("2025-08-04", "arxiv cs.CL 2025-08-04")``
+(the datestamp). The cursor holds, per category, the last
 day fully synced (``through``); it moves only once the last page of the chain is
 committed, so a chain cut anywhere is fetched again from its start.
 """
@@ -67,7 +69,8 @@ class ArxivOAI:
             reply = client.get(self.settings.arxiv_oai_url, params,
                                spacing=self.settings.arxiv_delay)
             try:
-                page, token = parse_page(reply.body, self.categories, f"{self.name} page {n}")
+                page, token = parse_page(reply.body, self.categories, f"{self.name} page {n}",
+                                         span[0].isoformat())
             except FeedError as exc:
                 yield Failure(self.name, f"{self.name} (page {n} from {span[0]}): {exc}")
                 return
@@ -83,9 +86,10 @@ class ArxivOAI:
             params = {"verb": "ListRecords", "resumptionToken": token}
 
 
-def parse_page(body: bytes, categories: list[str], label: str) -> tuple[Page, str]:
+def parse_page(body: bytes, categories: list[str], label: str,
+               since: str = "") -> tuple[Page, str]:
     """One ListRecords answer: its records as a Page, and the resumption token ("" at
-    the end)."""
+    the end). Papers created before ``since`` (new versions of old papers) are left out."""
     root = parse_xml(body, "OAI-PMH answer")
     if root.tag != f"{{{NS['o']}}}OAI-PMH":
         raise FeedError("the answer is not OAI-PMH; check ABSTRACTA_ARXIV_OAI_URL.")
@@ -100,7 +104,7 @@ def parse_page(body: bytes, categories: list[str], label: str) -> tuple[Page, st
         raise FeedError("the answer holds no ListRecords; check ABSTRACTA_ARXIV_OAI_URL.")
     page = Page(label, label)
     for n, record in enumerate(listing.findall("o:record", NS), start=1):
-        paper = _paper(record, categories)
+        paper = _paper(record, categories, since)
         if paper is None:
             continue
         page.records += 1
@@ -111,16 +115,17 @@ def parse_page(body: bytes, categories: list[str], label: str) -> tuple[Page, st
     return page, text_of(listing, "o:resumptionToken", NS)
 
 
-def _paper(record: Element, wanted: list[str]) -> Paper | str | None:
-    """One record as a Paper; None when it is not for us (deleted, other categories);
-    else why it cannot be one."""
+def _paper(record: Element, wanted: list[str], since: str) -> Paper | str | None:
+    """One record as a Paper; None when it is not for us (deleted, other categories, an
+    older paper's new version); else why it cannot be one."""
     header = record.find("o:header", NS)
     if header is None or header.get("status") == "deleted":
         return None
     meta = record.find("o:metadata/a:arXiv", NS)
     categories = text_of(meta, "a:categories", NS)
     mine = [c for c in wanted if c in categories.split()]
-    if meta is None or not mine:
+    created = text_of(meta, "a:created", NS)[:10]
+    if meta is None or not mine or (created and created < since):
         return None
     day = text_of(header, "o:datestamp", NS)[:10]
     arxiv_id = normalize_arxiv_id(text_of(meta, "a:id", NS))

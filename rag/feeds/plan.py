@@ -71,4 +71,7 @@ def plan(settings: Settings, source: str | None, categories: list[str], *,
             feeds.append(ArxivOAI(settings, group, days, today))
     else:
         feeds.extend(ArxivRSS(settings, c) for c in dict.fromkeys(categories))
+    if not feeds:
+        raise ValueError("nothing to sync: ABSTRACTA_SYNC_SOURCES names no source; set it "
+                         "(e.g. 'hf arxiv:cs.CL') or name one (`ask sync hf`).")
     return feeds

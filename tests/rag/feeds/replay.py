@@ -170,7 +170,7 @@ def oai(records: list[tuple[dict, str]], token: str = "", complete: int = 0,
 <setSpec>cs</setSpec></header><metadata>
 <arXiv xmlns="http://arxiv.org/OAI/arXiv/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
  xsi:schemaLocation="http://arxiv.org/OAI/arXiv/ http://arxiv.org/OAI/arXiv.xsd">
-<id>{p['id']}</id><created>{stamp}</created><authors>{''.join(
+<id>{p['id']}</id><created>{p.get('created', stamp)}</created><authors>{''.join(
     f'<author><keyname>{escape(a.split()[-1])}</keyname><forenames>{escape(a.split()[0])}</forenames></author>'
     for a in p['authors'])}</authors>
 <title>{escape(p['title'])}</title><categories>{' '.join(p['categories'])}</categories>

@@ -55,13 +55,14 @@ def test_rss_of_a_day_without_announcements_is_empty_not_an_error(pipeline, repl
 
 
 def _three_pages(replay, duplicate: bool = True) -> set[str]:
-    """An OAI-PMH backfill of cs over three resumption pages; the ids it should index."""
+    """An OAI-PMH backfill of cs over three resumption pages; the ids it should index (not
+    2508.00007: created in 2023, its datestamp moved by a new version)."""
     stamp = "2025-08-04"
     other = {**paper(9), "categories": ["cs.CV"]}  # set=cs holds every cs category
     page1 = [(paper(1), stamp), (paper(2), stamp), (other, stamp)]
     page2 = [(paper(3), stamp), (paper(2), stamp) if duplicate else (paper(5), stamp),
              ({**paper(4), "abstract": ""}, stamp)]
-    page3 = [(paper(6), "2025-08-05")]
+    page3 = [(paper(6), "2025-08-05"), ({**paper(7), "created": "2023-01-09"}, "2025-08-05")]
     replay.route(OAI, "", ok(oai(page1, token="tok|1001", complete=7), "text/xml"))
     replay.route(OAI, "tok|1001", ok(oai(page2, token="tok|2002", complete=7, cursor=1001),
                                      "text/xml"))
