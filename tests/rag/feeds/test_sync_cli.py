@@ -76,6 +76,28 @@ def test_sigkill_mid_sync_then_rerun_is_the_uninterrupted_index(replay, tmp_path
     assert "0 fetched" in _ok(_sync(replay, tmp_path / "killed"))
 
 
+@pytest.mark.parametrize("after", [2.0, 3.5, 5.0])
+def test_sigkill_at_whatever_point_a_delay_lands_then_rerun_is_the_same_index(
+        replay, tmp_path, after):
+    """Killed ``after`` seconds in: wherever that lands (loading, fetching, mid-ingest,
+    between a commit and its cursor), the rerun ends with the uninterrupted index. The
+    assertion does not depend on where it landed."""
+    _serve_days(replay)
+    _ok(_sync(replay, tmp_path / "whole"))
+    env = dict(os.environ, **feed_env(replay, ABSTRACTA_DATA_DIR=str(tmp_path / "killed"),
+                                      ABSTRACTA_SYNC_COMMIT_RECORDS="2"))
+    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "sync", "hf", "--since", DAYS[0],
+                             "--until", DAYS[-1]], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        proc.wait(after)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    _ok(_sync(replay, tmp_path / "killed"))
+    assert index_snapshot(tmp_path / "killed") == index_snapshot(tmp_path / "whole")
+
+
 def test_unreachable_server_is_one_line_exit_1_and_the_index_untouched(replay, tmp_path):
     _serve_days(replay)
     replay.route(API, "2025-08-05", ok(hf_day([paper(9)])))
