@@ -13,14 +13,6 @@ def replay():
         yield server
 
 
-def feed_env(replay: Replay, **extra: str) -> dict[str, str]:
-    """The environment an `ask` subprocess needs to sync from the replay server."""
-    return {"ABSTRACTA_EMBEDDER": "wordllama", "ABSTRACTA_ARXIV_DELAY": "0",
-            "ABSTRACTA_HF_PAPERS_URL": f"{replay.url}/api/daily_papers",
-            "ABSTRACTA_ARXIV_RSS_URL": f"{replay.url}/rss",
-            "ABSTRACTA_ARXIV_OAI_URL": f"{replay.url}/oai", **extra}
-
-
 @pytest.fixture
 def feed_settings(tmp_path, replay):
     from rag.settings import Settings

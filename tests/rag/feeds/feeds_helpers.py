@@ -20,3 +20,11 @@ def sync(pipeline, source=None, categories=(), *, since=None, until=None, days=N
 def stored(pipeline) -> dict:
     """paper id -> StoredPaper, for every indexed paper."""
     return {p.paper_id: p for p in pipeline.papers()}
+
+
+def feed_env(replay, **extra: str) -> dict[str, str]:
+    """The environment an `ask` subprocess needs to sync from the replay server."""
+    return {"ABSTRACTA_EMBEDDER": "wordllama", "ABSTRACTA_ARXIV_DELAY": "0",
+            "ABSTRACTA_HF_PAPERS_URL": f"{replay.url}/api/daily_papers",
+            "ABSTRACTA_ARXIV_RSS_URL": f"{replay.url}/rss",
+            "ABSTRACTA_ARXIV_OAI_URL": f"{replay.url}/oai", **extra}

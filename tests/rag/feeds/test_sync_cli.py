@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import feed_env
+from feeds_helpers import feed_env
 from helpers import free_port, run_ask
 from rag_helpers import index_snapshot
 from replay import hf_day, ok, paper
