@@ -491,6 +491,44 @@ def chat(use_llm, k, since, until, sources, data_dir, chroma_url):
         echo("")
 
 
+@cli.command(name="sync")
+@click.argument("source", required=False, type=click.Choice(["hf", "arxiv"]))
+@click.argument("categories", nargs=-1)
+@click.option("--since", default=None, help="First day to fetch (2025-08-01).")
+@click.option("--until", default=None, help="Last day of the daily listing to fetch.")
+@click.option("--days", type=click.IntRange(1, 3650), default=None,
+              help="Fetch the last N days (arXiv: an OAI-PMH backfill).")
+@click.option("--every", default=None, help="Run again every interval (6h, 30m) until stopped.")
+@common_options
+def sync_cmd(source, categories, since, until, days, every, data_dir, chroma_url):
+    """Fetch new papers from the daily listing and arXiv, and index them.
+
+    \b
+    ask sync                          every source in ABSTRACTA_SYNC_SOURCES
+    ask sync hf --since 2025-08-01    the Hugging Face daily papers, one request a day
+    ask sync arxiv cs.CL cs.LG        last night's arXiv RSS of these categories
+    ask sync arxiv cs.CL --days 7     a backfill through arXiv's OAI-PMH
+    """
+    from rag.feeds.commands import run_sync_command
+
+    run_sync_command(_settings(data_dir, chroma_url), source, list(categories), since=since,
+                     until=until, days=days, every=every)
+
+
+@cli.command(name="new")
+@click.option("--since", default=None, help="Only papers a feed listed on/after this date.")
+@click.option("--category", "categories", multiple=True,
+              help="Only papers in this arXiv category (repeatable; 'cs' is every cs.*).")
+@click.option("-n", "--limit", type=click.IntRange(1), default=50, help="At most N papers.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@common_options
+def new_cmd(since, categories, limit, as_json, data_dir, chroma_url):
+    """List the papers `ask sync` brought in, newest first, and each feed's last sync."""
+    from rag.feeds.commands import run_new_command
+
+    run_new_command(_settings(data_dir, chroma_url), since, tuple(categories), limit, as_json)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the CLI and turns Abstracta errors into one-line messages."""
     try:

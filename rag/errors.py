@@ -60,6 +60,15 @@ class UnknownPaperError(AbstractaError):
     exit_code = 2
 
 
+class FeedError(AbstractaError):
+    """A feed (``ask sync``) sent something unusable for one page: an error page, broken
+    JSON or XML, a refusal. That page stays unsynced; nothing indexed is touched."""
+
+
+class FeedUnreachableError(FeedError):
+    """A feed's server cannot be reached (offline, refused, DNS, timeouts): the sync stops."""
+
+
 class IndexBusyError(StoreError):
     """Another process holds the index's write lock (``ask ingest --no-wait``)."""
 

@@ -196,6 +196,31 @@ class Pipeline:
         return ensure_bundled_corpus(self.settings, self.store, self.embedder, progress,
                                      on_lock_wait=on_lock_wait)
 
+    def sync(self, feeds: list, progress: Progress | None = None, *,
+             on_lock_wait: OnLockWait | None = None):
+        """Fetch the feeds' new pages and ingest them (:mod:`rag.feeds.sync`); the index
+        and the embedder are opened only once there is something to write."""
+        from rag.feeds.sync import run_sync, sync_ingest
+
+        def ingest(papers: list) -> IngestReport:
+            return sync_ingest(self.settings, self.store, self.embedder, progress,
+                               on_lock_wait)(papers)
+
+        return run_sync(feeds, self.settings, ingest, lambda: self.store)
+
+    def new_papers(self, since: str | None = None, categories: tuple[str, ...] = (),
+                   limit: int | None = None) -> list[StoredPaper]:
+        """Papers the feeds listed, newest first (`ask new`, :mod:`rag.feeds.new`)."""
+        from rag.feeds.new import new_papers
+
+        return new_papers(self.store, since, categories, limit)
+
+    def sync_status(self) -> dict[str, dict]:
+        """Each feed's last sync, by name (:func:`rag.feeds.new.sync_status`)."""
+        from rag.feeds.new import sync_status
+
+        return sync_status(self.settings)
+
     def searcher(self, settings: Settings | None = None) -> Searcher:
         """The searcher of the index's current generation: built when the generation (or
         the listings) moved since the last question, else the one held. One call per

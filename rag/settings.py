@@ -200,6 +200,54 @@ class Settings(BaseSettings):
         "abandoned request, so a retry would queue behind it and multiply the load.",
     )
 
+    # --- feeds (`ask sync`) -------------------------------------------------------------
+    sync_sources: str = Field(
+        default="hf",
+        description="What `ask sync` with no arguments fetches: 'hf' (the Hugging Face daily "
+        "papers) and/or 'arxiv:<category>' (its nightly RSS), space or comma separated, e.g. "
+        "'hf arxiv:cs.CL arxiv:cs.LG'.",
+    )
+    sync_days: int = Field(
+        default=3, ge=1, le=3650,
+        description="Days a source's first `ask sync` looks back when no --since or --days "
+        "is given (later syncs start where the last one ended).",
+    )
+    sync_commit_records: int = Field(
+        default=5000, ge=1, le=1_000_000,
+        description="Records a sync fetches before it commits them to the index and moves "
+        "the feed's cursor (a long backfill is committed in steps of this size).",
+    )
+    hf_papers_url: str = Field(
+        default="https://huggingface.co/api/daily_papers",
+        description="The Hugging Face daily papers JSON API (?date=YYYY-MM-DD is added); a "
+        "mirror or proxy may stand in.",
+    )
+    arxiv_rss_url: str = Field(
+        default="https://rss.arxiv.org/rss",
+        description="arXiv's nightly RSS feeds (/<category> is added, e.g. /cs.CL).",
+    )
+    arxiv_oai_url: str = Field(
+        default="https://oaipmh.arxiv.org/oai",
+        description="arXiv's OAI-PMH endpoint, for backfills (`ask sync arxiv ... --days N`).",
+    )
+    arxiv_delay: float = Field(
+        default=3.0, ge=0, le=600,
+        description="Seconds between two requests to arXiv (its terms ask for one request "
+        "every 3 seconds).",
+    )
+    feed_timeout: float = Field(
+        default=30.0, gt=0, le=600, description="Seconds a feed request may take.")
+    feed_retries: int = Field(
+        default=3, ge=0, le=10,
+        description="Retries of a feed request answered 429/5xx or timed out (waiting as "
+        "the server's Retry-After says).",
+    )
+    feed_max_wait: float = Field(
+        default=300.0, ge=0, le=86400,
+        description="Longest Retry-After honoured (seconds); a server asking for more is an "
+        "error: run `ask sync` again later.",
+    )
+
     # --- UI ----------------------------------------------------------------------------
     ui_host: str = Field(default="127.0.0.1", description="Interface the UI listens on.")
     ui_port: int = Field(default=7860, ge=1, le=65535, description="Port the UI listens on.")

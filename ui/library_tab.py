@@ -1,6 +1,7 @@
-"""The Library tab: the index's statistics and a searchable table of its papers; and the
-page's view of the index (status line, source filter), filled when a page loads and
-refreshed every second while a first-run ingest runs."""
+"""The Library tab: the index's statistics, the feeds' last sync and the papers they
+brought (`ask sync`), and a searchable table of its papers; and the page's view of the
+index (status line, source filter), filled when a page loads and refreshed every second
+while a first-run ingest runs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ui import render
+
+NEW_SHOWN = 10  # papers from the feeds shown under the statistics (`ask new` lists all)
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,26 @@ def stats_html(svc) -> str:
     """The statistics, or what the index is doing while it opens."""
     if not svc.ready.is_set():
         return svc.status_html()
-    return render.stats_html(svc.pipeline.stats())
+    return render.stats_html(svc.pipeline.stats()) + feeds_html(svc)
+
+
+def feeds_html(svc) -> str:
+    """Each feed's last sync and the newest papers the feeds listed ("" before any sync).
+    Feed text is untrusted: every value goes through ``render._text`` (inert, escaped)."""
+    status = svc.pipeline.sync_status()
+    if not status:
+        return ""
+    text = render._text
+    feeds = "".join(
+        f"<li>{text(name)}: last sync {text(str(s.get('at', '?')))}, {int(s.get('fetched', 0))} "
+        f"fetched, {int(s.get('added', 0))} added"
+        f"{' (failed: ' + text(s['error']) + ')' if s.get('error') else ''}</li>"
+        for name, s in status.items())
+    new = svc.pipeline.new_papers(limit=NEW_SHOWN)
+    papers = "".join(f"<li>{text(p.title)} <small>{text(', '.join(p.sources[-2:]))}</small></li>"
+                     for p in new)
+    return (f'<div class="stats feeds"><p><b>Feeds</b> (<code>ask sync</code>)</p><ul>{feeds}</ul>'
+            + (f"<p>New papers</p><ol>{papers}</ol>" if papers else "") + "</div>")
 
 
 def sources_update(svc):
