@@ -1,14 +1,23 @@
-"""Date and source filters: what a user typed, and the papers they keep.
+"""Date, source, category and author filters: what a user typed, and the papers they keep.
 
 A filter never reads every paper record: the index's facets (each stored ``dates`` /
-``sources`` value and its paper count, cached per generation by :mod:`rag.store.cache`)
-are asked about each distinct value, and Chroma selects the papers with those values.
+``sources`` / ``categories`` value and its paper count, cached per generation by
+:mod:`rag.store.cache`) are asked about each distinct value, and Chroma selects the papers
+with those values. Authors come from the facets' postings (author-name key -> papers,
+:mod:`rag.authors`); only a name of two or more words reads the authors of the papers
+under its keys, to check that the words belong to one name.
+
+Within one kind, any wanted value keeps a paper (``--category cs.CL --category cs.LG``:
+either); kinds combine (``--category cs.CL --author Hinton``: both). A category or author
+that no indexed paper has is an error naming it (as an unknown source is), never an
+unfiltered answer; filters that each match papers but no paper together keep nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rag import authors as names
 from rag.errors import QuestionError
 
 
@@ -23,9 +32,17 @@ class Filters:
     since: str | None = None
     until: str | None = None
     sources: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()  # "cs.CL" (that category) or "cs" (any cs.*)
+    authors: tuple[str, ...] = ()  # names as typed: "Hinton", "G. Hinton" (see rag.authors)
 
     def active(self) -> bool:
-        return bool(self.since or self.until or self.sources)
+        return bool(self.since or self.until or self.sources or self.categories
+                    or self.authors)
+
+    def keeps_categories(self, categories: tuple[str, ...]) -> bool:
+        """Whether a paper with these arXiv categories passes (any of them matches one wanted)."""
+        return not self.categories or any(category_matches(c, want) for c in categories
+                                          for want in self.categories)
 
     def keeps_sources(self, sources: tuple[str, ...]) -> bool:
         """Whether a paper listed in these files passes (any of them matches one wanted)."""
@@ -41,6 +58,13 @@ class Filters:
 
 def _source_matches(source: str, wanted: str) -> bool:
     return source == wanted or wanted.lower() in source.lower()
+
+
+def category_matches(category: str, wanted: str) -> bool:
+    """``wanted`` is the category itself (case aside: "cs.cl" is "cs.CL") or its archive,
+    the part before the dot ("cs" keeps cs.CL and cs.LG; "hep-th" has no dot: itself)."""
+    category, wanted = category.casefold(), wanted.strip().casefold()
+    return category == wanted or category.startswith(wanted + ".")
 
 
 def _in_range(date: str, since: str | None, until: str | None) -> bool:
@@ -62,11 +86,26 @@ def _in_range(date: str, since: str | None, until: str | None) -> bool:
 
 def allowed_papers(store, facets, filters: Filters | None) -> list[str] | None:
     """Ids of the papers the filters keep (None: no filter), from this generation's
-    ``facets`` (:class:`rag.store.cache.Facets`). A source name that matches no indexed
-    source is an error, not an empty result."""
+    ``facets`` (:class:`rag.store.cache.Facets`). A source, category or author that no
+    indexed paper has is a QuestionError naming it, not an empty or unfiltered result."""
 
     if filters is None or not filters.active():
         return None
+    _check_known(filters, facets)
+    by_author = _author_papers(store, facets, filters.authors) if filters.authors else None
+    if not (filters.since or filters.until or filters.sources or filters.categories):
+        return sorted(by_author or ())
+    # The facets this searcher holds: the store would otherwise ask the cache for the
+    # current generation again, mid-question.
+    ids = store.filter_papers(filters.keeps_dates if filters.since or filters.until else None,
+                              filters.keeps_sources if filters.sources else None,
+                              facets=facets,
+                              categories=filters.keeps_categories if filters.categories else None)
+    return ids if by_author is None else [p for p in ids if p in by_author]
+
+
+def _check_known(filters: Filters, facets) -> None:
+    """Each wanted source and category matches something indexed (else QuestionError)."""
     if filters.sources:
         known = facets.source_counts()
         unknown = [w for w in filters.sources if not any(_source_matches(s, w) for s in known)]
@@ -74,8 +113,42 @@ def allowed_papers(store, facets, filters: Filters | None) -> list[str] | None:
             raise QuestionError(
                 f"No indexed source matches {', '.join(repr(u) for u in unknown)}; "
                 "`ask stats` lists the sources.")
-    # The facets this searcher holds: the store would otherwise ask the cache for the
-    # current generation again, mid-question.
-    return store.filter_papers(filters.keeps_dates if filters.since or filters.until else None,
-                               filters.keeps_sources if filters.sources else None,
-                               facets=facets)
+    if filters.categories:
+        known = facets.category_counts()
+        unknown = [w for w in filters.categories
+                   if not any(category_matches(c, w) for c in known)]
+        if unknown:
+            raise QuestionError(
+                f"No indexed paper has category {', '.join(repr(u) for u in unknown)}; "
+                + ("`ask stats` lists the categories." if known else
+                   "no indexed paper has categories at all (arXiv metadata JSON Lines "
+                   "and CSV files with a categories column carry them)."))
+
+
+def _author_papers(store, facets, wanted: tuple[str, ...]) -> set[str]:
+    """Ids of the papers with an author matching any of the wanted names (QuestionError
+    naming those no paper has). Cost: set operations on the postings of the name's keys,
+    plus, for a name of two or more words, one read of the authors of the papers under
+    all its keys (for "Geoffrey Hinton": the papers that have both a "Geoffrey" or a
+    "G." and a "Hinton" or an "H.")."""
+    found: set[str] = set()
+    missing = []
+    for text in wanted:
+        try:
+            want = names.wanted(text)
+        except ValueError as exc:
+            raise QuestionError(str(exc)) from exc
+        keys = names.candidate_keys(want)
+        ids = set.intersection(*[set().union(*(facets.author_papers(k) for k in alts))
+                                 for alts in keys])
+        if len(want) > 1 and ids:
+            records = store.get_papers(sorted(ids))
+            ids = {p for p, paper in records.items() if names.paper_matches(want, paper.authors)}
+        if not ids:
+            missing.append(text)
+        found |= ids
+    if missing:
+        raise QuestionError(
+            f"No indexed paper has an author named {', '.join(repr(m) for m in missing)}; "
+            "a name matches whole words, initials aside (\"Hinton\", \"G. Hinton\").")
+    return found
