@@ -101,7 +101,23 @@ def allowed_papers(store, facets, filters: Filters | None) -> list[str] | None:
                               filters.keeps_sources if filters.sources else None,
                               facets=facets,
                               categories=filters.keeps_categories if filters.categories else None)
-    return ids if by_author is None else [p for p in ids if p in by_author]
+    ids = ids if by_author is None else [p for p in ids if p in by_author]
+    if not ids and (filters.categories or filters.authors):
+        # Each matched on its own (checked above): say so rather than "no paper matched
+        # the question". Dates alone keep their old way: an empty result.
+        raise QuestionError(f"No indexed paper matches these filters together: "
+                            f"{describe(filters)}.")
+    return ids
+
+
+def describe(filters: Filters) -> str:
+    """The filters as a user typed them: "category 'hep-th', author 'Wei Li'"."""
+    parts = [f"listed since {filters.since}" if filters.since else "",
+             f"listed until {filters.until}" if filters.until else "",
+             *(f"source {s!r}" for s in filters.sources),
+             *(f"category {c!r}" for c in filters.categories),
+             *(f"author {a!r}" for a in filters.authors)]
+    return ", ".join(p for p in parts if p)
 
 
 def _check_known(filters: Filters, facets) -> None:

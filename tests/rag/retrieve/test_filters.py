@@ -1,0 +1,139 @@
+"""Category and author filters (with dates and sources) over a real Chroma index of a
+tiny arXiv metadata corpus: what each keeps, what an unmatched one says, and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import FILTERS_JSONL, filters_index, run_ask
+
+from rag import QuestionError, parse_filters
+from rag.authors import paper_matches, wanted
+
+QUERY = "neural networks language models"
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, embedder):
+    return filters_index(tmp_path_factory.mktemp("filters") / "data", embedder)
+
+
+def found(pipeline, **typed) -> set[int]:
+    """The numbers (1..8) of the papers a search with these filters returns."""
+    hits = pipeline.search(QUERY, 20, parse_filters(**typed))
+    return {int(h.paper.paper_id[-1]) for h in hits}
+
+
+@pytest.mark.parametrize(("name", "authors", "match"), [
+    ("Hinton", "Geoffrey E. Hinton, Oriol Vinyals", True),
+    ("hinton", "G. HINTON", True),
+    ("Li", "Lin Wu, Xiao Chen", False),  # a whole word, not a substring
+    ("Li", "Wei Li, Jun Zhu", True),
+    ("Li", "L. Wang", False),  # one word is a name, never an initial
+    ("G. Hinton", "Geoffrey E. Hinton", True),
+    ("Geoffrey Hinton", "G. Hinton and S. Sabour (Google)", True),
+    ("Geoffrey Hinton", "Alex Graves, Geoffrey Smith, John Hinton", False),  # two people
+    ("G. Hinton", "Jon Smith, Hinton Grey", False),  # the order differs
+    ("Muller", "Zoë Ó Briain, Jürgen Müller", True),
+    ("ó briain", "Zoe O Briain", True),
+    ("O'Brien", "J. OBrien", True),
+    ("Google", "G. Hinton and S. Sabour (Google)", False),  # an affiliation, not a name
+])
+def test_author_names_match_whole_words_case_and_accents_aside(name, authors, match):
+    assert paper_matches(wanted(name), authors) is match
+
+
+def test_initials_alone_are_refused():
+    with pytest.raises(ValueError, match="needs a name"):
+        wanted("G. E.")
+
+
+@pytest.mark.parametrize(("typed", "papers"), [
+    ({"authors": ["Hinton"]}, {1, 2, 6, 7}),
+    ({"authors": ["G. Hinton"]}, {1, 2}),
+    ({"authors": ["Geoffrey Hinton"]}, {1, 2}),
+    ({"authors": ["Li"]}, {3, 8}),
+    ({"authors": ["MULLER"]}, {5}),
+    ({"authors": ["Zoe O Briain", "Vinyals"]}, {1, 5}),  # repeated: any of them
+    ({"categories": ["cs.CL"]}, {3, 4, 7, 8}),
+    ({"categories": ["CS.cl"]}, {3, 4, 7, 8}),
+    ({"categories": ["cs"]}, {1, 2, 3, 4, 7, 8}),  # the archive: every cs.*
+    ({"categories": ["hep-th", "math.OC"]}, {5, 6}),
+    ({"categories": ["stat.ML"], "authors": ["Hinton"]}, {1}),  # kinds combine
+    ({"categories": ["cs.CL"], "since": "2024-01-08"}, {7, 8}),
+    ({"authors": ["Hinton"], "until": "2024-01-03"}, {1, 2}),
+    ({"authors": ["Li"], "sources": ["arxiv_filters"], "categories": ["cs.CL"]}, {3, 8}),
+])
+def test_filters_keep_the_papers_they_name(pipeline, typed, papers):
+    assert found(pipeline, **typed) == papers
+
+
+@pytest.mark.parametrize(("typed", "says"), [
+    ({"categories": ["cs.XX"]}, "No indexed paper has category 'cs.XX'; `ask stats` lists"),
+    ({"categories": ["cs.CL", "q-bio"]}, "category 'q-bio'"),
+    ({"authors": ["Nobody"]}, "No indexed paper has an author named 'Nobody'"),
+    ({"authors": ["Lin Li"]}, "author named 'Lin Li'"),  # both words exist, not in one name
+    ({"authors": ["G."]}, "needs a name"),
+])
+def test_an_unmatched_filter_says_so_and_returns_nothing(pipeline, typed, says):
+    for call in (lambda f: pipeline.search(QUERY, 5, f),
+                 lambda f: pipeline.answer(QUERY, filters=f, use_llm=False)):
+        with pytest.raises(QuestionError, match=says.replace("(", r"\(")):
+            call(parse_filters(**typed))
+
+
+def test_filters_that_match_apart_but_not_together_say_so(pipeline):
+    together = parse_filters(categories=["hep-th"], authors=["Wei Li"], since="2024-01-01")
+    says = ("No indexed paper matches these filters together: listed since 2024-01-01, "
+            "category 'hep-th', author 'Wei Li'.")
+    with pytest.raises(QuestionError) as err:
+        pipeline.search(QUERY, 5, together)
+    assert str(err.value) == says
+    with pytest.raises(QuestionError, match="filters together"):
+        pipeline.answer(QUERY, filters=together, use_llm=False)
+
+
+def test_new_papers_and_their_categories_are_filterable_after_an_ingest(tmp_path, embedder):
+    """The facets follow the index: a CSV with a categories column adds a category, and a
+    new process (the facets loaded from the cache) sees the same."""
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+
+    pipe = filters_index(tmp_path / "data", embedder)
+    csv = tmp_path / "more.csv"
+    csv.write_text("id,title,abstract,authors,categories\n"
+                   "2402.00009,Protein folding with equivariant networks,"
+                   "\"Equivariant graph networks predict protein structures from sequences, "
+                   "improving accuracy on held-out protein families.\","
+                   "\"Ana Núñez, Wei Li\",\"q-bio.BM; cs.LG\"\n")
+    assert pipe.ingest([csv]).added == 1
+    assert pipe.stats()["categories"]["q-bio.BM"] == 1
+    again = Pipeline(Settings(data_dir=tmp_path / "data", _env_file=None), embedder=embedder)
+    for p in (pipe, again):
+        hits = p.search(QUERY, 20, parse_filters(categories=["q-bio"], authors=["nunez"]))
+        assert [h.paper.paper_id for h in hits] == ["2402.00009"]
+        assert hits[0].paper.categories == "q-bio.BM cs.LG"
+
+
+def test_cli_filters_and_stats(pipeline):
+    env = {"ABSTRACTA_DATA_DIR": str(pipeline.settings.data_dir)}
+    res = run_ask("search", "--json", "-k", "10", "--category", "cs.CL", "--author", "Li",
+                  "language", env=env)
+    assert res.returncode == 0, res.stderr
+    assert {h["paper_id"] for h in json.loads(res.stdout)} == {"2401.00003", "2401.00008"}
+    res = run_ask("--category", "cs.XX", "--offline", "which models translate?", env=env)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert "No indexed paper has category 'cs.XX'; `ask stats` lists the categories" in (
+        res.stdout + res.stderr)
+    assert "[1]" not in res.stdout  # nothing answered
+    stats = run_ask("stats", env=env)
+    assert stats.returncode == 0, stats.stderr
+    lines = stats.stdout.splitlines()
+    at = lines.index(next(line for line in lines if line.startswith("Categories (8")))
+    assert lines[at + 1].split() == ["4", "cs.CL"]  # most papers first
+
+
+def test_filters_jsonl_is_the_fixture_the_tests_describe():
+    rows = [json.loads(line) for line in open(FILTERS_JSONL, encoding="utf-8")]
+    assert [r["id"] for r in rows] == [f"2401.0000{i}" for i in range(1, 9)]
