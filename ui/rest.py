@@ -7,8 +7,9 @@ limits (``k`` in 1..100, the question's length) and the one-line messages are th
 
 - ``POST /ask`` (``{question, k?, since?, until?, source?, category?, author?}``; category
   and author: one value or a list): the ``ask --json`` object.
-- ``GET /search?q=&k=&since=&until=&source=&category=&author=`` (category, author repeatable), ``GET /papers/{id}``,
-  ``GET /papers/{id}/similar?k=``: ranked papers, a full record.
+- ``GET /search?q=&k=&since=&until=&source=&category=&author=`` (category and author
+  repeatable), ``GET /papers/{id}``, ``GET /papers/{id}/similar?k=``: ranked papers, a
+  full record.
 - ``GET /health``: ``{"status": "ready", "papers": N}`` (200), or ``{"status":
   "starting", "indexed": n, "total": m, "message": ...}`` (503 with ``Retry-After``).
 - ``GET /openapi.json``: the OpenAPI description (no docs page: it would load a CDN).

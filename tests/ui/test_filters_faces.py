@@ -20,9 +20,10 @@ def filters_dir(tmp_path_factory, embedder):
 
 @pytest.fixture(scope="module")
 def api(filters_dir, embedder):
+    from test_rest import wait_ready
+
     from rag.pipeline import Pipeline
     from rag.settings import Settings
-    from test_rest import wait_ready
     from ui.app import serve
 
     settings = Settings(data_dir=filters_dir, _env_file=None)

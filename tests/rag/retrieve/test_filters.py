@@ -135,5 +135,5 @@ def test_cli_filters_and_stats(pipeline):
 
 
 def test_filters_jsonl_is_the_fixture_the_tests_describe():
-    rows = [json.loads(line) for line in open(FILTERS_JSONL, encoding="utf-8")]
+    rows = [json.loads(line) for line in FILTERS_JSONL.read_text("utf-8").splitlines()]
     assert [r["id"] for r in rows] == [f"2401.0000{i}" for i in range(1, 9)]
