@@ -3,26 +3,27 @@
 A stored ``authors`` value is one string, names separated by commas, ``;`` or "and"
 (``"Geoffrey E. Hinton, Wei Li and Zoë Ó Briain"``). Each name becomes *tokens*: accents
 dropped, case folded, apostrophes removed, split at anything not a letter or digit,
-parenthesised affiliations left out: ``"Zoë Ó Briain (Dublin)"`` -> ``["zoe", "o",
-"briain"]``. A one-letter token is an *initial*.
+parenthesised affiliations and a trailing "Jr."/"III" left out: ``"Zoë Ó Briain
+(Dublin)"`` -> ``["zoe", "o", "briain"]``. A one-letter token is an *initial*; the last
+token is the *surname*.
 
-A wanted name matches a stored name when its tokens pair off, in order, with tokens of
-that one name: equal tokens, or an initial and a token starting with that letter; one
-pair at least must be whole equal tokens. Worked examples:
+A wanted name of one word matches any name with that whole token. A wanted name of two
+or more words ends with a surname: it matches a name with that surname whose earlier
+tokens pair off, in order, with the wanted name's earlier words (equal, or an initial
+and a token starting with it). Worked examples:
 
-- "Hinton" matches "Geoffrey E. Hinton" (token ``hinton``); "Li" matches "Wei Li" but not
-  "Lin Wu" (tokens are whole: ``li`` != ``lin``) nor "L. Wang" (one word is a name, not
-  an initial).
+- "Hinton" matches "Geoffrey E. Hinton" (token ``hinton``); "Li" matches "Wei Li" and
+  "Li Na" but not "Lin Wu" (tokens are whole: ``li`` != ``lin``) nor "L. Wang".
 - "G. Hinton" and "Geoffrey Hinton" both match "Geoffrey E. Hinton" and "G. E. Hinton";
-  "Geoffrey Hinton" does not match the paper of "Geoffrey Smith, John Hinton" (two names),
-  and "G. Hinton" does not match "Hinton Grey" (the order differs: given names first, as
-  arXiv writes them).
+  "Geoffrey Hinton" does not match the paper of "Geoffrey Smith, John Hinton" (two
+  names), and "G. Hinton" does not match "Hinton Grey" (another surname).
 - "Müller" matches "Muller" and "MÜLLER" (not "Mueller": no transliteration).
 
-The index side (:func:`index_keys`) keeps, per paper, each whole token of two letters or
-more and each stored initial as ``"g."``; :func:`candidate_keys` says which keys a wanted
-name's papers must all have, and :func:`paper_matches` checks the names of the few papers
-left (two or more tokens only: one token is matched exactly by its key).
+:func:`index_keys` files a paper under each whole token and, per name, under each
+(earlier token, surname) pair: ``"wei~li"`` and ``"w*~li"`` for "Wei Li", ``"g.~hinton"``
+and ``"g*~hinton"`` for "G. Hinton". :func:`lookups` turns a wanted name into those keys,
+so a name of one or two words is answered by the keys alone; a longer one is checked
+with :func:`paper_matches` on the few papers under all its pairs.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ _AFFILIATION = re.compile(r"\([^()]*\)")
 _SEPARATORS = re.compile(r"\s*(?:[,;]|\band\b)\s*", re.IGNORECASE)
 _APOSTROPHES = re.compile(r"['’`ʼ]")
 _NOT_WORD = re.compile(r"[\W_]+")
+_SUFFIXES = {"jr", "sr", "ii", "iii", "iv"}
 
 
 def fold(text: str) -> str:
@@ -43,8 +45,11 @@ def fold(text: str) -> str:
 
 
 def tokens(name: str) -> list[str]:
-    """One name's tokens: ``"Geoffrey E. Hinton"`` -> ``["geoffrey", "e", "hinton"]``."""
-    return [t for t in _NOT_WORD.split(_APOSTROPHES.sub("", fold(name))) if t]
+    """One name's tokens: ``"Geoffrey E. Hinton Jr."`` -> ``["geoffrey", "e", "hinton"]``."""
+    out = [t for t in _NOT_WORD.split(_APOSTROPHES.sub("", fold(name))) if t]
+    while len(out) > 1 and out[-1] in _SUFFIXES:
+        out.pop()
+    return out
 
 
 def names(authors: str) -> list[list[str]]:
@@ -53,28 +58,42 @@ def names(authors: str) -> list[list[str]]:
     return [t for t in (tokens(n) for n in _SEPARATORS.split(cleaned)) if t]
 
 
+def _pair_keys(token: str, surname: str) -> tuple[str, str]:
+    """The keys an earlier token of a name is filed under, with the surname: itself
+    (``wei~li``, or ``w.~li`` when stored as an initial) and its letter (``w*~li``)."""
+    return (f"{token}~{surname}" if len(token) > 1 else f"{token}.~{surname}",
+            f"{token[0]}*~{surname}")
+
+
 def index_keys(authors: str) -> set[str]:
-    """What the author facet files a paper under: whole tokens, and initials as ``"g."``."""
-    return {t if len(t) > 1 else f"{t}." for name in names(authors) for t in name}
+    """What the author facet files a paper under (see the module)."""
+    keys: set[str] = set()
+    for name in names(authors):
+        keys.update(t for t in name if len(t) > 1)
+        surname = name[-1]
+        if len(name) > 1 and len(surname) > 1:
+            keys.update(k for t in name[:-1] for k in _pair_keys(t, surname))
+    return keys
 
 
 def wanted(text: str) -> list[str]:
-    """A typed author name as tokens. ValueError when it has no token of two letters or
-    more (initials alone name nobody)."""
+    """A typed author name as tokens. ValueError when it does not end with a name of two
+    letters or more (initials alone name nobody)."""
     out = tokens(_AFFILIATION.sub(" ", text))
-    if not any(len(t) > 1 for t in out):
-        raise ValueError(f"--author {text!r} needs a name (a surname), not only initials")
+    if not out or len(out[-1]) < 2:
+        raise ValueError(f"--author {text!r} needs a name ending with a surname "
+                         "(Hinton, G. Hinton), not only initials")
     return out
 
 
-def candidate_keys(want: list[str]) -> list[tuple[str, ...]]:
-    """For each whole token of a wanted name, the keys of which a matching paper has at
-    least one: the token itself, or (when the name has other tokens) its initial as
-    stored ("Geoffrey Hinton" may be stored as "G. Hinton")."""
-    whole = [t for t in want if len(t) > 1]
+def lookups(want: list[str]) -> list[tuple[str, ...]]:
+    """The keys to look up for a wanted name: a matching paper is under at least one key
+    of each tuple. Exact (no paper left to check) for one or two words."""
     if len(want) == 1:
-        return [(whole[0],)]
-    return [(t, f"{t[0]}.") for t in whole]
+        return [(want[0],)]
+    surname = want[-1]
+    return [(f"{t}*~{surname}",) if len(t) == 1 else (f"{t}~{surname}", f"{t[0]}.~{surname}")
+            for t in want[:-1]]
 
 
 def _pairs(a: str, b: str) -> bool:
@@ -82,16 +101,18 @@ def _pairs(a: str, b: str) -> bool:
 
 
 def name_matches(want: list[str], name: list[str]) -> bool:
-    """Whether the wanted tokens pair off, in their order, with tokens of ``name`` (a
-    subsequence: "G. Hinton" matches "Geoffrey E. Hinton" but not "Hinton Grey"), and at
-    least one whole token is equal (so initials alone never match)."""
+    """Whether one stored name matches the wanted name (see the module)."""
+    if len(want) == 1:
+        return want[0] in name
+    if len(name) < 2 or name[-1] != want[-1]:
+        return False
     at = 0
-    for token in want:
+    for token in want[:-1]:
         # The earliest pairing token: leaves the most room for the tokens after it.
-        at = next((i + 1 for i in range(at, len(name)) if _pairs(token, name[i])), -1)
+        at = next((i + 1 for i in range(at, len(name) - 1) if _pairs(token, name[i])), -1)
         if at < 0:
             return False
-    return any(len(t) > 1 and t in name for t in want)
+    return True
 
 
 def paper_matches(want: list[str], authors: str) -> bool:

@@ -4,8 +4,8 @@ A filter never reads every paper record: the index's facets (each stored ``dates
 ``sources`` / ``categories`` value and its paper count, cached per generation by
 :mod:`rag.store.cache`) are asked about each distinct value, and Chroma selects the papers
 with those values. Authors come from the facets' postings (author-name key -> papers,
-:mod:`rag.authors`); only a name of two or more words reads the authors of the papers
-under its keys, to check that the words belong to one name.
+:mod:`rag.authors`, :mod:`rag.store.postings`); only a name of three or more words reads
+the authors of the few papers under its keys, to check their order.
 
 Within one kind, any wanted value keeps a paper (``--category cs.CL --category cs.LG``:
 either); kinds combine (``--category cs.CL --author Hinton``: both). A category or author
@@ -143,10 +143,9 @@ def _check_known(filters: Filters, facets) -> None:
 
 def _author_papers(store, facets, wanted: tuple[str, ...]) -> set[str]:
     """Ids of the papers with an author matching any of the wanted names (QuestionError
-    naming those no paper has). Cost: set operations on the postings of the name's keys,
-    plus, for a name of two or more words, one read of the authors of the papers under
-    all its keys (for "Geoffrey Hinton": the papers that have both a "Geoffrey" or a
-    "G." and a "Hinton" or an "H.")."""
+    naming those no paper has). A name of one or two words is answered by the author
+    facet's keys alone (a binary search each); a longer one ("Geoffrey E. Hinton") also
+    reads the authors of the few papers under all its keys, to check the order."""
     found: set[str] = set()
     missing = []
     for text in wanted:
@@ -154,10 +153,9 @@ def _author_papers(store, facets, wanted: tuple[str, ...]) -> set[str]:
             want = names.wanted(text)
         except ValueError as exc:
             raise QuestionError(str(exc)) from exc
-        keys = names.candidate_keys(want)
-        ids = set.intersection(*[set().union(*(facets.author_papers(k) for k in alts))
-                                 for alts in keys])
-        if len(want) > 1 and ids:
+        ids = set.intersection(*[set().union(*(facets.author_papers(k) for k in keys))
+                                 for keys in names.lookups(want)])
+        if len(want) > 2 and ids:
             records = store.get_papers(sorted(ids))
             ids = {p for p, paper in records.items() if names.paper_matches(want, paper.authors)}
         if not ids:

@@ -14,7 +14,8 @@ date, source or category filter picks the matching values from the facets and ha
 Chroma a ``where`` on those values, so no query reads every paper record (see
 :meth:`rag.store.Store.filter_papers`). Authors are nearly one value per paper, so their
 facet is postings instead: each author-name key (:func:`rag.authors.index_keys`) -> the
-papers filed under it, kept in a file of its own (``authors.json``) beside the counts.
+papers filed under it, memory-mapped arrays in a folder of their own beside the counts
+(:mod:`rag.store.postings`).
 """
 
 from __future__ import annotations
@@ -34,24 +35,23 @@ from rag.authors import index_keys
 from rag.lexical import Lexical
 from rag.settings import Settings
 from rag.store.chroma import ChromaIndex
+from rag.store.postings import AuthorPostings, PostingsBuilder
 from rag.store.schema import FIRST, PAGE, is_paper_record, split_list
 
 FACETS = "facets.json"
-AUTHORS = "authors.json"  # the author postings, saved with the same key as FACETS
+AUTHORS = "authors"  # the author postings' folder, saved with the same key as FACETS
 BUILD_PAGE = 1000  # rows per read while building (see build)
 
 
 @dataclass
 class Facets:
     """Stored ``dates`` / ``sources`` / ``categories`` values of the paper records ->
-    papers with it; ``authors``: author-name key -> the papers (indexes into ``papers``)
-    filed under it."""
+    papers with it; ``authors``: author-name key -> the papers filed under it."""
 
     dates: dict[str, int] = field(default_factory=dict)
     sources: dict[str, int] = field(default_factory=dict)
     categories: dict[str, int] = field(default_factory=dict)
-    authors: dict[str, list[int]] = field(default_factory=dict)
-    papers: list[str] = field(default_factory=list)
+    authors: AuthorPostings = field(default_factory=AuthorPostings.empty)
 
     def category_counts(self) -> dict[str, int]:
         """Each category -> how many papers carry it, most papers first."""
@@ -63,7 +63,7 @@ class Facets:
 
     def author_papers(self, key: str) -> set[str]:
         """Ids of the papers filed under one author-name key (see :mod:`rag.authors`)."""
-        return {self.papers[i] for i in self.authors.get(key, ())}
+        return self.authors.papers_of(key)
 
     def source_counts(self) -> dict[str, int]:
         """Each source -> how many papers it lists, sorted by name."""
@@ -123,12 +123,11 @@ def facets_key(index: ChromaIndex) -> str:
 def _load_facets(folder: Path, key: str) -> Facets | None:
     try:
         saved = json.loads((folder / FACETS).read_text())
-        authors = json.loads((folder / AUTHORS).read_text())
-        if saved["key"] != key or authors["key"] != key:
+        authors = AuthorPostings.load(folder / AUTHORS)
+        if saved["key"] != key or authors is None:
             return None
         return Facets(dict(saved["dates"]), dict(saved["sources"]),
-                      dict(saved["categories"]), dict(authors["authors"]),
-                      list(authors["papers"]))
+                      dict(saved["categories"]), authors)
     except (OSError, ValueError, KeyError, TypeError):  # an older cache: counted again
         return None
 
@@ -144,10 +143,9 @@ def _save_facets(folder: Path, key: str, facets: Facets) -> None:
     if _saved_key(folder) == key:  # loaded from there: the author postings are not rewritten
         return
     with contextlib.suppress(OSError):  # the cache is an optimisation (read-only data dir)
-        # Authors first: a FACETS file names a key only when its AUTHORS file is there.
-        (folder / AUTHORS).write_text(json.dumps(
-            {"key": key, "papers": facets.papers, "authors": facets.authors},
-            separators=(",", ":")))
+        # Authors first: a FACETS file names a key only when its AUTHORS are there.
+        (folder / FACETS).unlink(missing_ok=True)
+        facets.authors.save(folder / AUTHORS)
         (folder / FACETS).write_text(json.dumps(
             {"key": key, "dates": facets.dates, "sources": facets.sources,
              "categories": facets.categories}))
@@ -158,8 +156,7 @@ class FacetCounter:
 
     def __init__(self) -> None:
         self.dates, self.sources, self.categories = Counter[str](), Counter[str](), Counter[str]()
-        self.authors: dict[str, list[int]] = {}
-        self.papers: list[str] = []
+        self.authors = PostingsBuilder()
 
     def add(self, metas: list[dict]) -> None:
         for m in metas:
@@ -168,15 +165,11 @@ class FacetCounter:
                 self.sources[m.get("sources", "")] += 1
                 if m.get("categories"):
                     self.categories[m["categories"]] += 1
-                keys = index_keys(m.get("authors", ""))
-                if keys:
-                    self.papers.append(m["paper_id"])
-                    for key in keys:
-                        self.authors.setdefault(key, []).append(len(self.papers) - 1)
+                self.authors.add(m["paper_id"], index_keys(m.get("authors", "")))
 
     def facets(self) -> Facets:
         return Facets(dict(self.dates), dict(self.sources), dict(self.categories),
-                      self.authors, self.papers)
+                      self.authors.build())
 
 
 def scan_facets(index: ChromaIndex) -> Facets:
