@@ -145,3 +145,34 @@ def test_cli_filters_and_stats(pipeline):
 def test_filters_jsonl_is_the_fixture_the_tests_describe():
     rows = [json.loads(line) for line in FILTERS_JSONL.read_text("utf-8").splitlines()]
     assert [r["id"] for r in rows] == [f"2401.0000{i}" for i in range(1, 9)]
+
+
+def test_new_listings_of_the_same_papers_keep_their_authors_and_categories(tmp_path, embedder):
+    """The same file again under another name: new listings only (the facets are counted
+    again from the paper records, BM25 stays), and every filter still holds."""
+    pipe = filters_index(tmp_path / "data", embedder)
+    again = tmp_path / "again.jsonl"
+    again.write_bytes(FILTERS_JSONL.read_bytes())
+    report = pipe.ingest([again])
+    assert report.added == 0 and report.updated == 8
+    assert found(pipe, sources=["again"], authors=["G. Hinton"], categories=["cs"]) == {1, 2}
+    assert pipe.stats()["categories"]["cs.CL"] == 4
+
+
+def test_author_postings_round_trip(tmp_path):
+    from rag.store.postings import AuthorPostings, PostingsBuilder
+
+    builder = PostingsBuilder()
+    builder.add("2401.00001", {"li", "wei", "wei~li", "w*~li"})
+    builder.add("csv:Zoë", {"li", "na"})
+    builder.add("2401.00003", set())  # no authors: filed under nothing
+    built = builder.build()
+    built.save(tmp_path / "authors")
+    loaded = AuthorPostings.load(tmp_path / "authors")
+    assert loaded is not None and len(loaded) == 5
+    for postings in (built, loaded):
+        assert postings.papers_of("li") == {"2401.00001", "csv:Zoë"}
+        assert postings.papers_of("w*~li") == {"2401.00001"}
+        assert postings.papers_of("lin") == set()
+    assert AuthorPostings.load(tmp_path / "missing") is None
+    assert AuthorPostings.empty().papers_of("li") == set()
