@@ -1,16 +1,18 @@
 """Date, source, category and author filters: what a user typed, and the papers they keep.
 
 A filter never reads every paper record: the index's facets (each stored ``dates`` /
-``sources`` / ``categories`` value and its paper count, cached per generation by
-:mod:`rag.store.cache`) are asked about each distinct value, and Chroma selects the papers
-with those values. Authors come from the facets' postings (author-name key -> papers,
-:mod:`rag.authors`, :mod:`rag.store.postings`); only a name of three or more words reads
-the authors of the few papers under its keys, to check their order.
+``sources`` value and its paper count, cached per generation by :mod:`rag.store.cache`)
+are asked about each distinct value, and Chroma selects the papers with those values.
+Categories and authors come from the facets' postings (category or author-name key ->
+papers, :mod:`rag.store.postings`, :mod:`rag.authors`): no Chroma query at all; only an
+author name of three or more words reads the authors of the few papers under its keys,
+to check their order.
 
 Within one kind, any wanted value keeps a paper (``--category cs.CL --category cs.LG``:
 either); kinds combine (``--category cs.CL --author Hinton``: both). A category or author
 that no indexed paper has is an error naming it (as an unknown source is), never an
-unfiltered answer; filters that each match papers but no paper together keep nothing.
+unfiltered answer; so are a category and an author that each match papers but no paper
+together. (Dates alone keep their old way: a range with no paper in it keeps nothing.)
 """
 
 from __future__ import annotations
@@ -92,17 +94,23 @@ def allowed_papers(store, facets, filters: Filters | None) -> list[str] | None:
     if filters is None or not filters.active():
         return None
     _check_known(filters, facets)
-    by_author = _author_papers(store, facets, filters.authors) if filters.authors else None
-    if not (filters.since or filters.until or filters.sources or filters.categories):
-        return sorted(by_author or ())
-    # The facets this searcher holds: the store would otherwise ask the cache for the
-    # current generation again, mid-question.
-    ids = store.filter_papers(filters.keeps_dates if filters.since or filters.until else None,
-                              filters.keeps_sources if filters.sources else None,
-                              facets=facets,
-                              categories=filters.keeps_categories if filters.categories else None)
-    ids = ids if by_author is None else [p for p in ids if p in by_author]
-    if not ids and (filters.categories or filters.authors):
+    keep = None  # the ids the postings keep (None: no category or author filter)
+    if filters.categories:
+        keep = set().union(*(facets.category_papers(c) for c in filters.categories))
+    if filters.authors:
+        by_author = _author_papers(store, facets, filters.authors)
+        keep = by_author if keep is None else keep & by_author
+    if filters.since or filters.until or filters.sources:
+        # The facets this searcher holds: the store would otherwise ask the cache for the
+        # current generation again, mid-question.
+        ids = store.filter_papers(filters.keeps_dates if filters.since or filters.until
+                                  else None,
+                                  filters.keeps_sources if filters.sources else None,
+                                  facets=facets)
+        ids = ids if keep is None else [p for p in ids if p in keep]
+    else:
+        ids = sorted(keep or ())
+    if not ids and keep is not None:
         # Each matched on its own (checked above): say so rather than "no paper matched
         # the question". Dates alone keep their old way: an empty result.
         raise QuestionError(f"No indexed paper matches these filters together: "
@@ -130,13 +138,11 @@ def _check_known(filters: Filters, facets) -> None:
                 f"No indexed source matches {', '.join(repr(u) for u in unknown)}; "
                 "`ask stats` lists the sources.")
     if filters.categories:
-        known = facets.category_counts()
-        unknown = [w for w in filters.categories
-                   if not any(category_matches(c, w) for c in known)]
+        unknown = [w for w in filters.categories if not facets.category_papers(w)]
         if unknown:
             raise QuestionError(
                 f"No indexed paper has category {', '.join(repr(u) for u in unknown)}; "
-                + ("`ask stats` lists the categories." if known else
+                + ("`ask stats` lists the categories." if facets.categories else
                    "no indexed paper has categories at all (arXiv metadata JSON Lines "
                    "and CSV files with a categories column carry them)."))
 
@@ -164,5 +170,5 @@ def _author_papers(store, facets, wanted: tuple[str, ...]) -> set[str]:
     if missing:
         raise QuestionError(
             f"No indexed paper has an author named {', '.join(repr(m) for m in missing)}; "
-            "a name matches whole words, initials aside (\"Hinton\", \"G. Hinton\").")
+            "a name is whole words, the surname last: \"Hinton\", \"G. Hinton\".")
     return found

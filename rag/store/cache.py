@@ -10,12 +10,13 @@ The same pass over the collection counts the *facets*: each stored value of the 
 records' ``dates`` and ``sources`` and how many papers have it. New listings of
 unchanged papers renew a second token (``listings``) instead of the generation: the
 facets are then counted again from the paper records, and BM25 is left as it is. A
-date, source or category filter picks the matching values from the facets and hands
-Chroma a ``where`` on those values, so no query reads every paper record (see
-:meth:`rag.store.Store.filter_papers`). Authors are nearly one value per paper, so their
-facet is postings instead: each author-name key (:func:`rag.authors.index_keys`) -> the
-papers filed under it, memory-mapped arrays in a folder of their own beside the counts
-(:mod:`rag.store.postings`).
+date or source filter picks the matching values from the facets and hands Chroma a
+``where`` on those values, so no query reads every paper record (see
+:meth:`rag.store.Store.filter_papers`). Authors and categories are postings instead: each
+author-name key (:func:`rag.authors.index_keys`) and category -> the papers filed under
+it, memory-mapped arrays in a folder of their own beside the counts
+(:mod:`rag.store.postings`); the counts keep each stored ``categories`` value's papers,
+for ``ask stats``.
 """
 
 from __future__ import annotations
@@ -35,23 +36,23 @@ from rag.authors import index_keys
 from rag.lexical import Lexical
 from rag.settings import Settings
 from rag.store.chroma import ChromaIndex
-from rag.store.postings import AuthorPostings, PostingsBuilder
+from rag.store.postings import Postings, PostingsBuilder, category_keys
 from rag.store.schema import FIRST, PAGE, is_paper_record, split_list
 
 FACETS = "facets.json"
-AUTHORS = "authors"  # the author postings' folder, saved with the same key as FACETS
+POSTINGS = "postings"  # the postings' folder, saved with the same key as FACETS
 BUILD_PAGE = 1000  # rows per read while building (see build)
 
 
 @dataclass
 class Facets:
     """Stored ``dates`` / ``sources`` / ``categories`` values of the paper records ->
-    papers with it; ``authors``: author-name key -> the papers filed under it."""
+    papers with it; ``postings``: author-name key or category -> the papers filed under it."""
 
     dates: dict[str, int] = field(default_factory=dict)
     sources: dict[str, int] = field(default_factory=dict)
     categories: dict[str, int] = field(default_factory=dict)
-    authors: AuthorPostings = field(default_factory=AuthorPostings.empty)
+    postings: Postings = field(default_factory=Postings.empty)
 
     def category_counts(self) -> dict[str, int]:
         """Each category -> how many papers carry it, most papers first."""
@@ -63,7 +64,11 @@ class Facets:
 
     def author_papers(self, key: str) -> set[str]:
         """Ids of the papers filed under one author-name key (see :mod:`rag.authors`)."""
-        return self.authors.papers_of(key)
+        return self.postings.papers_of(key)
+
+    def category_papers(self, wanted: str) -> set[str]:
+        """Ids of the papers in a category ("cs.CL") or an archive ("cs"), case aside."""
+        return self.postings.papers_of(f"#{wanted.strip().casefold()}")
 
     def source_counts(self) -> dict[str, int]:
         """Each source -> how many papers it lists, sorted by name."""
@@ -123,11 +128,11 @@ def facets_key(index: ChromaIndex) -> str:
 def _load_facets(folder: Path, key: str) -> Facets | None:
     try:
         saved = json.loads((folder / FACETS).read_text())
-        authors = AuthorPostings.load(folder / AUTHORS)
-        if saved["key"] != key or authors is None:
+        postings = Postings.load(folder / POSTINGS)
+        if saved["key"] != key or postings is None:
             return None
         return Facets(dict(saved["dates"]), dict(saved["sources"]),
-                      dict(saved["categories"]), authors)
+                      dict(saved["categories"]), postings)
     except (OSError, ValueError, KeyError, TypeError):  # an older cache: counted again
         return None
 
@@ -143,9 +148,9 @@ def _save_facets(folder: Path, key: str, facets: Facets) -> None:
     if _saved_key(folder) == key:  # loaded from there: the author postings are not rewritten
         return
     with contextlib.suppress(OSError):  # the cache is an optimisation (read-only data dir)
-        # Authors first: a FACETS file names a key only when its AUTHORS are there.
+        # Postings first: a FACETS file names a key only when its POSTINGS are there.
         (folder / FACETS).unlink(missing_ok=True)
-        facets.authors.save(folder / AUTHORS)
+        facets.postings.save(folder / POSTINGS)
         (folder / FACETS).write_text(json.dumps(
             {"key": key, "dates": facets.dates, "sources": facets.sources,
              "categories": facets.categories}))
@@ -156,7 +161,7 @@ class FacetCounter:
 
     def __init__(self) -> None:
         self.dates, self.sources, self.categories = Counter[str](), Counter[str](), Counter[str]()
-        self.authors = PostingsBuilder()
+        self.postings = PostingsBuilder()
 
     def add(self, metas: list[dict]) -> None:
         for m in metas:
@@ -165,11 +170,12 @@ class FacetCounter:
                 self.sources[m.get("sources", "")] += 1
                 if m.get("categories"):
                     self.categories[m["categories"]] += 1
-                self.authors.add(m["paper_id"], index_keys(m.get("authors", "")))
+                self.postings.add(m["paper_id"], index_keys(m.get("authors", ""))
+                                  | category_keys(m.get("categories", "")))
 
     def facets(self) -> Facets:
         return Facets(dict(self.dates), dict(self.sources), dict(self.categories),
-                      self.authors.build())
+                      self.postings.build())
 
 
 def scan_facets(index: ChromaIndex) -> Facets:

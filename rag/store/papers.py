@@ -83,28 +83,19 @@ def vectors(index: ChromaIndex, chunk_ids: list[str]) -> dict[str, np.ndarray]:
             for c, v in zip(res["ids"], res["embeddings"], strict=False)}
 
 
-def filter_papers(index: ChromaIndex, facets: Facets, dates, sources,
-                  categories=None) -> list[str]:
-    """Ids of the papers whose dates, sources and categories the predicates keep (None:
-    any; ``categories`` is given the tuple of a paper's categories).
+def filter_papers(index: ChromaIndex, facets: Facets, dates, sources) -> list[str]:
+    """Ids of the papers whose dates and sources the predicates keep (None: any).
 
     The predicates run once per distinct stored value (a few dozen listing dates and
-    files in the usual index; one per date combination or category combination), and
-    Chroma selects the paper records with a ``where`` on the values kept: no paper record
-    is read.
+    files in the usual index; one per date combination), and Chroma selects the paper
+    records with a ``where`` on the values kept: no paper record is read.
     """
-    wanted = [None if keep is None else [v for v in values if keep(split(v))]
-              for keep, values, split in ((dates, facets.dates, split_list),
-                                          (sources, facets.sources, split_list),
-                                          (categories, facets.categories, _words))]
+    wanted = [None if keep is None else [v for v in values if keep(split_list(v))]
+              for keep, values in ((dates, facets.dates), (sources, facets.sources))]
     if any(w == [] for w in wanted):
         return []
     res = index.read("get", where=papers_where(*wanted), include=[])
     return [cid.rsplit("#", 1)[0] for cid in res["ids"]]
-
-
-def _words(value: str) -> tuple[str, ...]:
-    return tuple(value.split())
 
 
 def ids_by_title_key(index: ChromaIndex, keys: list[str]) -> dict[str, list[str]]:

@@ -1,9 +1,11 @@
-"""The author facet: author-name key -> the papers filed under it, for one generation.
+"""The author and category facets: key -> the papers filed under it, for one generation.
 
-Authors are nearly one value per paper, so unlike dates or categories their facet cannot
-be a list of distinct stored values handed to Chroma. It is postings, kept as four numpy
-arrays that a process memory-maps instead of parsing (a question that filters by author
-touches a few pages; one that does not, none):
+Authors are nearly one value per paper, and a common category's papers are many distinct
+stored values ("cs.CL", "cs.CL cs.AI", ...: a Chroma ``$in`` over thousands of them took
+0.8 s at 100k papers), so unlike dates and sources these facets are not lists of distinct
+values handed to Chroma. They are postings, kept as four numpy arrays that a process
+memory-maps instead of parsing (a question that filters touches a few pages; one that
+does not, none):
 
 - ``hashes``: each key's 64-bit hash (BLAKE2b), sorted: a key is found by binary search;
 - ``offsets``: key ``i``'s papers are ``postings[offsets[i]:offsets[i + 1]]``;
@@ -12,9 +14,11 @@ touches a few pages; one that does not, none):
 
 Worked example: papers ``A`` ("Wei Li") and ``B`` ("Li Na, Wei Li") give keys ``li``
 -> {A, B}, ``wei`` -> {A, B}, ``na`` -> {B}, ``wei~li`` -> {A, B}, ``w*~li`` -> {A, B},
-``li~na``, ``l*~na`` -> {B} (see :func:`rag.authors.index_keys`). A hash collision between
-two of the index's keys (about 1 in 10^7 at 10^6 keys) would file one key's papers under
-the other too: the search still shows what matches the question among them.
+``li~na``, ``l*~na`` -> {B} (see :func:`rag.authors.index_keys`); a paper in "cs.CL
+stat.ML" is filed under ``#cs.cl``, ``#cs``, ``#stat.ml`` and ``#stat``
+(:func:`category_keys`). Two keys of one index share a hash with odds of about n²/2^65
+(n = 10^6 keys: 1 in 4·10^7); one would then also bring the other's papers, which the
+search would rank like any other.
 
 Written into a folder named by the facets key, built beside it and renamed into place:
 a process that has the previous arrays mapped keeps reading them (Linux keeps a renamed
@@ -35,11 +39,20 @@ import numpy as np
 PARTS = ("hashes", "offsets", "postings", "papers")
 
 
+def category_keys(categories: str) -> set[str]:
+    """What a paper's categories are filed under: each one and its archive (the part
+    before the dot), case folded and marked ``#`` (no author key has one)."""
+    keys: set[str] = set()
+    for category in categories.casefold().split():
+        keys.update((f"#{category}", f"#{category.split('.')[0]}"))
+    return keys
+
+
 def key_hash(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
 
 
-class AuthorPostings:
+class Postings:
     """Key -> paper ids, over the four arrays (see the module)."""
 
     def __init__(self, hashes: np.ndarray, offsets: np.ndarray, postings: np.ndarray,
@@ -47,7 +60,7 @@ class AuthorPostings:
         self.hashes, self.offsets, self.postings, self.papers = hashes, offsets, postings, papers
 
     @classmethod
-    def empty(cls) -> AuthorPostings:
+    def empty(cls) -> Postings:
         return cls(np.zeros(0, np.uint64), np.zeros(1, np.int64), np.zeros(0, np.int32),
                    np.zeros(0, "S1"))
 
@@ -74,7 +87,7 @@ class AuthorPostings:
         os.replace(tmp, folder)
 
     @classmethod
-    def load(cls, folder: Path) -> AuthorPostings | None:
+    def load(cls, folder: Path) -> Postings | None:
         """The arrays saved in ``folder``, memory-mapped (None: missing or unreadable)."""
         try:
             arrays = [np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
@@ -103,9 +116,9 @@ class PostingsBuilder:
         self.hashes.extend(key_hash(k) for k in keys)
         self.rows.extend([row] * len(keys))
 
-    def build(self) -> AuthorPostings:
+    def build(self) -> Postings:
         if not self.papers:
-            return AuthorPostings.empty()
+            return Postings.empty()
         hashes = np.frombuffer(self.hashes, dtype=np.uint64)
         rows = np.frombuffer(self.rows, dtype=np.int32)
         order = np.argsort(hashes, kind="stable")  # each key's papers stay in paper order
@@ -113,4 +126,4 @@ class PostingsBuilder:
         keys, starts = np.unique(hashes, return_index=True)
         offsets = np.append(starts, len(hashes)).astype(np.int64)
         papers = np.array([p.encode() for p in self.papers], dtype="S")
-        return AuthorPostings(keys, offsets, rows.copy(), papers)
+        return Postings(keys, offsets, rows.copy(), papers)

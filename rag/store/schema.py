@@ -125,12 +125,12 @@ def encode(record: ChunkRecord) -> dict:
     return chunk_metadata(record.paper_id, record.n or 0, paper, record.text)
 
 
-def papers_where(dates: list[str] | None, sources: list[str] | None,
-                 categories: list[str] | None = None) -> dict:
-    """Chroma ``where`` for the paper records whose stored dates, sources and categories
-    values are among these (None: any). Values are stored strings as the facets list them."""
+def papers_where(dates: list[str] | None, sources: list[str] | None) -> dict:
+    """Chroma ``where`` for the paper records whose stored dates and sources values are
+    among these (None: any). Values are stored strings as :func:`facet_values` lists."""
     clauses: list[dict] = [FIRST]
-    for key, values in (("dates", dates), ("sources", sources), ("categories", categories)):
-        if values is not None:
-            clauses.append({key: {"$in": values}})
+    if dates is not None:
+        clauses.append({"dates": {"$in": dates}})
+    if sources is not None:
+        clauses.append({"sources": {"$in": sources}})
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}

@@ -184,13 +184,13 @@ class Store:
         return self.cache.folder
 
     def filter_papers(self, dates: Keep | None = None, sources: Keep | None = None,
-                      facets: Facets | None = None, categories: Keep | None = None) -> list[str]:
-        """Ids of the papers whose dates, sources and categories the predicates keep (None:
-        any), selected by Chroma (see :func:`rag.store.papers.filter_papers`). ``facets``:
-        those of a :meth:`snapshot` the caller holds (None: the current generation's)."""
+                      facets: Facets | None = None) -> list[str]:
+        """Ids of the papers whose dates and sources the predicates keep (None: any),
+        selected by Chroma (see :func:`rag.store.papers.filter_papers`). ``facets``: those
+        of a :meth:`snapshot` the caller holds (None: the current generation's)."""
         if facets is None:
             facets = self.snapshot().facets
-        return papers.filter_papers(self.index, facets, dates, sources, categories)
+        return papers.filter_papers(self.index, facets, dates, sources)
 
     # --- checks and repair (rag.doctor) -----------------------------------------------------
     unreadable = _on_index(papers.unreadable)

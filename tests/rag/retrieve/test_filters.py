@@ -159,20 +159,21 @@ def test_new_listings_of_the_same_papers_keep_their_authors_and_categories(tmp_p
     assert pipe.stats()["categories"]["cs.CL"] == 4
 
 
-def test_author_postings_round_trip(tmp_path):
-    from rag.store.postings import AuthorPostings, PostingsBuilder
+def test_postings_round_trip(tmp_path):
+    from rag.store.postings import Postings, PostingsBuilder, category_keys
 
     builder = PostingsBuilder()
     builder.add("2401.00001", {"li", "wei", "wei~li", "w*~li"})
-    builder.add("csv:Zoë", {"li", "na"})
+    builder.add("csv:Zoë", {"li", "na"} | category_keys("cs.CL stat.ML"))
     builder.add("2401.00003", set())  # no authors: filed under nothing
     built = builder.build()
     built.save(tmp_path / "authors")
-    loaded = AuthorPostings.load(tmp_path / "authors")
-    assert loaded is not None and len(loaded) == 5
+    loaded = Postings.load(tmp_path / "authors")
+    assert loaded is not None and len(loaded) == 9
     for postings in (built, loaded):
         assert postings.papers_of("li") == {"2401.00001", "csv:Zoë"}
         assert postings.papers_of("w*~li") == {"2401.00001"}
         assert postings.papers_of("lin") == set()
-    assert AuthorPostings.load(tmp_path / "missing") is None
-    assert AuthorPostings.empty().papers_of("li") == set()
+        assert postings.papers_of("#stat") == postings.papers_of("#cs.cl") == {"csv:Zoë"}
+    assert Postings.load(tmp_path / "missing") is None
+    assert Postings.empty().papers_of("li") == set()
