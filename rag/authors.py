@@ -40,6 +40,8 @@ _SUFFIXES = {"jr", "sr", "ii", "iii", "iv"}
 
 def fold(text: str) -> str:
     """Accents dropped, case folded: ``"Zoë ÓBriain"`` -> ``"zoe obriain"``."""
+    if text.isascii():  # most names: nothing to decompose (a third of the facet's cost)
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 

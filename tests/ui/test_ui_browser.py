@@ -278,6 +278,7 @@ def test_side_panel_category_and_author_filters_restrict_the_answer(tmp_path, em
     page.locator("[role=option]", has_text="cs.CL (4)").click()  # most papers: listed first
     page.keyboard.press("Escape")
     page.click("#new-chat")  # not a follow-up of the unfiltered answer
+    page.wait_for_function("() => !document.querySelector('#chat .bot')", timeout=20_000)
     shown = _ask(page, question).inner_text()
     page.screenshot(path=str(tmp_path / "filtered.png"), full_page=True)
     cs_cl = ["Multilingual machine translation", "Dialogue state tracking",
