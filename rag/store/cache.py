@@ -145,8 +145,8 @@ def _saved_key(folder: Path) -> str | None:
 
 
 def _save_facets(folder: Path, key: str, facets: Facets) -> None:
-    if _saved_key(folder) == key:  # loaded from there: the author postings are not rewritten
-        return
+    if _saved_key(folder) == key and (folder / POSTINGS).is_dir():
+        return  # loaded from there: the postings (mapped by this process) stay as they are
     with contextlib.suppress(OSError):  # the cache is an optimisation (read-only data dir)
         # Postings first: a FACETS file names a key only when its POSTINGS are there.
         (folder / FACETS).unlink(missing_ok=True)

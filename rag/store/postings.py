@@ -81,10 +81,14 @@ class Postings:
         tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}-{threading.get_ident()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        for name in PARTS:
-            np.save(tmp / f"{name}.npy", getattr(self, name), allow_pickle=False)
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+        try:
+            for name in PARTS:
+                np.save(tmp / f"{name}.npy", getattr(self, name), allow_pickle=False)
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)  # OSError: another process put its own there first
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
     @classmethod
     def load(cls, folder: Path) -> Postings | None:

@@ -177,3 +177,24 @@ def test_postings_round_trip(tmp_path):
         assert postings.papers_of("#stat") == postings.papers_of("#cs.cl") == {"csv:Zoë"}
     assert Postings.load(tmp_path / "missing") is None
     assert Postings.empty().papers_of("li") == set()
+
+
+def test_a_cache_from_before_the_filters_is_counted_again(tmp_path, embedder):
+    """An index cached by an older version (facets without categories, no postings):
+    the next process counts the facets again, once, and saves them."""
+    import json as jsonlib
+    import shutil
+
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+    from rag.store.cache import FACETS, POSTINGS
+
+    folder = filters_index(tmp_path / "data", embedder).store.lexical_folder
+    shutil.rmtree(folder / POSTINGS)
+    saved = jsonlib.loads((folder / FACETS).read_text())
+    (folder / FACETS).write_text(jsonlib.dumps({k: saved[k] for k in ("key", "dates",
+                                                                      "sources")}))
+    again = Pipeline(Settings(data_dir=tmp_path / "data", _env_file=None), embedder=embedder)
+    assert found(again, categories=["hep-th"], authors=["Hinton"]) == {6}
+    assert (folder / POSTINGS).is_dir() and "categories" in jsonlib.loads(
+        (folder / FACETS).read_text())
