@@ -120,6 +120,12 @@ def retrieval_options(fn):
     fn = click.option("--until", default=None, help="Only papers listed on/before this date.")(fn)
     fn = click.option("--source", "sources", multiple=True,
                       help="Only papers from this source file (repeatable; substring match).")(fn)
+    fn = click.option("--category", "categories", multiple=True,
+                      help="Only papers in this arXiv category (repeatable: any of them): "
+                      "cs.CL, or cs for every cs.* (`ask stats` lists them).")(fn)
+    fn = click.option("--author", "authors", multiple=True,
+                      help="Only papers by this author (repeatable: any of them): Hinton, "
+                      "G. Hinton; whole words, case and accents aside.")(fn)
     return fn
 
 
@@ -148,11 +154,11 @@ def _settings(data_dir=None, chroma_url=None, **extra):
     return load_settings(data_dir=data_dir, chroma_url=chroma_url, **extra)
 
 
-def _filters(since, until, sources):
+def _filters(since, until, sources, categories=(), authors=()):
     from rag.pipeline import parse_filters
 
     try:
-        return parse_filters(since, until, sources)
+        return parse_filters(since, until, sources, categories, authors)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
 
@@ -184,8 +190,8 @@ def cli():
 @click.option("-v", "--verbose", is_flag=True, help="Also print timings and token usage.")
 @retrieval_options
 @common_options
-def question_cmd(question, fmt, as_json, use_llm, verbose, k, since, until, sources, data_dir,
-                 chroma_url):
+def question_cmd(question, fmt, as_json, use_llm, verbose, k, since, until, sources, categories,
+                 authors, data_dir, chroma_url):
     """Answer a QUESTION from the indexed papers, citing them as [n]."""
     from rag.pipeline import Pipeline
     from rag.retrieve import clean_question
@@ -197,9 +203,9 @@ def question_cmd(question, fmt, as_json, use_llm, verbose, k, since, until, sour
     settings = _settings(data_dir, chroma_url)
     pipeline = Pipeline(settings)
     auto_ingest(pipeline, quiet=fmt != "text")
+    filters = _filters(since, until, sources, categories, authors)
     answer, streamed = ask_streaming(pipeline, text, stream=fmt == "text" and sys.stdout.isatty(),
-                                     k=k, filters=_filters(since, until, sources),
-                                     use_llm=use_llm)
+                                     k=k, filters=filters, use_llm=use_llm)
     if fmt != "text":
         print_answer_as(fmt, answer)
         return
@@ -347,6 +353,18 @@ def stats(as_json, data_dir, chroma_url):
     echo(f"Sources ({len(info['sources'])}):")
     for name, count in info["sources"].items():
         echo(f"  {count:6d}  {name}")
+    _print_categories(info["categories"])
+
+
+def _print_categories(categories: dict[str, int], top: int = 20) -> None:
+    """The most common categories (what `--category` takes); --json lists every one."""
+    if not categories:
+        return
+    echo(f"Categories ({len(categories)}; use with --category):")
+    for name, count in list(categories.items())[:top]:
+        echo(f"  {count:6d}  {display_safe(name)}")
+    if len(categories) > top:
+        echo(f"  ... {len(categories) - top} more (`ask stats --json` lists them all)")
 
 
 @cli.command()
@@ -392,7 +410,8 @@ def doctor(repair, data_dir, chroma_url):
 @format_options
 @retrieval_options
 @common_options
-def search_cmd(query, fmt, as_json, k, since, until, sources, data_dir, chroma_url):
+def search_cmd(query, fmt, as_json, k, since, until, sources, categories, authors, data_dir,
+               chroma_url):
     """List the papers that best match QUERY, with scores (no answer)."""
     from rag.export import hits_markdown, render
     from rag.pipeline import Pipeline
@@ -401,7 +420,7 @@ def search_cmd(query, fmt, as_json, k, since, until, sources, data_dir, chroma_u
     pipeline = Pipeline(_settings(data_dir, chroma_url))
     auto_ingest(pipeline, quiet=fmt != "text")
     text = " ".join(query)
-    hits = pipeline.search(text, k, _filters(since, until, sources))
+    hits = pipeline.search(text, k, _filters(since, until, sources, categories, authors))
     if fmt == "json":
         echo_json([{**hit_to_dict(h), "dense": h.dense, "lexical": h.lexical} for h in hits])
         return
@@ -431,7 +450,8 @@ def print_ranked(hits, scores) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: the paper and its neighbours.")
 @retrieval_options
 @common_options
-def similar_cmd(paper, as_json, k, since, until, sources, data_dir, chroma_url):
+def similar_cmd(paper, as_json, k, since, until, sources, categories, authors, data_dir,
+                chroma_url):
     """List the papers nearest to PAPER (its id, as `ask search` shows it, or its exact
     title) by their embeddings; the paper itself is left out."""
     from rag.pipeline import Pipeline
@@ -440,7 +460,8 @@ def similar_cmd(paper, as_json, k, since, until, sources, data_dir, chroma_url):
     auto_ingest(pipeline, quiet=as_json)
     ref = " ".join(paper)
     target = pipeline.paper(ref)
-    hits = pipeline.similar(target.paper_id, k, _filters(since, until, sources))
+    hits = pipeline.similar(target.paper_id, k,
+                            _filters(since, until, sources, categories, authors))
     if as_json:
         echo_json({"paper": paper_to_dict(target),
                    "similar": [{**hit_to_dict(h), "dense": h.dense} for h in hits]})
@@ -455,7 +476,7 @@ def similar_cmd(paper, as_json, k, since, until, sources, data_dir, chroma_url):
 @click.option("--llm/--offline", "use_llm", default=None, help="Force an answerer.")
 @retrieval_options
 @common_options
-def chat(use_llm, k, since, until, sources, data_dir, chroma_url):
+def chat(use_llm, k, since, until, sources, categories, authors, data_dir, chroma_url):
     """A conversation: follow-up questions ("how fast is it?") keep the context.
 
     Type a question per line; an empty line, 'exit' or Ctrl-D ends the chat.
@@ -466,7 +487,7 @@ def chat(use_llm, k, since, until, sources, data_dir, chroma_url):
     pipeline = Pipeline(_settings(data_dir, chroma_url))
     auto_ingest(pipeline)
     conversation = Conversation()
-    filters = _filters(since, until, sources)
+    filters = _filters(since, until, sources, categories, authors)
     interactive = sys.stdin.isatty()
     stream = sys.stdout.isatty()
     while True:

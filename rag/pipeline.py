@@ -61,12 +61,18 @@ def _joined(*notes: str) -> str:
 
 
 def parse_filters(since: str | None = None, until: str | None = None,
-                  sources=()) -> Filters:
+                  sources=(), categories=(), authors=()) -> Filters:
     """Filters from what a user typed: dates as 2024-08-13, Aug 13 or 08-13 (blank: none),
-    source-file substrings. Raises ValueError naming a date it cannot read."""
+    source-file substrings, arXiv categories ("cs.CL", or "cs" for every cs.*), author
+    names ("Hinton", "G. Hinton"); blank values are ignored. Raises ValueError naming a
+    date it cannot read."""
+    def kept(values) -> tuple[str, ...]:
+        return tuple(v.strip() for v in values or () if v and v.strip())
+
     return Filters(since=parse_date(since) if since and since.strip() else None,
                    until=parse_date(until) if until and until.strip() else None,
-                   sources=tuple(sources or ()))
+                   sources=tuple(sources or ()), categories=kept(categories),
+                   authors=kept(authors))
 
 
 class Pipeline:
@@ -399,6 +405,7 @@ class Pipeline:
             "papers": sum(facets.sources.values()),
             "chunks": store.count_chunks(),
             "sources": facets.source_counts(),
+            "categories": facets.category_counts(),
             "dates": facets.all_dates(),
             "embedding_model": store.embed_model or f"(none yet; will use {self.embedder_name()})",
             "answerer": self.answerer_name,

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 
 def run_ask(*args, env: dict | None = None, input: str | None = None, timeout: float = 180,
@@ -26,3 +27,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# A tiny arXiv metadata JSON Lines corpus whose papers carry categories and authors, for
+# the category and author filters (tests/rag/retrieve/test_filters.py, tests/ui). Ids are
+# 2401.00001 .. 2401.00008, listed 2024-01-02 .. 2024-01-09 in that order.
+FILTERS_JSONL = Path(__file__).parent / "data" / "arxiv_filters.jsonl"
+
+
+def filters_index(data_dir, embedder):
+    """A Pipeline over ``data_dir`` with :data:`FILTERS_JSONL` ingested."""
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+
+    pipeline = Pipeline(Settings(data_dir=data_dir, _env_file=None), embedder=embedder)
+    assert pipeline.ingest([FILTERS_JSONL]).added == 8
+    return pipeline

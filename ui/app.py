@@ -139,6 +139,7 @@ def build_app(pipeline, svc: Service | None = None):
             library = library_tab.build()
             ingest = ingest_tab.build(svc.settings)
         chat_tab.wire(svc, chat, panel, session)
+        side_panel.wire(svc, panel)
         library_tab.wire(svc, library, status, panel.sources, timer, demo)
         ingest_tab.wire(svc, ingest, library, status, panel.sources)
         gr.api(ask_endpoint(svc), api_name="ask")

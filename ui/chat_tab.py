@@ -121,7 +121,8 @@ def _with(shown: list, content: str) -> list:
     return shown + [{"role": "assistant", "content": content}]
 
 
-def respond(svc, question, session, k, since, until, sources, mode):
+def respond(svc, question, session, k, since, until, sources, mode, categories=(),
+            authors=""):
     """Yield (messages, box text, session) as one question is answered: the question,
     "Searching the papers…", then the streamed answer (:func:`shown_answer`)."""
     session = session or new_session()
@@ -135,7 +136,7 @@ def respond(svc, question, session, k, since, until, sources, mode):
         yield _with(shown, render.pending_html(busy)), "", session
         return
     try:
-        filters = svc.filters(since, until, sources)
+        filters = svc.filters(since, until, sources, categories, authors)
     except ValueError as exc:
         session["messages"] = _with(shown, render.error_html(str(exc)))
         yield session["messages"], "", session
@@ -175,7 +176,7 @@ def shown_answer(events: Iterable, shown: list, turn: int) -> Iterator[tuple[lis
             yield _with(shown, render.error_html(event.message)), True
 
 
-def related(svc, paper_id, session, k, since, until, sources):
+def related(svc, paper_id, session, k, since, until, sources, categories=(), authors=""):
     """(messages, session) after a source card's "Related papers": the papers nearest to
     that paper, within the side panel's options, as a turn of the conversation."""
     from rag import AbstractaError
@@ -188,7 +189,8 @@ def related(svc, paper_id, session, k, since, until, sources):
     if busy:
         return _with(session["messages"], render.pending_html(busy)), session
     try:
-        paper, hits = svc.related(paper_id, int(k), svc.filters(since, until, sources))
+        paper, hits = svc.related(paper_id, int(k),
+                                  svc.filters(since, until, sources, categories, authors))
     except (ValueError, AbstractaError) as exc:
         session["messages"] = _with(session["messages"], render.error_html(str(exc)))
         return session["messages"], session
@@ -239,12 +241,13 @@ def wire(svc, chat: ChatTab, panel: SidePanel, session) -> None:
     card's "Related papers", and the downloads refreshed after each."""
     import gradio as gr
 
-    def on_question(question, session, k, since, until, sources, mode):
-        yield from respond(svc, question, session, k, since, until, sources, mode)
+    def on_question(question, session, k, since, until, sources, mode, categories, authors):
+        yield from respond(svc, question, session, k, since, until, sources, mode,
+                           categories, authors)
 
-    def on_related(session, k, since, until, sources, evt):
+    def on_related(session, k, since, until, sources, categories, authors, evt):
         paper_id = render.paper_from_token(str(getattr(evt, "paper", "")))
-        return related(svc, paper_id, session, k, since, until, sources)
+        return related(svc, paper_id, session, k, since, until, sources, categories, authors)
 
     def reset(session):
         forget_downloads(session)
@@ -263,7 +266,8 @@ def wire(svc, chat: ChatTab, panel: SidePanel, session) -> None:
     example_text.__annotations__ = {"evt": gr.SelectData, "return": str}
     on_related.__annotations__ = {"evt": gr.EventData}
 
-    inputs = [chat.box, session, panel.k, panel.since, panel.until, panel.sources, panel.mode]
+    inputs = [chat.box, session, panel.k, panel.since, panel.until, panel.sources, panel.mode,
+              panel.categories, panel.authors]
     outputs = [chat.chatbot, chat.box, session]
     private = {"api_visibility": "private"}
     refresh = (on_downloads, [session], [*chat.downloads, session])
@@ -271,7 +275,9 @@ def wire(svc, chat: ChatTab, panel: SidePanel, session) -> None:
     chat.send.click(on_question, inputs, outputs, **private).then(*refresh, **private)
     chat.chatbot.example_select(example_text, None, chat.box, queue=False, **private).then(
         on_question, inputs, outputs, **private).then(*refresh, **private)
-    chat.relay.click(on_related, inputs[1:-1], [chat.chatbot, session], **private).then(
+    related_inputs = [session, panel.k, panel.since, panel.until, panel.sources,
+                      panel.categories, panel.authors]
+    chat.relay.click(on_related, related_inputs, [chat.chatbot, session], **private).then(
         *refresh, **private)
     for clear in (panel.clear.click, chat.chatbot.clear):
         clear(reset, [session], outputs, queue=False, **private).then(*refresh, **private)

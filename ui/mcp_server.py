@@ -77,6 +77,10 @@ def build_server(tools):
         description="Only papers listed on or before this date (same forms as since).")]
     source_type = Annotated[str | None, Field(
         description="Only papers from source files whose name contains this text.")]
+    category_type = Annotated[str | list[str] | None, Field(
+        description="Only papers in this arXiv category (cs.CL; cs: any cs.*), or any of a list.")]
+    author_type = Annotated[str | list[str] | None, Field(
+        description="Only papers by this author (Hinton, G. Hinton), or by any of a list.")]
     paper_type = Annotated[str, Field(
         description="A paper id as search_papers returns it (paper_id), or the exact title.")]
     # WARNING: FastMCP logs every request at INFO on stderr, which a client shows as noise.
@@ -84,36 +88,37 @@ def build_server(tools):
     call = functools.partial(_call, tools)
 
     @server.tool()
-    async def search_papers(
-            query: Annotated[str, Field(description="What to look for, in plain words.")],
-            k: k_type = 5, since: since_type = None, until: until_type = None,
-            source: source_type = None) -> list[dict[str, Any]]:
+    async def search_papers(query: Annotated[str, Field(description="What to look for.")],
+                            k: k_type = 5, since: since_type = None, until: until_type = None,
+                            source: source_type = None, category: category_type = None,
+                            author: author_type = None) -> list[dict[str, Any]]:
         """Rank the indexed papers for a query, best first: paper_id, title, dates, url,
         scores (score: fused rank score; relevance: 0-1 calibrated; dense: cosine)."""
-        return await call("search", query, k, since, until, source)
+        return await call("search", query, k, since, until, source, category, author)
 
     @server.tool()
     async def ask(question: Annotated[str, Field(description="A question about the papers.")],
                   k: k_type = 5, since: since_type = None, until: until_type = None,
-                  source: source_type = None) -> dict[str, Any]:
+                  source: source_type = None, category: category_type = None,
+                  author: author_type = None) -> dict[str, Any]:
         """Answer a question from the indexed papers. Returns the `ask --json` object:
         answer (citing papers as [n]), citations (n, paper_id, title), sources (the
         ranked papers), abstained (true when the papers do not cover it), note."""
-        return await call("ask", question, k, since, until, source)
+        return await call("ask", question, k, since, until, source, category, author)
 
     @server.tool()
     async def get_paper(paper_id: paper_type) -> dict[str, Any]:
-        """One indexed paper's full record: paper_id, title, abstract, authors, dates,
-        sources, url."""
+        """One indexed paper's record: paper_id, title, abstract, authors, dates, sources, url."""
         return await call("paper", paper_id)
 
     @server.tool()
     async def similar_papers(paper_id: paper_type, k: k_type = 5, since: since_type = None,
-                             until: until_type = None,
-                             source: source_type = None) -> list[dict[str, Any]]:
+                             until: until_type = None, source: source_type = None,
+                             category: category_type = None,
+                             author: author_type = None) -> list[dict[str, Any]]:
         """The indexed papers most like one paper (by their embeddings), the paper itself
         left out, best first (dense: cosine similarity)."""
-        return await call("similar", paper_id, k, since, until, source)
+        return await call("similar", paper_id, k, since, until, source, category, author)
 
     return server
 

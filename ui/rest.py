@@ -5,9 +5,11 @@ passes it in as an initial route, so it is there the moment the port is). Each r
 one method of :class:`ui.tools.Tools`, the same as the MCP server's tools: the argument
 limits (``k`` in 1..100, the question's length) and the one-line messages are theirs.
 
-- ``POST /ask`` (``{question, k?, since?, until?, source?}``): the ``ask --json`` object.
-- ``GET /search?q=&k=&since=&until=&source=``, ``GET /papers/{id}``,
-  ``GET /papers/{id}/similar?k=``: ranked papers, a full record.
+- ``POST /ask`` (``{question, k?, since?, until?, source?, category?, author?}``; category
+  and author: one value or a list): the ``ask --json`` object.
+- ``GET /search?q=&k=&since=&until=&source=&category=&author=`` (category and author
+  repeatable), ``GET /papers/{id}``, ``GET /papers/{id}/similar?k=``: ranked papers, a
+  full record.
 - ``GET /health``: ``{"status": "ready", "papers": N}`` (200), or ``{"status":
   "starting", "indexed": n, "total": m, "message": ...}`` (503 with ``Retry-After``).
 - ``GET /openapi.json``: the OpenAPI description (no docs page: it would load a CDN).
@@ -149,6 +151,12 @@ def _routes(api, tools: Tools) -> None:
     since_q = Annotated[str | None, Query(description="Listed on or after: 2024-08-13, Aug 13.")]
     until_q = Annotated[str | None, Query(description="Listed on or before (same forms).")]
     source_q = Annotated[str | None, Query(description="Source file name contains this.")]
+    category_q = Annotated[list[str] | None, Query(
+        description="arXiv category: cs.CL, or cs for any cs.* (repeatable: any of them).")]
+    author_q = Annotated[list[str] | None, Query(
+        description="Author name: Hinton, G. Hinton (repeatable: any of them).")]
+    many_b = Annotated[str | list[str] | None, Body(
+        description="One value or a list (any of them keeps a paper).")]
     id_p = Annotated[str, Path(description="A paper_id as search returns it, or the title.")]
     papers = list[dict[str, Any]]
 
@@ -158,13 +166,15 @@ def _routes(api, tools: Tools) -> None:
             k: Annotated[int | None, Body(json_schema_extra=limit)] = None,
             since: Annotated[str | None, Body()] = None,
             until: Annotated[str | None, Body()] = None,
-            source: Annotated[str | None, Body()] = None) -> dict[str, Any]:
-        return tools.ask(question, k, since, until, source)
+            source: Annotated[str | None, Body()] = None, category: many_b = None,
+            author: many_b = None) -> dict[str, Any]:
+        return tools.ask(question, k, since, until, source, category, author)
 
     @api.get("/search", summary="Rank the indexed papers for a query")
     def search(q: Annotated[str, Query(description="What to look for.")], k: k_q = None,
-               since: since_q = None, until: until_q = None, source: source_q = None) -> papers:
-        return tools.search(q, k, since, until, source)
+               since: since_q = None, until: until_q = None, source: source_q = None,
+               category: category_q = None, author: author_q = None) -> papers:
+        return tools.search(q, k, since, until, source, category, author)
 
     @api.get("/papers/{paper_id}", summary="One paper's full record")
     def paper(paper_id: id_p) -> dict[str, Any]:
@@ -172,8 +182,9 @@ def _routes(api, tools: Tools) -> None:
 
     @api.get("/papers/{paper_id}/similar", summary="Papers most like one paper")
     def similar(paper_id: id_p, k: k_q = None, since: since_q = None,
-                until: until_q = None, source: source_q = None) -> papers:
-        return tools.similar(paper_id, k, since, until, source)
+                until: until_q = None, source: source_q = None,
+                category: category_q = None, author: author_q = None) -> papers:
+        return tools.similar(paper_id, k, since, until, source, category, author)
 
 
 def _health_route(api, svc) -> None:

@@ -181,10 +181,17 @@ class Service:
         return status_html(len(self.papers()), p.embedder_name(), p.answerer_name)
 
     # --- questions -----------------------------------------------------------------------
-    def filters(self, since: str, until: str, sources):
+    def filters(self, since: str, until: str, sources, categories=(), authors: str = ""):
+        """The side panel's options as filters: ``authors`` is the box's text, names
+        separated by ";" (a name has commas in no form users type it)."""
         from rag import parse_filters
 
-        return parse_filters(since, until, sources)
+        return parse_filters(since, until, sources, categories or (),
+                             (authors or "").split(";"))
+
+    def category_counts(self) -> dict[str, int]:
+        """Each indexed arXiv category -> papers with it, most first (the facets: cheap)."""
+        return dict(self.pipeline.searcher().categories())
 
     def stream_answer(self, question: str, *, k, filters, conversation, use_llm):
         """``pipeline.stream``'s events (:mod:`rag.llm.events`), with None each second

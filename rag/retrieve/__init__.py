@@ -4,8 +4,8 @@ The parts, one job each:
 
 1. **The question** (:mod:`~rag.retrieve.question`): cleaned once, at the pipeline's
    entry (:func:`clean_question_with_note`); every later step takes the clean text.
-2. **Filters** (:mod:`~rag.retrieve.filters`): dates and sources, turned into the ids of
-   the papers they keep through the index's facets.
+2. **Filters** (:mod:`~rag.retrieve.filters`): dates, sources, categories and authors,
+   turned into the ids of the papers they keep through the index's facets.
 3. **Retrievers** (:mod:`~rag.retrieve.retrievers`: :class:`DenseRetriever`,
    :class:`LexicalRetriever`): one interface, ``rank(query, depth, allowed) -> Ranking``
    (paper ids best first, with each paper's best score), and each declares the relevance

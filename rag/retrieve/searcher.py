@@ -258,3 +258,7 @@ class Searcher:
     def sources(self) -> Mapping[str, int]:
         """Every indexed source (file name) -> how many papers it lists."""
         return self.facets.source_counts()
+
+    def categories(self) -> Mapping[str, int]:
+        """Every indexed arXiv category -> how many papers carry it, most papers first."""
+        return self.facets.category_counts()

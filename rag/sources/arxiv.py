@@ -30,6 +30,13 @@ def _text(value) -> str:
     return " ".join(value.split())
 
 
+def _categories(value) -> str:
+    """Space-separated, as the arXiv snapshot writes them (a list is accepted too)."""
+    if isinstance(value, list):
+        value = " ".join(v for v in value if isinstance(v, str))
+    return _text(value)
+
+
 Skip = Callable[[str], None]  # told "file:line: reason" for each record left out
 
 
@@ -58,7 +65,7 @@ def _record(obj, source: str, line: int, skip: Skip) -> Paper | None:
         arxiv_id=arxiv_id,
         record_id=None if arxiv_id else record_id("jsonl", raw_id),
         authors=_text(authors),
-        categories=_text(obj.get("categories")),
+        categories=_categories(obj.get("categories")),
         url=_text(obj.get("url")),
         where=f"{source}:{line}",
     )

@@ -1,8 +1,9 @@
 """CSV (or TSV) exports with ``title`` and ``abstract`` columns.
 
 Optional columns: ``id`` (an arXiv id, or any id of the file's own: it becomes the
-paper id as ``csv:<id>``), ``date``, ``authors``, ``url``. Column names are matched
-case-insensitively; other columns are ignored.
+paper id as ``csv:<id>``), ``date``, ``authors``, ``url``, ``categories`` (or
+``category``: arXiv categories separated by spaces, commas or semicolons). Column names
+are matched case-insensitively; other columns are ignored.
 
 :func:`records` reads rows from any iterable of lines (an open file streams: memory
 does not grow with the file); :func:`load` reads a whole text.
@@ -121,6 +122,9 @@ def _paper(title: str, abstract: str, cell, row: list[str], source: str, line: i
         record_id=None if arxiv_id else record_id("csv", raw_id),
         authors=cell(row, "authors"),
         url=cell(row, "url"),
+        # Stored as arXiv writes them, space-separated: "cs.CL, cs.AI" -> "cs.CL cs.AI".
+        categories=" ".join(re.split(r"[\s,;]+", cell(row, "categories")
+                                     or cell(row, "category"))).strip(),
         where=f"{source}:{line}",
     )
 

@@ -12,7 +12,11 @@ unchanged papers renew a second token (``listings``) instead of the generation: 
 facets are then counted again from the paper records, and BM25 is left as it is. A
 date or source filter picks the matching values from the facets and hands Chroma a
 ``where`` on those values, so no query reads every paper record (see
-:meth:`rag.store.Store.filter_papers`).
+:meth:`rag.store.Store.filter_papers`). Authors and categories are postings instead: each
+author-name key (:func:`rag.authors.index_keys`) and category -> the papers filed under
+it, memory-mapped arrays in a folder of their own beside the counts
+(:mod:`rag.store.postings`); the counts keep each stored ``categories`` value's papers,
+for ``ask stats``.
 """
 
 from __future__ import annotations
@@ -28,21 +32,43 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag import lexical
+from rag.authors import index_keys
 from rag.lexical import Lexical
 from rag.settings import Settings
 from rag.store.chroma import ChromaIndex
+from rag.store.postings import Postings, PostingsBuilder, category_keys
 from rag.store.schema import FIRST, PAGE, is_paper_record, split_list
 
 FACETS = "facets.json"
+POSTINGS = "postings"  # the postings' folder, saved with the same key as FACETS
 BUILD_PAGE = 1000  # rows per read while building (see build)
 
 
 @dataclass
 class Facets:
-    """Stored ``dates`` / ``sources`` values of the paper records -> papers with it."""
+    """Stored ``dates`` / ``sources`` / ``categories`` values of the paper records ->
+    papers with it; ``postings``: author-name key or category -> the papers filed under it."""
 
     dates: dict[str, int] = field(default_factory=dict)
     sources: dict[str, int] = field(default_factory=dict)
+    categories: dict[str, int] = field(default_factory=dict)
+    postings: Postings = field(default_factory=Postings.empty)
+
+    def category_counts(self) -> dict[str, int]:
+        """Each category -> how many papers carry it, most papers first."""
+        out: Counter[str] = Counter()
+        for value, count in self.categories.items():
+            for category in value.split():
+                out[category] += count
+        return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def author_papers(self, key: str) -> set[str]:
+        """Ids of the papers filed under one author-name key (see :mod:`rag.authors`)."""
+        return self.postings.papers_of(key)
+
+    def category_papers(self, wanted: str) -> set[str]:
+        """Ids of the papers in a category ("cs.CL") or an archive ("cs"), case aside."""
+        return self.postings.papers_of(f"#{wanted.strip().casefold()}")
 
     def source_counts(self) -> dict[str, int]:
         """Each source -> how many papers it lists, sorted by name."""
@@ -102,43 +128,73 @@ def facets_key(index: ChromaIndex) -> str:
 def _load_facets(folder: Path, key: str) -> Facets | None:
     try:
         saved = json.loads((folder / FACETS).read_text())
-        if saved["key"] != key:
+        postings = Postings.load(folder / POSTINGS)
+        if saved["key"] != key or postings is None:
             return None
-        return Facets(dict(saved["dates"]), dict(saved["sources"]))
+        return Facets(dict(saved["dates"]), dict(saved["sources"]),
+                      dict(saved["categories"]), postings)
+    except (OSError, ValueError, KeyError, TypeError):  # an older cache: counted again
+        return None
+
+
+def _saved_key(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / FACETS).read_text())["key"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def _save_facets(folder: Path, key: str, facets: Facets) -> None:
+    if _saved_key(folder) == key and (folder / POSTINGS).is_dir():
+        return  # loaded from there: the postings (mapped by this process) stay as they are
     with contextlib.suppress(OSError):  # the cache is an optimisation (read-only data dir)
+        # Postings first: a FACETS file names a key only when its POSTINGS are there.
+        (folder / FACETS).unlink(missing_ok=True)
+        facets.postings.save(folder / POSTINGS)
         (folder / FACETS).write_text(json.dumps(
-            {"key": key, "dates": facets.dates, "sources": facets.sources}))
+            {"key": key, "dates": facets.dates, "sources": facets.sources,
+             "categories": facets.categories}))
+
+
+class FacetCounter:
+    """The facets counted over pages of chunk metadata (paper records only)."""
+
+    def __init__(self) -> None:
+        self.dates, self.sources, self.categories = Counter[str](), Counter[str](), Counter[str]()
+        self.postings = PostingsBuilder()
+
+    def add(self, metas: list[dict]) -> None:
+        for m in metas:
+            if is_paper_record(m) and m.get("n") == 0:
+                self.dates[m.get("dates", "")] += 1
+                self.sources[m.get("sources", "")] += 1
+                if m.get("categories"):
+                    self.categories[m["categories"]] += 1
+                self.postings.add(m["paper_id"], index_keys(m.get("authors", ""))
+                                  | category_keys(m.get("categories", "")))
+
+    def facets(self) -> Facets:
+        return Facets(dict(self.dates), dict(self.sources), dict(self.categories),
+                      self.postings.build())
 
 
 def scan_facets(index: ChromaIndex) -> Facets:
     """The facets from the paper records alone (when only listings changed)."""
-    dates, sources = Counter[str](), Counter[str]()
+    counter = FacetCounter()
     offset = 0
     while True:
         res = index.read("get", where=FIRST, limit=PAGE, offset=offset, include=["metadatas"])
-        _count_facets(res["metadatas"], dates, sources)
+        counter.add(res["metadatas"])
         if len(res["ids"]) < PAGE:
-            return Facets(dict(dates), dict(sources))
+            return counter.facets()
         offset += PAGE
-
-
-def _count_facets(metas: list[dict], dates: Counter, sources: Counter) -> None:
-    for m in metas:
-        if is_paper_record(m) and m.get("n") == 0:
-            dates[m.get("dates", "")] += 1
-            sources[m.get("sources", "")] += 1
 
 
 def build(index: ChromaIndex, folder: Path, generation: str, key: str) -> Cached:
     """Read the whole collection once; write BM25 and the facets into ``folder``
     (atomically: built in a temporary folder, renamed into place)."""
     builder = lexical.Builder(workdir=folder.parent)  # its segments spill next to the cache
-    dates, sources = Counter[str](), Counter[str]()
+    facet_counter = FacetCounter()
     # Pages of 1,000: a 5,000-row get holds ~150 MB in Chroma at once (measured with
     # 400-token chunks), and is no faster.
     offset = builder_rows = 0
@@ -147,11 +203,11 @@ def build(index: ChromaIndex, folder: Path, generation: str, key: str) -> Cached
         metas = res["metadatas"]
         builder.add(res["ids"], [m["paper_id"] for m in metas], [m["text"] for m in metas])
         builder_rows += len(res["ids"])
-        _count_facets(metas, dates, sources)
+        facet_counter.add(metas)
         if len(res["ids"]) < BUILD_PAGE:
             break
         offset += BUILD_PAGE
-    facets = Facets(dict(dates), dict(sources))
+    facets = facet_counter.facets()
     if builder_rows != index.read("count"):
         # The collection's rows and its count disagree (a write log not yet applied, e.g.
         # on a full disk): kept in memory only, so no saved cache claims this generation

@@ -262,3 +262,36 @@ def test_related_papers_and_downloads_of_an_answer(shared_app, page, tmp_path):
     assert question in conversation and "Papers related to" in conversation
     assert all(t in re.sub(r"\\(.)", r"\1", conversation) for t in titles)
     assert page.outside_requests == []
+
+
+def test_side_panel_category_and_author_filters_restrict_the_answer(tmp_path, embedder,
+                                                                    launch_app, page):
+    """The category list offers the index's categories (most papers first); choosing one
+    keeps the answer's sources inside it; an author no paper has is said in the bubble."""
+    from helpers import filters_index
+
+    pipeline = filters_index(tmp_path / "filters", embedder)
+    url = launch_app(pipeline.settings, pipeline)
+    page.goto(url)
+    page.wait_for_selector("#chat", timeout=30_000)
+    question = "Which paper computes entanglement entropy with extremal surfaces?"
+    holographic = "Holographic entanglement entropy in de Sitter space"
+    assert holographic in _ask(page, question).locator(".src-card .src-title").all_inner_texts()
+
+    page.click("#categories input")
+    page.wait_for_selector("[role=option]:has-text('hep-th (1)')", timeout=20_000)
+    page.locator("[role=option]", has_text="cs.CL (4)").click()  # most papers: listed first
+    page.keyboard.press("Escape")
+    page.click("#new-chat")  # not a follow-up of the unfiltered answer
+    page.wait_for_function("() => !document.querySelector('#chat .bot')", timeout=20_000)
+    shown = _ask(page, question).inner_text()
+    page.screenshot(path=str(tmp_path / "filtered.png"), full_page=True)
+    cs_cl = ["Multilingual machine translation", "Dialogue state tracking",
+             "Speech recognition with deep", "Low-rank adaptation of language"]
+    assert holographic not in shown and any(title in shown for title in cs_cl), shown
+
+    page.fill("#authors textarea", "Nobody")
+    bubble = _ask(page, question).inner_text()
+    assert "No indexed paper has an author named 'Nobody'" in bubble
+    page.screenshot(path=str(tmp_path / "filters.png"), full_page=True)
+    assert page.outside_requests == []
