@@ -24,13 +24,16 @@ import os
 import shutil
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag import lexical
+import numpy as np
+
+from rag import lexical, segments
 from rag.lexical import Lexical
 from rag.settings import Settings
-from rag.store.chroma import ChromaIndex
+from rag.store.chroma import ChromaIndex, next_unsettled
 from rag.store.schema import FIRST, PAGE, is_paper_record, split_list
 
 FACETS = "facets.json"
@@ -134,42 +137,206 @@ def _count_facets(metas: list[dict], dates: Counter, sources: Counter) -> None:
             sources[m.get("sources", "")] += 1
 
 
-def build(index: ChromaIndex, folder: Path, generation: str, key: str) -> Cached:
-    """Read the whole collection once; write BM25 and the facets into ``folder``
-    (atomically: built in a temporary folder, renamed into place)."""
-    builder = lexical.Builder(workdir=folder.parent)  # its segments spill next to the cache
-    dates, sources = Counter[str](), Counter[str]()
-    # Pages of 1,000: a 5,000-row get holds ~150 MB in Chroma at once (measured with
-    # 400-token chunks), and is no faster.
-    offset = builder_rows = 0
+def _fields(metas: list[dict]) -> dict[str, list]:
+    """What a segment keeps of each chunk's metadata (see :mod:`rag.segments`)."""
+    return {
+        "paper_ids": [m["paper_id"] for m in metas], "texts": [m["text"] for m in metas],
+        "batch": [int(m.get("batch", 0) or 0) for m in metas],
+        "record": [is_paper_record(m) and m.get("n") == 0 for m in metas],
+        "dates": [m.get("dates", "") for m in metas],
+        "sources": [m.get("sources", "") for m in metas]}
+
+
+def _pages(index: ChromaIndex, where: dict | None = None):
+    """(ids, metadatas) of every chunk (``where``: of those it selects), a page at a time.
+    Pages of 1,000: a 5,000-row get holds ~150 MB in Chroma at once (measured with
+    400-token chunks), and is no faster."""
+    offset = 0
     while True:
-        res = index.read("get", limit=BUILD_PAGE, offset=offset, include=["metadatas"])
-        metas = res["metadatas"]
-        builder.add(res["ids"], [m["paper_id"] for m in metas], [m["text"] for m in metas])
-        builder_rows += len(res["ids"])
-        _count_facets(metas, dates, sources)
+        res = index.read("get", where=where, limit=BUILD_PAGE, offset=offset,
+                         include=["metadatas"])
+        yield res["ids"], res["metadatas"]
         if len(res["ids"]) < BUILD_PAGE:
-            break
+            return
         offset += BUILD_PAGE
-    facets = Facets(dict(dates), dict(sources))
-    if builder_rows != index.read("count"):
+
+
+def _collection(index: ChromaIndex) -> str:
+    return str(getattr(index.collection, "id", ""))
+
+
+def _snapshot_cached(lex: Lexical | None, generation: str, key: str) -> Cached:
+    if lex is None or not lex.n_live:
+        return Cached(generation, None, Facets(), key)
+    dates, sources = lex.facets()
+    return Cached(generation, lex, Facets(dict(dates), dict(sources)), key)
+
+
+def build(index: ChromaIndex, folder: Path, generation: str, key: str) -> Cached:
+    """Read the whole collection once (the first build, or a cache of another format or
+    another collection); write one segment and its manifest into ``folder`` (atomically:
+    built in a temporary folder, renamed into place)."""
+    low = next_unsettled(index.metadata())  # read before the chunks (see catch_up)
+    builder = segments.Builder(workdir=folder.parent)  # it spills next to the cache
+    for ids, metas in _pages(index):
+        f = _fields(metas)
+        builder.add(ids, f["paper_ids"], f["texts"], f["batch"], f["record"], f["dates"],
+                    f["sources"])
+    info = {"generation": generation, "collection": _collection(index), "low": low}
+    if builder.rows + builder.pending_rows() != index.read("count"):
         # The collection's rows and its count disagree (a write log not yet applied, e.g.
         # on a full disk): kept in memory only, so no saved cache claims this generation
         # while holding part of it.
-        return Cached(generation, builder.build(generation, None), facets, key)
+        return _snapshot_cached(_in_memory(builder, info), generation, key)
     tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}-{threading.get_ident()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    # Written straight into tmp; in memory when it cannot be (the cache is an
-    # optimisation: a read-only data dir still answers).
-    lex = builder.build(generation, tmp)
+    name = segments.new_name()
     try:
-        if lex is not None and tmp.exists():
-            _save_facets(tmp, key, facets)
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)  # the arrays stay mapped across the rename
-    except OSError:
+        builder.write(tmp / name)
+        segments.write_manifest(tmp, {**info, "segments": [{"name": name, "deleted": None}]})
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)  # the arrays stay mapped across the rename
+    except OSError:  # a read-only or full disk: in memory (the cache is an optimisation)
         shutil.rmtree(tmp, ignore_errors=True)
-    return Cached(generation, lex, facets, key)
+        return _snapshot_cached(_in_memory(builder, info), generation, key)
+    cached = _snapshot_cached(lexical.load(folder, generation), generation, key)
+    _save_facets(folder, key, cached.facets)
+    return cached
+
+
+def _in_memory(builder: segments.Builder, info: dict) -> Lexical | None:
+    seg = builder.write(None)
+    return None if seg is None else Lexical(None, info, [seg], [None])
+
+
+def catch_up(index: ChromaIndex, folder: Path, base: Lexical, generation: str,
+             key: str) -> Cached | None:
+    """``base`` (the saved snapshot) brought to ``generation`` by reading only the chunks
+    of the batches it may not have seen (``batch >= low``): a new segment for the chunks
+    it lacks, deletion files for the rows they replace. None when that cannot be done
+    (another collection, or the result would not hold the collection's count): then the
+    caller builds from scratch."""
+    info = base.info
+    if info.get("collection") != _collection(index) or folder != base.folder:
+        return None
+    low_next = next_unsettled(index.metadata())  # before the read: see next_unsettled
+    ids, metas = [], []
+    for page_ids, page_metas in _pages(index, {"batch": {"$gte": int(info.get("low", 0))}}):
+        ids += page_ids
+        metas += page_metas
+    fresh = _fields(metas)
+    delete, new = changes(base, ids, fresh, int(info.get("low", 0)))
+    n_deleted = sum(int(m.sum()) for m in delete.values())
+    if base.n_live - n_deleted + len(new) != index.read("count"):
+        return None
+    entries = [dict(e) for e in info["segments"]]
+    if new:
+        builder = segments.Builder(workdir=folder)
+        builder.add([ids[i] for i in new], *([fresh[k][i] for i in new] for k in (
+            "paper_ids", "texts", "batch", "record", "dates", "sources")))
+        name = segments.new_name()
+        builder.write(folder / name)
+        entries.append({"name": name, "deleted": None})
+    for pos, mask in delete.items():
+        old = base.deleted[pos]
+        entries[pos]["deleted"] = segments.write_deletions(
+            folder, entries[pos]["name"], mask if old is None else (old | mask))
+    segments.write_manifest(folder, {**info, "generation": generation, "low": low_next,
+                                     "segments": entries})
+    cached = _snapshot_cached(lexical.load(folder, generation), generation, key)
+    _save_facets(folder, key, cached.facets)
+    return cached
+
+
+def changes(base: Lexical, ids: list[str], fresh: dict[str, list],
+            low: int) -> tuple[dict[int, np.ndarray], list[int]]:
+    """What the chunks read since batch ``low`` change in ``base``: (segment position ->
+    rows newly deleted, positions in ``ids`` of the chunks to add).
+
+    A chunk already held with the same batch is unchanged (a batch re-read because it
+    was still open). Every other chunk read is added, and the rows it supersedes are
+    deleted: every live row of its paper (a write replaces a paper's chunks whole) that
+    is not an unchanged chunk. So is a row of a batch re-read that is no longer there.
+    """
+    held: dict[str, tuple[int, int]] = {}  # chunk id -> (global row, batch), recent rows
+    for pos, seg in enumerate(base.segments):
+        local = np.flatnonzero(np.asarray(seg.batch) >= low)
+        off = int(base.offsets[pos])
+        for r in local[base.live[local + off]].tolist():
+            held[str(seg.chunk_ids[r])] = (r + off, int(seg.batch[r]))
+    unchanged: set[int] = set()
+    new: list[int] = []
+    for i, (cid, batch) in enumerate(zip(ids, fresh["batch"], strict=True)):
+        got = held.get(cid)
+        if got is not None and got[1] == batch:
+            unchanged.add(got[0])
+        else:
+            new.append(i)
+    gone = np.zeros(len(base.live), dtype=bool)
+    seen = set(ids)
+    for cid, (row, _) in held.items():
+        if cid not in seen:
+            gone[row] = True
+    touched = np.array(sorted({fresh["paper_ids"][i] for i in new}))
+    for pos, seg in enumerate(base.segments):
+        if len(touched):
+            off = int(base.offsets[pos])
+            hit = np.flatnonzero(np.isin(np.asarray(seg.paper_ids), touched)) + off
+            gone[hit] = True
+    if unchanged:
+        gone[np.fromiter(unchanged, np.int64)] = False
+    gone &= base.live
+    delete = {}
+    for pos in range(len(base.segments)):
+        lo, hi = int(base.offsets[pos]), int(base.offsets[pos + 1])
+        if gone[lo:hi].any():
+            delete[pos] = gone[lo:hi].copy()
+    return delete, new
+
+
+def optimize(folder: Path, generation: str, everything: bool = False,
+             budget: int = lexical.BUILD_BUDGET) -> bool:
+    """Merge segments (the tiered policy's next run, or ``everything`` into one); the
+    manifest is swapped only once the merged segment is written, then the segments no
+    manifest lists are removed. Call it holding the cache's lock. True if it merged."""
+    lex = lexical.load(folder, generation)
+    if lex is None or lex.folder is None:
+        return False
+    sizes = [s.n_rows - (0 if d is None else int(d.sum()))
+             for s, d in zip(lex.segments, lex.deleted, strict=True)]
+    run = (list(range(len(sizes))) if everything and (
+        len(sizes) > 1 or any(d is not None for d in lex.deleted))
+           else segments.plan_merge(sizes))
+    if not run:
+        return False
+    name = segments.new_name()
+    segments.merge([lex.segments[i] for i in run], [lex.deleted[i] for i in run],
+                   folder / name, budget)
+    entries = [dict(e) for e in lex.info["segments"]]
+    entries[run[0]:run[-1] + 1] = [{"name": name, "deleted": None}]
+    info = {**lex.info, "segments": entries}
+    segments.write_manifest(folder, info)
+    segments.collect_garbage(folder, info)
+    return True
+
+
+@contextlib.contextmanager
+def write_lock(folder: Path) -> Iterator[bool]:
+    """Hold ``<folder>.lock`` (one cache writer at a time on this machine: catch-up,
+    merge, garbage collection); yields False when it cannot be made (read-only)."""
+    import fcntl
+
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(folder.with_name(folder.name + ".lock"), "a+b")  # noqa: SIM115
+    except OSError:
+        yield False
+        return
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield True
+    finally:
+        fh.close()
 
 
 STAGED = ".next"  # suffix of the folder a rebuild fills beside the live cache
@@ -201,25 +368,61 @@ class GenerationCache:
             gen, key = index.generation(), facets_key(index)
             cached = self._current
             if cached is None or cached.lexical is None or cached.generation != gen:
-                lex = self._load(index, gen)
-                cached = (build(index, self.folder, gen, key) if lex is None
-                          else Cached(gen, lex, Facets(), ""))
+                cached = self._load(index, gen, key) or self._update(index, gen, key)
             if cached.facets_key != key:  # new listings of unchanged papers (or loaded)
                 cached.facets = (_load_facets(self.folder, key)
-                                 or _load_facets(self.staged, key) or scan_facets(index))
+                                 or _load_facets(self.staged, key)
+                                 or _snapshot_cached(cached.lexical, gen, key).facets
+                                 if cached.lexical is not None else scan_facets(index))
                 _save_facets(self.folder, key, cached.facets)
                 cached.facets_key = key
             self._current = cached
             return cached
 
-    def _load(self, index: ChromaIndex, gen: str) -> Lexical | None:
+    def _update(self, index: ChromaIndex, gen: str, key: str) -> Cached:
+        """Bring the saved cache to ``gen``: catch up from the segments it has, or build
+        it from scratch; under the cache's lock (another process may be at it: then its
+        result is loaded)."""
+        with write_lock(self.folder) as locked:
+            if not locked:
+                return build(index, self.folder, gen, key)
+            loaded = self._load(index, gen, key)
+            if loaded is not None:
+                return loaded
+            base = lexical.load(self.folder)  # of an older generation
+            cached = None
+            if base is not None and base.folder is not None:
+                try:
+                    cached = catch_up(index, self.folder, base, gen, key)
+                except OSError:  # a full disk: from scratch (in memory if need be)
+                    cached = None
+            if cached is None or cached.lexical is None:
+                return build(index, self.folder, gen, key)
+            with contextlib.suppress(OSError):  # merging is an optimisation
+                if optimize(self.folder, gen):
+                    cached = _snapshot_cached(lexical.load(self.folder, gen), gen, key)
+            return cached
+
+    def _load(self, index: ChromaIndex, gen: str, key: str) -> Cached | None:
         """The saved BM25 of ``gen`` (here, or staged by a rebuild that just swapped),
         if it holds the whole generation (else None: rebuilt)."""
         for folder in dict.fromkeys((self.folder, self.staged)):
             lex = lexical.load(folder, gen)
-            if lex is not None and len(lex.chunk_ids) == index.read("count"):
-                return lex
+            if lex is not None and lex.n_live and lex.n_live == index.read("count"):
+                facets = _load_facets(folder, key)
+                return (Cached(gen, lex, facets, key) if facets is not None
+                        else _snapshot_cached(lex, gen, key))
         return None
+
+    def optimize(self, index: ChromaIndex) -> bool:
+        """Merge every segment into one (``ask doctor --optimize``)."""
+        self.current(index)
+        with self._lock, write_lock(self.folder) as locked:
+            gen = index.generation()
+            if not locked or not optimize(self.folder, gen, everything=True):
+                return False
+            self._current = None
+        return True
 
     def promote(self, live: GenerationCache) -> None:
         """A rebuild's staged cache becomes ``live``'s (after the swap of the collection)."""

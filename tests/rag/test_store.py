@@ -216,8 +216,9 @@ def test_a_cache_in_an_older_layout_is_rebuilt(bundled_copy, embedder):
     pipe.store.lexical()
     for manifest in (data / "lexical").glob("*/manifest.json"):
         info = json.loads(manifest.read_text())
-        manifest.write_text(json.dumps({"generation": info["generation"], "chunks": 1}))
-        (manifest.parent / "vocab.json").unlink()  # what a format-1 cache lacks
+        # What a cache of format 4 (one precomputed score matrix) had: no "format" 5.
+        manifest.write_text(json.dumps({"generation": info["generation"], "chunks": 1,
+                                        "format": "4.x"}))
     other = Pipeline(pipe.settings, embedder=embedder)
     hits = other.search("group quantization sparsity", k=1)
     assert hits[0].paper.title.startswith("GQSA") and hits[0].lexical
