@@ -428,7 +428,7 @@ def collect_garbage(folder: Path, info: dict) -> None:
     for path in folder.iterdir():
         if path.name in keep or path.name.endswith(".lock"):
             continue
-        if path.name.startswith("seg-") or path.name.startswith(f"{MANIFEST}."):
+        if path.name.startswith(("seg-", f"{MANIFEST}.", "lexical-build-")):
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:
@@ -446,7 +446,7 @@ def plan_merge(sizes: list[int], factor: int = MERGE_FACTOR) -> list[int]:
 
     Adjacent, so the merged segment keeps the global row order (and the scores' ties);
     tiers by size: ``tier = floor(log_factor(max(rows, MIN_TIER_ROWS) / MIN_TIER_ROWS))``.
-    The first run of ``factor`` adjacent segments of the same tier or lower is merged.
+    The first run of ``factor`` adjacent segments of one tier is merged.
 
     >>> plan_merge([50_000, 900, 800, 700], factor=3)
     [1, 2, 3]
@@ -458,7 +458,7 @@ def plan_merge(sizes: list[int], factor: int = MERGE_FACTOR) -> list[int]:
     for start in range(len(sizes)):
         run = [start]
         for j in range(start + 1, len(sizes)):
-            if tiers[j] > tiers[start]:
+            if tiers[j] != tiers[start]:
                 break
             run.append(j)
             if len(run) >= factor:

@@ -229,7 +229,19 @@ def catch_up(index: ChromaIndex, folder: Path, base: Lexical, generation: str,
     n_deleted = sum(int(m.sum()) for m in delete.values())
     if base.n_live - n_deleted + len(new) != index.read("count"):
         return None
-    entries = [dict(e) for e in info["segments"]]
+    apply(base, ids, fresh, delete, new, {"generation": generation, "low": low_next})
+    cached = _snapshot_cached(lexical.load(folder, generation), generation, key)
+    _save_facets(folder, key, cached.facets)
+    return cached
+
+
+def apply(base: Lexical, ids: list[str], fresh: dict[str, list], delete: dict[int, np.ndarray],
+          new: list[int], update: dict) -> None:
+    """Write what :func:`changes` found into ``base``'s folder: a segment for the chunks
+    ``new`` points at, a new deletion file for each segment in ``delete``, then the
+    manifest (``base``'s, with ``update``) that lists them, swapped in atomically."""
+    assert base.folder is not None
+    folder, entries = base.folder, [dict(e) for e in base.info["segments"]]
     if new:
         builder = segments.Builder(workdir=folder)
         builder.add([ids[i] for i in new], *([fresh[k][i] for i in new] for k in (
@@ -241,11 +253,7 @@ def catch_up(index: ChromaIndex, folder: Path, base: Lexical, generation: str,
         old = base.deleted[pos]
         entries[pos]["deleted"] = segments.write_deletions(
             folder, entries[pos]["name"], mask if old is None else (old | mask))
-    segments.write_manifest(folder, {**info, "generation": generation, "low": low_next,
-                                     "segments": entries})
-    cached = _snapshot_cached(lexical.load(folder, generation), generation, key)
-    _save_facets(folder, key, cached.facets)
-    return cached
+    segments.write_manifest(folder, {**base.info, **update, "segments": entries})
 
 
 def changes(base: Lexical, ids: list[str], fresh: dict[str, list],
@@ -308,6 +316,7 @@ def optimize(folder: Path, generation: str, everything: bool = False,
         len(sizes) > 1 or any(d is not None for d in lex.deleted))
            else segments.plan_merge(sizes))
     if not run:
+        segments.collect_garbage(folder, lex.info)  # what a killed merge or build left
         return False
     name = segments.new_name()
     segments.merge([lex.segments[i] for i in run], [lex.deleted[i] for i in run],
