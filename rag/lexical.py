@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.text import ANALYZER
+from rag.topk import TermPostings, top_k
 
 # The saved layout and the analyzer that made the tokens: a cache of another format is
 # rebuilt (bump the number for the layout, rag.text.ANALYZER for the tokens).
@@ -49,6 +50,7 @@ FORMAT = f"5.{ANALYZER}"
 K1, B = 1.2, 0.75
 BUILD_BUDGET = 128 * 2**20  # bytes a build or a merge may hold at once, roughly
 MANIFEST = "manifest.json"
+TERM_CACHE = 4096  # terms whose postings a snapshot keeps concatenated (see Lexical.query)
 # The arrays of a segment folder (see rag.segments for how they are written).
 SEGMENT_ARRAYS = ("terms", "term_starts", "indptr", "rows", "tf", "lengths", "chunk_ids",
                   "paper_ids", "batch", "record", "dates", "sources")
@@ -135,16 +137,6 @@ def read_manifest(folder: Path) -> dict | None:
         return None
 
 
-@dataclass(frozen=True)
-class TermPostings:
-    """One query term over all segments (rag.topk's contract): ``weight`` is its IDF
-    times its count in the query; ``rows`` global rows, ascending; ``tf`` alongside."""
-
-    weight: float
-    rows: np.ndarray
-    tf: np.ndarray
-
-
 class Lexical:
     """A snapshot of the index: the segments of one manifest and their statistics."""
 
@@ -166,6 +158,10 @@ class Lexical:
         # weight * tf / (tf + norm[row]).
         self.norm = K1 * (1 - B + B * lengths / self.avgdl)
         self._df: dict[str, int] = {}
+        # term -> (global rows, tf, block bounds or None), for the terms of recent
+        # questions: concatenated over the segments once per snapshot, and rag.topk's
+        # block bounds (they depend on norm, so on the snapshot) computed once.
+        self._terms: dict[str, list] = {}
 
     # --- rows ---------------------------------------------------------------------------
     @cached_property
@@ -244,14 +240,22 @@ class Lexical:
         return self.public[rows[self.live[rows]]]
 
     def query(self, query_terms: list[str]) -> list[TermPostings]:
-        """One :class:`TermPostings` per distinct known term (a repeated question term
-        counts again: its weight is its IDF times its count)."""
+        """One :class:`rag.topk.TermPostings` per distinct known term (a repeated
+        question term counts again: its weight is its IDF times its count)."""
+        return [t for _, t in self._query(query_terms)]
+
+    def _query(self, query_terms: list[str]) -> list[tuple[str, TermPostings]]:
         out = []
+        if len(self._terms) > TERM_CACHE:
+            self._terms.clear()
         for term, count in Counter(query_terms).items():
             df = self.doc_freq(term)
             if df:
-                rows, tf = self.postings(term)
-                out.append(TermPostings(float(idf(self.n_live, df)) * count, rows, tf))
+                got = self._terms.get(term)
+                if got is None:
+                    got = self._terms[term] = [*self.postings(term), None]
+                out.append((term, TermPostings(float(idf(self.n_live, df)) * count, got[0],
+                                               got[1], got[2])))
         return out
 
     # --- scoring ------------------------------------------------------------------------
@@ -271,36 +275,14 @@ class Lexical:
         if allowed_rows_mask is not None:
             live = np.zeros_like(self.live)
             live[self.live_rows[np.asarray(allowed_rows_mask, dtype=bool)]] = True
-        terms = self.query(query_terms)
-        if not terms or k <= 0:
+        pairs = self._query(query_terms)
+        if not pairs or k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        rows, scores = top_k(terms, self.norm, k, live)
+        rows, scores = top_k([t for _, t in pairs], self.norm, k, live)
+        for term, t in pairs:
+            if term in self._terms:
+                self._terms[term][2] = t.bounds  # computed by the first question
         return self.public[rows], scores
-
-
-def top_k(terms: list[TermPostings], norm: np.ndarray, k: int,
-          live: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Global rows and scores, best first: rag.topk's pruned search when it is there,
-    else every posting scored (the same answer)."""
-    try:
-        from rag import topk
-    except ImportError:
-        return exhaustive(terms, norm, k, live)
-    return topk.top_k(terms, norm, k, live)  # type: ignore[arg-type]
-
-
-def exhaustive(terms: list[TermPostings], norm: np.ndarray, k: int,
-               live: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Score every posting of every term; the ``k`` best live rows, ties lower row first."""
-    rows = np.concatenate([t.rows for t in terms])
-    part = np.concatenate([t.weight * t.tf / (t.tf + norm[t.rows]) for t in terms])
-    cand, inverse = np.unique(rows, return_inverse=True)
-    score = np.bincount(inverse, weights=part, minlength=len(cand))
-    if live is not None:
-        keep = live[cand]
-        cand, score = cand[keep], score[keep]
-    order = np.lexsort((cand, -score))[:k]
-    return cand[order], score[order]
 
 
 def open_snapshot(folder: Path, info: dict) -> Lexical | None:
