@@ -185,6 +185,11 @@ class Store:
         """The BM25 index for the current generation (load the cache, or rebuild it)."""
         return self.snapshot().lexical
 
+    def optimize_lexical(self) -> bool:
+        """Merge the BM25 cache's segments into one (``ask doctor --optimize``); False
+        when there was nothing to merge (or no cache on disk)."""
+        return self.cache.optimize(self.index)
+
     @property
     def lexical_folder(self) -> Path:
         """Where the BM25 cache of this index is kept on this machine."""

@@ -333,3 +333,37 @@ def test_a_saved_cache_that_lacks_chunks_of_its_generation_is_not_used(bundled_c
     fresh = Pipeline(pipe.settings, embedder=embedder).store.lexical()
     assert fresh is not None and len(fresh.chunk_ids) == len(before.chunk_ids) + 1
     assert "x:quibble#0" in set(map(str, fresh.chunk_ids))
+
+
+def test_an_ingest_catches_the_lexical_cache_up_and_doctor_optimize_merges_it(
+        bundled_copy, embedder, tmp_path):
+    """Issue 23: an ingest adds a segment for the chunks it wrote and marks the rows of a
+    paper it rewrote deleted, instead of rebuilding BM25 from the whole collection; the
+    result scores as a fresh build does, in this process and in a new one. `ask doctor
+    --optimize` merges the segments into one; the answers stay the same."""
+    from rag.pipeline import Pipeline
+    from rag_helpers import assert_lexical_is_a_fresh_build
+
+    pipe, data = bundled_copy
+    base = pipe.store.lexical()
+    _add_paper(pipe, tmp_path)
+    # The same file and title again with another abstract: the paper is rewritten.
+    path = write(tmp_path / "new.csv", "title,abstract\nQuibblefrost Sketches for Streams,"
+                 "Frobnicating counters for heavy hitters over sliding windows.\n")
+    assert pipe.ingest([path]).updated == 1
+    lex = pipe.store.lexical()
+    assert [s.name for s in lex.segments[:1]] == [base.segments[0].name]
+    assert len(lex.segments) == 3 and lex.deleted[1] is not None and lex.deleted[1].all()
+    assert_lexical_is_a_fresh_build(pipe.store, tmp_path / "fresh")
+    other = Pipeline(pipe.settings, embedder=embedder)  # a new process: loads it as is
+    hits = other.search("frobnicating counters heavy hitters", k=3)
+    assert hits[0].paper.title == "Quibblefrost Sketches for Streams"
+    assert [s.name for s in other.store.lexical().segments] == [s.name for s in lex.segments]
+
+    assert pipe.store.optimize_lexical()
+    merged = pipe.store.lexical()
+    assert len(merged.segments) == 1 and merged.deleted == [None]
+    assert_lexical_is_a_fresh_build(pipe.store, tmp_path / "fresh2")
+    assert other.search("frobnicating counters heavy hitters", k=3)[0].paper.title == (
+        "Quibblefrost Sketches for Streams")
+    assert not pipe.store.optimize_lexical()  # one segment already
