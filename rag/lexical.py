@@ -93,8 +93,8 @@ class Segment:
         for name in SEGMENT_ARRAYS:
             path = folder / f"{name}.npy"
             # An empty array cannot be mapped; small ones are not worth it.
-            mmap = "r" if path.stat().st_size > 4096 else None
-            arrays[name] = np.load(path, mmap_mode=mmap, allow_pickle=False)
+            big = path.stat().st_size > 4096
+            arrays[name] = np.load(path, mmap_mode="r" if big else None, allow_pickle=False)
         return cls(folder.name, arrays)
 
     def __getattr__(self, name: str) -> np.ndarray:

@@ -380,9 +380,9 @@ class GenerationCache:
                 cached = self._load(index, gen, key) or self._update(index, gen, key)
             if cached.facets_key != key:  # new listings of unchanged papers (or loaded)
                 cached.facets = (_load_facets(self.folder, key)
-                                 or _load_facets(self.staged, key)
-                                 or _snapshot_cached(cached.lexical, gen, key).facets
-                                 if cached.lexical is not None else scan_facets(index))
+                                 or _load_facets(self.staged, key) or (
+                                     _snapshot_cached(cached.lexical, gen, key).facets
+                                     if cached.lexical is not None else scan_facets(index)))
                 _save_facets(self.folder, key, cached.facets)
                 cached.facets_key = key
             self._current = cached
@@ -408,8 +408,8 @@ class GenerationCache:
             if cached is None or cached.lexical is None:
                 return build(index, self.folder, gen, key)
             with contextlib.suppress(OSError):  # merging is an optimisation
-                if optimize(self.folder, gen):
-                    cached = _snapshot_cached(lexical.load(self.folder, gen), gen, key)
+                if optimize(self.folder, gen):  # the same chunks, in fewer segments
+                    cached.lexical = lexical.load(self.folder, gen) or cached.lexical
             return cached
 
     def _load(self, index: ChromaIndex, gen: str, key: str) -> Cached | None:

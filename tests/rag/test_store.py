@@ -341,8 +341,9 @@ def test_an_ingest_catches_the_lexical_cache_up_and_doctor_optimize_merges_it(
     paper it rewrote deleted, instead of rebuilding BM25 from the whole collection; the
     result scores as a fresh build does, in this process and in a new one. `ask doctor
     --optimize` merges the segments into one; the answers stay the same."""
-    from rag.pipeline import Pipeline
     from rag_helpers import assert_lexical_is_a_fresh_build
+
+    from rag.pipeline import Pipeline
 
     pipe, data = bundled_copy
     base = pipe.store.lexical()
