@@ -1,17 +1,27 @@
 """The per-generation cache of the index: BM25 (:mod:`rag.lexical`) and the facets.
 
 The chunks collection carries a ``generation`` token in its metadata, renewed by every
-write; a process whose cache names another generation rebuilds it from the collection.
-That keeps BM25 in step in server mode too, where other machines write the same
-collection, and a query process loads the cache (memory-mapped) instead of reading the
-whole collection.
+write; a process whose cache names another generation brings it up to date. That keeps
+BM25 in step in server mode too, where other machines write the same collection, and a
+query process loads the cache (memory-mapped segments) instead of reading the
+collection.
 
-The same pass over the collection counts the *facets*: each stored value of the paper
-records' ``dates`` and ``sources`` and how many papers have it. New listings of
-unchanged papers renew a second token (``listings``) instead of the generation: the
-facets are then counted again from the paper records, and BM25 is left as it is. A
-date or source filter picks the matching values from the facets and hands Chroma a
-``where`` on those values, so no query reads every paper record (see
+Bringing it up to date reads only what changed (:func:`catch_up`): every chunk carries
+the number of the write batch that wrote it (:meth:`rag.store.chroma.ChromaIndex.
+start_batch`), and the cache's manifest records ``low``, the first batch whose chunks
+may still have changed when it was last brought up to date. The chunks of the batches
+from ``low`` on are read (``where batch >= low``); those the cache lacks go into a new
+segment, and the rows they replace (every older row of a paper written again) are
+marked in deletion files. The result must hold exactly the collection's count, else
+the cache is built from scratch (:func:`build`: the first build, another format or
+another collection, a deletion no batch accounts for). Then the tiered merge policy
+may merge segments (:func:`optimize`). One cache writer at a time per machine
+(``<folder>.lock``); readers never wait: they read the manifest they find.
+
+The *facets* (each stored value of the paper records' ``dates`` and ``sources`` and how
+many papers have it) are counted from the segments' live paper records and saved beside
+them. A date or source filter picks the matching values from the facets and hands
+Chroma a ``where`` on those values, so no query reads every paper record (see
 :meth:`rag.store.Store.filter_papers`).
 """
 
