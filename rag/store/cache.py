@@ -105,9 +105,9 @@ def _adopt_path_keyed(settings: Settings, folder: Path) -> None:
 
 
 def facets_key(index: ChromaIndex) -> str:
-    """What the facets depend on: the chunk set (``generation``) and the listings of
-    unchanged papers (``listings``, renewed by :meth:`rag.store.Store.update_paper_meta`,
-    which leaves the texts, so BM25, as they are)."""
+    """What the facets depend on: the chunk set (``generation``; new listings of
+    unchanged papers are written in a batch too, :meth:`rag.store.Store.update_paper_meta`)
+    and ``listings``, which an index written before batches renewed instead."""
     meta = index.metadata()
     return f"{meta.get('generation', '')}|{meta.get('listings', '')}"
 
