@@ -50,7 +50,9 @@ FORMAT = f"5.{ANALYZER}"
 K1, B = 1.2, 0.75
 BUILD_BUDGET = 128 * 2**20  # bytes a build or a merge may hold at once, roughly
 MANIFEST = "manifest.json"
-TERM_CACHE = 4096  # terms whose postings a snapshot keeps concatenated (see Lexical.query)
+# Postings a snapshot keeps concatenated over its segments for recent questions' terms
+# (see Lexical.query): 8M postings are ~100 MB (int64 row, float32 tf).
+TERM_CACHE_POSTINGS = 8_000_000
 # The arrays of a segment folder (see rag.segments for how they are written).
 SEGMENT_ARRAYS = ("terms", "term_starts", "indptr", "rows", "tf", "lengths", "chunk_ids",
                   "paper_ids", "batch", "record", "dates", "sources")
@@ -162,6 +164,7 @@ class Lexical:
         # questions: concatenated over the segments once per snapshot, and rag.topk's
         # block bounds (they depend on norm, so on the snapshot) computed once.
         self._terms: dict[str, list] = {}
+        self._cached_postings = 0
 
     # --- rows ---------------------------------------------------------------------------
     @cached_property
@@ -246,14 +249,16 @@ class Lexical:
 
     def _query(self, query_terms: list[str]) -> list[tuple[str, TermPostings]]:
         out = []
-        if len(self._terms) > TERM_CACHE:
+        if self._cached_postings > TERM_CACHE_POSTINGS:
             self._terms.clear()
+            self._cached_postings = 0
         for term, count in Counter(query_terms).items():
             df = self.doc_freq(term)
             if df:
                 got = self._terms.get(term)
                 if got is None:
                     got = self._terms[term] = [*self.postings(term), None]
+                    self._cached_postings += len(got[0])
                 out.append((term, TermPostings(float(idf(self.n_live, df)) * count, got[0],
                                                got[1], got[2])))
         return out
