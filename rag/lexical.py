@@ -247,7 +247,7 @@ class Lexical:
         question term counts again: its weight is its IDF times its count)."""
         return [t for _, t in self._query(query_terms)]
 
-    def _query(self, query_terms: list[str]) -> list[tuple[str, TermPostings]]:
+    def _query(self, query_terms: list[str]) -> list[tuple[list, TermPostings]]:
         out = []
         if self._cached_postings > TERM_CACHE_POSTINGS:
             self._terms.clear()
@@ -259,8 +259,8 @@ class Lexical:
                 if got is None:
                     got = self._terms[term] = [*self.postings(term), None]
                     self._cached_postings += len(got[0])
-                out.append((term, TermPostings(float(idf(self.n_live, df)) * count, got[0],
-                                               got[1], got[2])))
+                out.append((got, TermPostings(float(idf(self.n_live, df)) * count, got[0],
+                                              got[1], got[2])))
         return out
 
     # --- scoring ------------------------------------------------------------------------
@@ -284,9 +284,8 @@ class Lexical:
         if not pairs or k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
         rows, scores = top_k([t for _, t in pairs], self.norm, k, live)
-        for term, t in pairs:
-            if term in self._terms:
-                self._terms[term][2] = t.bounds  # computed by the first question
+        for entry, t in pairs:
+            entry[2] = t.bounds  # computed by the first question (the entry is shared)
         return self.public[rows], scores
 
 
