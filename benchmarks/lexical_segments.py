@@ -81,17 +81,17 @@ def lexical_part(n: int, work: Path) -> dict:
         builder.write(into / "seg-base")
         segments.write_manifest(into, {"generation": "g1", "low": 2, "segments": [
             {"name": "seg-base", "deleted": None}]})
-        lexical.load(into, "g1").top(terms(QUESTION), 100)
+        _must(lexical.load(into, "g1")).top(terms(QUESTION), 100)
         return time.perf_counter() - t
 
     base_s = full(base_chunks, folder)
     new = added + rewritten
     t = time.perf_counter()
-    base = lexical.load(folder)
+    base = _must(lexical.load(folder))
     ids, f = [c[0] for c in new], _fields(new, 2)
     delete, fresh_rows = changes(base, ids, f, 2)
     apply(base, ids, f, delete, fresh_rows, {"generation": "g2", "low": 3})
-    snap = lexical.load(folder, "g2")
+    snap = _must(lexical.load(folder, "g2"))
     snap.top(terms(QUESTION), 100)
     catch_up_s = time.perf_counter() - t
     live = [c for c in base_chunks[20:]] + added + rewritten
@@ -99,6 +99,11 @@ def lexical_part(n: int, work: Path) -> dict:
     return {"base_chunks": n, "added": len(added), "rewritten": len(rewritten),
             "catch_up_s": round(catch_up_s, 2), "full_rebuild_s": round(rebuild_s, 2),
             "base_build_s": round(base_s, 2), "segments": len(snap.segments)}
+
+
+def _must(lex):
+    assert lex is not None, "no lexical index"
+    return lex
 
 
 def _write(store, chunks, vectors):
@@ -123,7 +128,8 @@ def chroma_part(m: int, work: Path, url: str | None) -> dict:
     from rag.text import terms
 
     def settings(name):
-        return Settings(data_dir=work / name, chroma_url=url, _env_file=None)
+        return Settings(data_dir=work / name, chroma_url=url,
+                        _env_file=None)  # type: ignore[call-arg]
 
     rng = np.random.default_rng(0)
     base, added = synthetic(m, seed=21), synthetic(1000, seed=22)
@@ -131,11 +137,11 @@ def chroma_part(m: int, work: Path, url: str | None) -> dict:
     _write(writer, base, rng.standard_normal((len(base), 64)).astype(np.float32))
     reader = writer if url is None else open_store(settings("reader"))
     t = time.perf_counter()
-    reader.lexical().top(terms(QUESTION), 100)
+    _must(reader.lexical()).top(terms(QUESTION), 100)
     first_build_s = time.perf_counter() - t
     _write(writer, added, rng.standard_normal((len(added), 64)).astype(np.float32))
     t = time.perf_counter()  # the Chroma writes have ended
-    lex = reader.lexical()
+    lex = _must(reader.lexical())
     lex.top(terms(QUESTION), 100)
     current_s = time.perf_counter() - t
     assert lex.n_live == m + 1000, lex.n_live
