@@ -164,11 +164,9 @@ def paper_idf_ratio(lex, n_papers: int):
     top = math.log1p((n_papers + 0.5) / 0.5) if n_papers else 1.0
 
     def ratio(term: str) -> float:
-        if lex is None or term not in lex.vocab:
+        if lex is None or not lex.doc_freq(term):
             return 1.0
-        col = lex.vocab[term]
-        rows = lex.indices[lex.indptr[col]:lex.indptr[col + 1]]
-        df = len(set(lex.paper_ids[rows].tolist()))
+        df = len(set(lex.papers(lex.rows_of(term))))
         return math.log1p((n_papers - df + 0.5) / (df + 0.5)) / top
     return ratio
 

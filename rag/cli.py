@@ -370,8 +370,10 @@ def _print_categories(categories: dict[str, int], top: int = 20) -> None:
 @cli.command()
 @click.option("--repair", is_flag=True, help="Fix what the check finds (re-embeds broken "
               "papers from the index itself, rebuilds the BM25 cache); no paper is dropped.")
+@click.option("--optimize", is_flag=True, help="Merge the BM25 cache's segments into one "
+              "(searches read fewer lists); readers go on reading the old ones meanwhile.")
 @common_options
-def doctor(repair, data_dir, chroma_url):
+def doctor(repair, optimize, data_dir, chroma_url):
     """Check the index: half-written papers, unreadable vectors, a stale BM25 cache, the
     embedding model, dense search. Exit 1 when something is wrong."""
     from rag.doctor import check
@@ -381,6 +383,10 @@ def doctor(repair, data_dir, chroma_url):
 
     pipeline = Pipeline(_settings(data_dir, chroma_url))
     store = pipeline.store
+    if optimize:
+        merged = store.optimize_lexical()
+        echo("Merged the BM25 cache into one segment." if merged
+             else "The BM25 cache is one segment already.", err=True)
     echo(f"Checking {store.location} ...", err=True)
     model = embedder_model_name(pipeline.settings)
     found = check(store, model)

@@ -207,8 +207,8 @@ def _check_lexical(store: Store, ids_all: list[str]) -> str:
 
     cached = lexical.load(store.lexical_folder, store.generation())
     if cached is None:
-        if (store.lexical_folder / "manifest.json").exists():
-            return "built for another state of the index (it is rebuilt on the next question)"
+        if (store.lexical_folder / lexical.MANIFEST).exists():
+            return "built for another state of the index (it catches up on the next question)"
     elif set(map(str, cached.chunk_ids)) != set(ids_all):
         return (f"holds {len(cached.chunk_ids)} chunks but the index has {len(ids_all)}"
                 " under the same generation (out of step)")

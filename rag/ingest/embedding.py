@@ -55,8 +55,9 @@ class Embedding:
         # saves ~15% of write time on a first ingest. (A resumed run starts non-empty.)
         self.fresh = self.store.count_chunks() == 0
         # Mark the chunk set dirty before the first write: a run killed half-way must not
-        # leave a lexical cache that believes it is current.
-        self.store.bump_generation()
+        # leave a lexical cache that believes it is current. The chunks written carry
+        # the batch's number: the lexical cache reads only those to catch up.
+        self.store.start_batch()
 
     def abort(self) -> None:
         if self.pool is not None:

@@ -149,7 +149,7 @@ def cosine_margins(cosines: Mapping[str, float]) -> dict[str, float]:
 
 
 class LexicalRetriever:
-    """BM25 over stemmed chunk terms (:mod:`rag.lexical`, a memory-mapped matrix).
+    """BM25 over stemmed chunk terms (:mod:`rag.lexical`: memory-mapped segments).
 
     Features: ``bm25``, the paper's best chunk score over the sum of the query terms'
     IDFs (the most a term can add per unit of its tf saturation, so it reads alike for
@@ -166,14 +166,10 @@ class LexicalRetriever:
         lex = self.lex
         if lex is None or not query.terms:
             return Ranking(self.name, [], {})
-        # One pass over the postings of every query term: 3.4 ms at 100k chunks, and
-        # linear in the postings (a 1M-chunk index needs block-max pruning; not done).
-        scores = lex.scores(list(query.terms))
-        if allowed is not None:
-            scores = np.where(np.isin(lex.paper_ids, allowed), scores, 0.0)
-        rows = _best(scores, depth)
-        rows = rows[scores[rows] > 0]
-        return group(self.name, [str(p) for p in lex.paper_ids[rows]], scores[rows])
+        # The best ``depth`` chunks over the segments' postings (rag.lexical.Lexical.top).
+        mask = None if allowed is None else np.isin(lex.paper_ids, allowed)
+        rows, scores = lex.top(list(query.terms), depth, mask)
+        return group(self.name, lex.papers(rows), scores)
 
     def features(self, query: Query, ranking: Ranking,
                  papers: Mapping[str, StoredPaper]) -> dict[str, Features]:
@@ -190,15 +186,6 @@ class LexicalRetriever:
     def shown(self, ranking: Ranking, pid: str, feats: Features) -> dict[str, float | None]:
         score = ranking.scores.get(pid)
         return {"lexical": round(score, 4) if score is not None else None}
-
-
-def _best(scores: np.ndarray, n: int) -> np.ndarray:
-    """Positions of the ``n`` largest scores, best first (ties: lower position first)."""
-    n = min(n, len(scores))
-    if n <= 0:
-        return np.zeros(0, dtype=np.int64)
-    top = np.argpartition(-scores, n - 1)[:n]
-    return top[np.lexsort((top, -scores[top]))]
 
 
 def paper_cosines(store, qvec: np.ndarray, papers: list[StoredPaper],

@@ -1,22 +1,36 @@
 """The per-generation cache of the index: BM25 (:mod:`rag.lexical`) and the facets.
 
 The chunks collection carries a ``generation`` token in its metadata, renewed by every
-write; a process whose cache names another generation rebuilds it from the collection.
-That keeps BM25 in step in server mode too, where other machines write the same
-collection, and a query process loads the cache (memory-mapped) instead of reading the
-whole collection.
+write; a process whose cache names another generation brings it up to date. That keeps
+BM25 in step in server mode too, where other machines write the same collection, and a
+query process loads the cache (memory-mapped segments) instead of reading the
+collection.
 
-The same pass over the collection counts the *facets*: each stored value of the paper
-records' ``dates`` and ``sources`` and how many papers have it. New listings of
-unchanged papers renew a second token (``listings``) instead of the generation: the
-facets are then counted again from the paper records, and BM25 is left as it is. A
-date or source filter picks the matching values from the facets and hands Chroma a
-``where`` on those values, so no query reads every paper record (see
-:meth:`rag.store.Store.filter_papers`). Authors and categories are postings instead: each
-author-name key (:func:`rag.authors.index_keys`) and category -> the papers filed under
-it, memory-mapped arrays in a folder of their own beside the counts
-(:mod:`rag.store.postings`); the counts keep each stored ``categories`` value's papers,
-for ``ask stats``.
+Bringing it up to date reads only what changed (:func:`catch_up`): every chunk carries
+the number of the write batch that wrote it (:meth:`rag.store.chroma.ChromaIndex.
+start_batch`), and the cache's manifest records ``low``, the first batch whose chunks
+may still have changed when it was last brought up to date. The chunks of the batches
+from ``low`` on are read (``where batch >= low``); those the cache lacks go into a new
+segment, and the rows they replace (every older row of a paper written again) are
+marked in deletion files. The result must hold exactly the collection's count, else
+the cache is built from scratch (:func:`build`: the first build, another format or
+another collection, a deletion no batch accounts for). Then the tiered merge policy
+may merge segments (:func:`optimize`). One cache writer at a time per machine
+(``<folder>.lock``); readers never wait: they read the manifest they find.
+
+The *facets* (each stored value of the paper records' ``dates`` and ``sources`` and how
+many papers have it) are counted from the segments' live paper records and saved beside
+them. A date or source filter picks the matching values from the facets and hands
+Chroma a ``where`` on those values, so no query reads every paper record (see
+:meth:`rag.store.Store.filter_papers`).
+
+Authors and categories (:class:`People`) are postings instead: each author-name key
+(:func:`rag.authors.index_keys`) and category -> the papers filed under it, memory-mapped
+arrays (:mod:`rag.store.postings`) beside a count of each stored ``categories`` value (for
+``ask stats``). They are counted from the paper records when first asked for in a state
+of the index (a category or author filter, ``ask stats``), then saved under the facets
+key: a question without such a filter never pays for them. (Kept in the segments and
+brought up to date with them, they would cost nothing after a sync; not done yet.)
 """
 
 from __future__ import annotations
@@ -28,31 +42,59 @@ import os
 import shutil
 import threading
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag import lexical
+import numpy as np
+
+from rag import lexical, segments
 from rag.authors import index_keys
 from rag.lexical import Lexical
 from rag.settings import Settings
-from rag.store.chroma import ChromaIndex
+from rag.store.chroma import ChromaIndex, next_unsettled
 from rag.store.postings import Postings, PostingsBuilder, category_keys
 from rag.store.schema import FIRST, PAGE, is_paper_record, split_list
 
 FACETS = "facets.json"
-POSTINGS = "postings"  # the postings' folder, saved with the same key as FACETS
+PEOPLE = "people.json"  # the category counts of the postings, saved with the facets key
+POSTINGS = "postings"  # the author and category postings' folder
 BUILD_PAGE = 1000  # rows per read while building (see build)
 
 
 @dataclass
+class People:
+    """Each stored ``categories`` value -> papers with it; author-name keys and categories
+    -> the papers filed under them (see the module)."""
+
+    categories: dict[str, int]
+    postings: Postings
+
+
+@dataclass
 class Facets:
-    """Stored ``dates`` / ``sources`` / ``categories`` values of the paper records ->
-    papers with it; ``postings``: author-name key or category -> the papers filed under it."""
+    """Stored ``dates`` / ``sources`` values of the paper records -> papers with it, and
+    (:class:`People`, counted when first asked for through ``load_people``) authors and
+    categories."""
 
     dates: dict[str, int] = field(default_factory=dict)
     sources: dict[str, int] = field(default_factory=dict)
-    categories: dict[str, int] = field(default_factory=dict)
-    postings: Postings = field(default_factory=Postings.empty)
+    load_people: Callable[[], People] | None = field(default=None, repr=False, compare=False)
+    _people: People | None = field(default=None, repr=False, compare=False)
+
+    def people(self) -> People:
+        if self._people is None:
+            self._people = (self.load_people() if self.load_people is not None
+                            else People({}, Postings.empty()))
+        return self._people
+
+    @property
+    def categories(self) -> dict[str, int]:
+        return self.people().categories
+
+    @property
+    def postings(self) -> Postings:
+        return self.people().postings
 
     def category_counts(self) -> dict[str, int]:
         """Each category -> how many papers carry it, most papers first."""
@@ -118,9 +160,9 @@ def _adopt_path_keyed(settings: Settings, folder: Path) -> None:
 
 
 def facets_key(index: ChromaIndex) -> str:
-    """What the facets depend on: the chunk set (``generation``) and the listings of
-    unchanged papers (``listings``, renewed by :meth:`rag.store.Store.update_paper_meta`,
-    which leaves the texts, so BM25, as they are)."""
+    """What the facets depend on: the chunk set (``generation``; new listings of
+    unchanged papers are written in a batch too, :meth:`rag.store.Store.update_paper_meta`)
+    and ``listings``, which an index written before batches renewed instead."""
     meta = index.metadata()
     return f"{meta.get('generation', '')}|{meta.get('listings', '')}"
 
@@ -128,104 +170,286 @@ def facets_key(index: ChromaIndex) -> str:
 def _load_facets(folder: Path, key: str) -> Facets | None:
     try:
         saved = json.loads((folder / FACETS).read_text())
-        postings = Postings.load(folder / POSTINGS)
-        if saved["key"] != key or postings is None:
+        if saved["key"] != key:
             return None
-        return Facets(dict(saved["dates"]), dict(saved["sources"]),
-                      dict(saved["categories"]), postings)
-    except (OSError, ValueError, KeyError, TypeError):  # an older cache: counted again
-        return None
-
-
-def _saved_key(folder: Path) -> str | None:
-    try:
-        return json.loads((folder / FACETS).read_text())["key"]
+        return Facets(dict(saved["dates"]), dict(saved["sources"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def _save_facets(folder: Path, key: str, facets: Facets) -> None:
-    if _saved_key(folder) == key and (folder / POSTINGS).is_dir():
-        return  # loaded from there: the postings (mapped by this process) stay as they are
     with contextlib.suppress(OSError):  # the cache is an optimisation (read-only data dir)
-        # Postings first: a FACETS file names a key only when its POSTINGS are there.
-        (folder / FACETS).unlink(missing_ok=True)
-        facets.postings.save(folder / POSTINGS)
         (folder / FACETS).write_text(json.dumps(
-            {"key": key, "dates": facets.dates, "sources": facets.sources,
-             "categories": facets.categories}))
+            {"key": key, "dates": facets.dates, "sources": facets.sources}))
 
 
-class FacetCounter:
-    """The facets counted over pages of chunk metadata (paper records only)."""
+def _load_people(folder: Path, key: str) -> People | None:
+    try:
+        saved = json.loads((folder / PEOPLE).read_text())
+        postings = Postings.load(folder / POSTINGS)
+        if saved["key"] != key or postings is None:
+            return None
+        return People(dict(saved["categories"]), postings)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
-    def __init__(self) -> None:
-        self.dates, self.sources, self.categories = Counter[str](), Counter[str](), Counter[str]()
-        self.postings = PostingsBuilder()
 
-    def add(self, metas: list[dict]) -> None:
-        for m in metas:
-            if is_paper_record(m) and m.get("n") == 0:
-                self.dates[m.get("dates", "")] += 1
-                self.sources[m.get("sources", "")] += 1
+def people(index: ChromaIndex, folder: Path, key: str) -> People:
+    """The authors and categories of this state of the index (``key``: see
+    :func:`facets_key`): saved ones, else counted from the paper records and saved
+    (postings first: a PEOPLE file names a key only when its POSTINGS are there)."""
+    loaded = _load_people(folder, key)
+    if loaded is not None:
+        return loaded
+    categories, builder = Counter[str](), PostingsBuilder()
+    offset = 0
+    while True:
+        res = index.read("get", where=FIRST, limit=PAGE, offset=offset, include=["metadatas"])
+        for m in res["metadatas"]:
+            if is_paper_record(m):
                 if m.get("categories"):
-                    self.categories[m["categories"]] += 1
-                self.postings.add(m["paper_id"], index_keys(m.get("authors", ""))
-                                  | category_keys(m.get("categories", "")))
-
-    def facets(self) -> Facets:
-        return Facets(dict(self.dates), dict(self.sources), dict(self.categories),
-                      self.postings.build())
+                    categories[m["categories"]] += 1
+                builder.add(m["paper_id"], index_keys(m.get("authors", ""))
+                            | category_keys(m.get("categories", "")))
+        if len(res["ids"]) < PAGE:
+            break
+        offset += PAGE
+    found = People(dict(categories), builder.build())
+    with contextlib.suppress(OSError):  # the cache is an optimisation (read-only data dir)
+        (folder / PEOPLE).unlink(missing_ok=True)
+        found.postings.save(folder / POSTINGS)
+        (folder / PEOPLE).write_text(json.dumps({"key": key, "categories": found.categories}))
+    return found
 
 
 def scan_facets(index: ChromaIndex) -> Facets:
     """The facets from the paper records alone (when only listings changed)."""
-    counter = FacetCounter()
+    dates, sources = Counter[str](), Counter[str]()
     offset = 0
     while True:
         res = index.read("get", where=FIRST, limit=PAGE, offset=offset, include=["metadatas"])
-        counter.add(res["metadatas"])
+        _count_facets(res["metadatas"], dates, sources)
         if len(res["ids"]) < PAGE:
-            return counter.facets()
+            return Facets(dict(dates), dict(sources))
         offset += PAGE
 
 
-def build(index: ChromaIndex, folder: Path, generation: str, key: str) -> Cached:
-    """Read the whole collection once; write BM25 and the facets into ``folder``
-    (atomically: built in a temporary folder, renamed into place)."""
-    builder = lexical.Builder(workdir=folder.parent)  # its segments spill next to the cache
-    facet_counter = FacetCounter()
-    # Pages of 1,000: a 5,000-row get holds ~150 MB in Chroma at once (measured with
-    # 400-token chunks), and is no faster.
-    offset = builder_rows = 0
+def _count_facets(metas: list[dict], dates: Counter, sources: Counter) -> None:
+    for m in metas:
+        if is_paper_record(m) and m.get("n") == 0:
+            dates[m.get("dates", "")] += 1
+            sources[m.get("sources", "")] += 1
+
+
+def _fields(metas: list[dict]) -> dict[str, list]:
+    """What a segment keeps of each chunk's metadata (see :mod:`rag.segments`)."""
+    return {
+        "paper_ids": [m["paper_id"] for m in metas], "texts": [m["text"] for m in metas],
+        "batch": [int(m.get("batch", 0) or 0) for m in metas],
+        "record": [is_paper_record(m) and m.get("n") == 0 for m in metas],
+        "dates": [m.get("dates", "") for m in metas],
+        "sources": [m.get("sources", "") for m in metas]}
+
+
+def _pages(index: ChromaIndex, where: dict | None = None):
+    """(ids, metadatas) of every chunk (``where``: of those it selects), a page at a time.
+    Pages of 1,000: a 5,000-row get holds ~150 MB in Chroma at once (measured with
+    400-token chunks), and is no faster."""
+    offset = 0
     while True:
-        res = index.read("get", limit=BUILD_PAGE, offset=offset, include=["metadatas"])
-        metas = res["metadatas"]
-        builder.add(res["ids"], [m["paper_id"] for m in metas], [m["text"] for m in metas])
-        builder_rows += len(res["ids"])
-        facet_counter.add(metas)
+        res = index.read("get", where=where, limit=BUILD_PAGE, offset=offset,
+                         include=["metadatas"])
+        yield res["ids"], res["metadatas"]
         if len(res["ids"]) < BUILD_PAGE:
-            break
+            return
         offset += BUILD_PAGE
-    facets = facet_counter.facets()
-    if builder_rows != index.read("count"):
+
+
+def _collection(index: ChromaIndex) -> str:
+    return str(getattr(index.collection, "id", ""))
+
+
+def _snapshot_cached(lex: Lexical | None, generation: str, key: str) -> Cached:
+    if lex is None or not lex.n_live:
+        return Cached(generation, None, Facets(), key)
+    dates, sources = lex.facets()
+    return Cached(generation, lex, Facets(dict(dates), dict(sources)), key)
+
+
+def build(index: ChromaIndex, folder: Path, generation: str, key: str) -> Cached:
+    """Read the whole collection once (the first build, or a cache of another format or
+    another collection); write one segment and its manifest into ``folder`` (atomically:
+    built in a temporary folder, renamed into place)."""
+    low = next_unsettled(index.metadata())  # read before the chunks (see catch_up)
+    builder = segments.Builder(workdir=folder.parent)  # it spills next to the cache
+    for ids, metas in _pages(index):
+        f = _fields(metas)
+        builder.add(ids, f["paper_ids"], f["texts"], f["batch"], f["record"], f["dates"],
+                    f["sources"])
+    info = {"generation": generation, "collection": _collection(index), "low": low}
+    if builder.rows + builder.pending_rows() != index.read("count"):
         # The collection's rows and its count disagree (a write log not yet applied, e.g.
         # on a full disk): kept in memory only, so no saved cache claims this generation
         # while holding part of it.
-        return Cached(generation, builder.build(generation, None), facets, key)
+        return _snapshot_cached(_in_memory(builder, info), generation, key)
     tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}-{threading.get_ident()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    # Written straight into tmp; in memory when it cannot be (the cache is an
-    # optimisation: a read-only data dir still answers).
-    lex = builder.build(generation, tmp)
+    name = segments.new_name()
     try:
-        if lex is not None and tmp.exists():
-            _save_facets(tmp, key, facets)
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)  # the arrays stay mapped across the rename
-    except OSError:
+        builder.write(tmp / name)
+        segments.write_manifest(tmp, {**info, "segments": [{"name": name, "deleted": None}]})
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)  # the arrays stay mapped across the rename
+    except OSError:  # a read-only or full disk: in memory (the cache is an optimisation)
         shutil.rmtree(tmp, ignore_errors=True)
-    return Cached(generation, lex, facets, key)
+        return _snapshot_cached(_in_memory(builder, info), generation, key)
+    cached = _snapshot_cached(lexical.load(folder, generation), generation, key)
+    _save_facets(folder, key, cached.facets)
+    return cached
+
+
+def _in_memory(builder: segments.Builder, info: dict) -> Lexical | None:
+    seg = builder.write(None)
+    return None if seg is None else Lexical(None, info, [seg], [None])
+
+
+def catch_up(index: ChromaIndex, folder: Path, base: Lexical, generation: str,
+             key: str) -> Cached | None:
+    """``base`` (the saved snapshot) brought to ``generation`` by reading only the chunks
+    of the batches it may not have seen (``batch >= low``): a new segment for the chunks
+    it lacks, deletion files for the rows they replace. None when that cannot be done
+    (another collection, or the result would not hold the collection's count): then the
+    caller builds from scratch."""
+    info = base.info
+    if info.get("collection") != _collection(index) or folder != base.folder:
+        return None
+    low_next = next_unsettled(index.metadata())  # before the read: see next_unsettled
+    ids, metas = [], []
+    for page_ids, page_metas in _pages(index, {"batch": {"$gte": int(info.get("low", 0))}}):
+        ids += page_ids
+        metas += page_metas
+    fresh = _fields(metas)
+    delete, new = changes(base, ids, fresh, int(info.get("low", 0)))
+    n_deleted = sum(int(m.sum()) for m in delete.values())
+    if base.n_live - n_deleted + len(new) != index.read("count"):
+        return None
+    apply(base, ids, fresh, delete, new, {"generation": generation, "low": low_next})
+    cached = _snapshot_cached(lexical.load(folder, generation), generation, key)
+    _save_facets(folder, key, cached.facets)
+    return cached
+
+
+def apply(base: Lexical, ids: list[str], fresh: dict[str, list], delete: dict[int, np.ndarray],
+          new: list[int], update: dict) -> None:
+    """Write what :func:`changes` found into ``base``'s folder: a segment for the chunks
+    ``new`` points at, a new deletion file for each segment in ``delete``, then the
+    manifest (``base``'s, with ``update``) that lists them, swapped in atomically."""
+    assert base.folder is not None
+    folder, entries = base.folder, [dict(e) for e in base.info["segments"]]
+    if new:
+        builder = segments.Builder(workdir=folder)
+        builder.add([ids[i] for i in new], *([fresh[k][i] for i in new] for k in (
+            "paper_ids", "texts", "batch", "record", "dates", "sources")))
+        name = segments.new_name()
+        builder.write(folder / name)
+        entries.append({"name": name, "deleted": None})
+    for pos, mask in delete.items():
+        old = base.deleted[pos]
+        entries[pos]["deleted"] = segments.write_deletions(
+            folder, entries[pos]["name"], mask if old is None else (old | mask))
+    segments.write_manifest(folder, {**base.info, **update, "segments": entries})
+
+
+def changes(base: Lexical, ids: list[str], fresh: dict[str, list],
+            low: int) -> tuple[dict[int, np.ndarray], list[int]]:
+    """What the chunks read since batch ``low`` change in ``base``: (segment position ->
+    rows newly deleted, positions in ``ids`` of the chunks to add).
+
+    A chunk already held with the same batch is unchanged (a batch re-read because it
+    was still open). Every other chunk read is added, and the rows it supersedes are
+    deleted: every live row of its paper (a write replaces a paper's chunks whole) that
+    is not an unchanged chunk. So is a row of a batch re-read that is no longer there.
+    """
+    held: dict[str, tuple[int, int]] = {}  # chunk id -> (global row, batch), recent rows
+    for pos, seg in enumerate(base.segments):
+        local = np.flatnonzero(np.asarray(seg.batch) >= low)
+        off = int(base.offsets[pos])
+        for r in local[base.live[local + off]].tolist():
+            held[str(seg.chunk_ids[r])] = (r + off, int(seg.batch[r]))
+    unchanged: set[int] = set()
+    new: list[int] = []
+    for i, (cid, batch) in enumerate(zip(ids, fresh["batch"], strict=True)):
+        got = held.get(cid)
+        if got is not None and got[1] == batch:
+            unchanged.add(got[0])
+        else:
+            new.append(i)
+    gone = np.zeros(len(base.live), dtype=bool)
+    seen = set(ids)
+    for cid, (row, _) in held.items():
+        if cid not in seen:
+            gone[row] = True
+    touched = np.array(sorted({fresh["paper_ids"][i] for i in new}))
+    for pos, seg in enumerate(base.segments):
+        if len(touched):
+            off = int(base.offsets[pos])
+            hit = np.flatnonzero(np.isin(np.asarray(seg.paper_ids), touched)) + off
+            gone[hit] = True
+    if unchanged:
+        gone[np.fromiter(unchanged, np.int64)] = False
+    gone &= base.live
+    delete = {}
+    for pos in range(len(base.segments)):
+        lo, hi = int(base.offsets[pos]), int(base.offsets[pos + 1])
+        if gone[lo:hi].any():
+            delete[pos] = gone[lo:hi].copy()
+    return delete, new
+
+
+def optimize(folder: Path, generation: str, everything: bool = False,
+             budget: int = lexical.BUILD_BUDGET) -> bool:
+    """Merge segments (the tiered policy's next run, or ``everything`` into one); the
+    manifest is swapped only once the merged segment is written, then the segments no
+    manifest lists are removed. Call it holding the cache's lock. True if it merged."""
+    lex = lexical.load(folder, generation)
+    if lex is None or lex.folder is None:
+        return False
+    sizes = [s.n_rows - (0 if d is None else int(d.sum()))
+             for s, d in zip(lex.segments, lex.deleted, strict=True)]
+    run = (list(range(len(sizes))) if everything and (
+        len(sizes) > 1 or any(d is not None for d in lex.deleted))
+           else segments.plan_merge(sizes))
+    if not run:
+        segments.collect_garbage(folder, lex.info)  # what a killed merge or build left
+        return False
+    name = segments.new_name()
+    segments.merge([lex.segments[i] for i in run], [lex.deleted[i] for i in run],
+                   folder / name, budget)
+    entries = [dict(e) for e in lex.info["segments"]]
+    entries[run[0]:run[-1] + 1] = [{"name": name, "deleted": None}]
+    info = {**lex.info, "segments": entries}
+    segments.write_manifest(folder, info)
+    segments.collect_garbage(folder, info)
+    return True
+
+
+@contextlib.contextmanager
+def write_lock(folder: Path) -> Iterator[bool]:
+    """Hold ``<folder>.lock`` (one cache writer at a time on this machine: catch-up,
+    merge, garbage collection); yields False when it cannot be made (read-only)."""
+    import fcntl
+
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(folder.with_name(folder.name + ".lock"), "a+b")  # noqa: SIM115
+    except OSError:
+        yield False
+        return
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield True
+    finally:
+        fh.close()
 
 
 STAGED = ".next"  # suffix of the folder a rebuild fills beside the live cache
@@ -257,25 +481,64 @@ class GenerationCache:
             gen, key = index.generation(), facets_key(index)
             cached = self._current
             if cached is None or cached.lexical is None or cached.generation != gen:
-                lex = self._load(index, gen)
-                cached = (build(index, self.folder, gen, key) if lex is None
-                          else Cached(gen, lex, Facets(), ""))
+                cached = self._load(index, gen, key) or self._update(index, gen, key)
             if cached.facets_key != key:  # new listings of unchanged papers (or loaded)
                 cached.facets = (_load_facets(self.folder, key)
-                                 or _load_facets(self.staged, key) or scan_facets(index))
+                                 or _load_facets(self.staged, key) or (
+                                     _snapshot_cached(cached.lexical, gen, key).facets
+                                     if cached.lexical is not None else scan_facets(index)))
                 _save_facets(self.folder, key, cached.facets)
                 cached.facets_key = key
+            if cached.facets.load_people is None:
+                folder = self.folder
+                cached.facets.load_people = lambda: people(index, folder, key)
             self._current = cached
             return cached
 
-    def _load(self, index: ChromaIndex, gen: str) -> Lexical | None:
+    def _update(self, index: ChromaIndex, gen: str, key: str) -> Cached:
+        """Bring the saved cache to ``gen``: catch up from the segments it has, or build
+        it from scratch; under the cache's lock (another process may be at it: then its
+        result is loaded)."""
+        with write_lock(self.folder) as locked:
+            if not locked:
+                return build(index, self.folder, gen, key)
+            loaded = self._load(index, gen, key)
+            if loaded is not None:
+                return loaded
+            base = lexical.load(self.folder)  # of an older generation
+            cached = None
+            if base is not None and base.folder is not None:
+                try:
+                    cached = catch_up(index, self.folder, base, gen, key)
+                except OSError:  # a full disk: from scratch (in memory if need be)
+                    cached = None
+            if cached is None or cached.lexical is None:
+                return build(index, self.folder, gen, key)
+            with contextlib.suppress(OSError):  # merging is an optimisation
+                if optimize(self.folder, gen):  # the same chunks, in fewer segments
+                    cached.lexical = lexical.load(self.folder, gen) or cached.lexical
+            return cached
+
+    def _load(self, index: ChromaIndex, gen: str, key: str) -> Cached | None:
         """The saved BM25 of ``gen`` (here, or staged by a rebuild that just swapped),
         if it holds the whole generation (else None: rebuilt)."""
         for folder in dict.fromkeys((self.folder, self.staged)):
             lex = lexical.load(folder, gen)
-            if lex is not None and len(lex.chunk_ids) == index.read("count"):
-                return lex
+            if lex is not None and lex.n_live and lex.n_live == index.read("count"):
+                facets = _load_facets(folder, key)
+                return (Cached(gen, lex, facets, key) if facets is not None
+                        else _snapshot_cached(lex, gen, key))
         return None
+
+    def optimize(self, index: ChromaIndex) -> bool:
+        """Merge every segment into one (``ask doctor --optimize``)."""
+        self.current(index)
+        with self._lock, write_lock(self.folder) as locked:
+            gen = index.generation()
+            if not locked or not optimize(self.folder, gen, everything=True):
+                return False
+            self._current = None
+        return True
 
     def promote(self, live: GenerationCache) -> None:
         """A rebuild's staged cache becomes ``live``'s (after the swap of the collection)."""

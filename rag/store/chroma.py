@@ -34,6 +34,21 @@ from rag.settings import Settings
 EF_SEARCH = 200
 SYNC_THRESHOLD = 1000  # Chroma's default: the vector index is saved every 1,000 records
 
+BATCH, BATCH_OPEN = "batch", "batch_open"  # see ChromaIndex.start_batch
+
+
+def open_batches(meta: dict) -> list[int]:
+    """The write batches the collection metadata lists as still being written."""
+    return [int(b) for b in str(meta.get(BATCH_OPEN, "") or "").split() if b.isdigit()]
+
+
+def next_unsettled(meta: dict) -> int:
+    """The lowest batch whose chunks may still change: the oldest open batch, else the
+    next one to start. A cache that has read every chunk of the batches below it need
+    not read them again."""
+    return min([*open_batches(meta), int(meta.get(BATCH, 0) or 0) + 1])
+
+
 # Written with a new value whenever the collection's metadata or identity changes
 # (generation, a rebuild's or a repair's swap); see ChromaIndex.refresh.
 CHANGED_MARKER = "index-changed"
@@ -163,6 +178,7 @@ class ChromaIndex:
         self.guard = None if settings.chroma_url else ChromaGuard(settings.data_dir)
         self.reopen_lock = threading.RLock()
         self.writing = False  # this process holds the write lock (rag.lock.writing)
+        self.batch: int | None = None  # the write batch this process has open
         self.seen_generation = self.generation()
         self.seen_marker: str | None = None  # CHANGED_MARKER's value at the last fetch
         if self.guard is not None and self._marker() is None:  # an index made before it
@@ -349,8 +365,34 @@ class ChromaIndex:
 
     def bump_generation(self, indexed: bool = False) -> None:
         """Mark the chunk set as changed (lexical caches everywhere become stale);
-        ``indexed``: a write has completed, so the index holds papers."""
-        self.seen_generation = self.renew("generation", **({"indexed": True} if indexed else {}))
+        ``indexed``: a write has completed, so the index holds papers (and this process's
+        write batch, if one is open, is closed: see :meth:`start_batch`)."""
+        also: dict = {"indexed": True} if indexed else {}
+        if indexed and self.batch is not None:
+            also[BATCH_OPEN] = " ".join(
+                str(b) for b in open_batches(self._fresh_metadata()) if b != self.batch)
+            self.batch = None
+        self.seen_generation = self.renew("generation", **also)
+
+    def start_batch(self) -> int:
+        """Open a new write batch: every chunk written until :meth:`bump_generation`
+        (``indexed``) carries its number (``batch`` in the chunk metadata), so a lexical
+        cache catches up by reading the chunks of the batches it has not seen
+        (:mod:`rag.store.cache`). The collection metadata keeps the last number
+        (``batch``) and the batches still being written (``batch_open``). Embedded, this
+        process holds the write lock, so an open batch of another process is one that
+        was killed: it is dropped (its chunks still count, as written)."""
+        meta = self._fresh_metadata()
+        self.batch = int(meta.get(BATCH, 0) or 0) + 1
+        others = open_batches(meta) if self.guard is None else []
+        self.seen_generation = self.renew(
+            "generation", **{BATCH: self.batch, BATCH_OPEN: " ".join(map(str, [*others,
+                                                                             self.batch]))})
+        return self.batch
+
+    def _fresh_metadata(self) -> dict:
+        self.fetch()
+        return self.metadata()
 
     def set_key(self, key: str, value: str) -> None:
         """One key of the collection metadata, the others as they are now."""

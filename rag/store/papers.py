@@ -157,6 +157,8 @@ def replace_chunks(index: ChromaIndex, paper_ids: list[str], ids, embeddings, me
     if delete_old:
         for start in range(0, len(paper_ids), 1000):
             index.write("delete", where={"paper_id": {"$in": paper_ids[start:start + 1000]}})
+    if index.batch is not None:  # what a lexical cache reads to catch up
+        metadatas = [{**m, "batch": index.batch} for m in metadatas]
     # Chunk #0 holds the paper record, the commit marker: write it after the rest.
     order = sorted(range(len(ids)), key=lambda i: metadatas[i]["n"] == 0)
     ids = [ids[i] for i in order]
@@ -178,6 +180,8 @@ def update_paper_meta(index: ChromaIndex, ids: list[str], metadatas: list[dict])
             metas = [chunk_metadata(m["paper_id"], m.get("n", 0), by_paper[m["paper_id"]],
                                     m.get("text", ""), m.get("chunks"))
                      for m in res["metadatas"]]
+            if index.batch is not None:  # the lexical cache reads their new facet values
+                metas = [{**m, "batch": index.batch} for m in metas]
             index.write("update", ids=res["ids"], metadatas=metas)
 
 

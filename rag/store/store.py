@@ -117,6 +117,7 @@ class Store:
     end_write = _on_index(ChromaIndex.end_write)
     flush = _on_index(ChromaIndex.flush)
     bump_generation = _on_index(ChromaIndex.bump_generation)
+    start_batch = _on_index(ChromaIndex.start_batch)
 
     def check_model(self, name: str, dim: int, *, claim: bool = False) -> None:
         """Refuse to mix embedding models; with ``claim``, record ours on an empty index."""
@@ -149,8 +150,14 @@ class Store:
 
     def update_paper_meta(self, ids: list[str], metadatas: list[dict]) -> None:
         """New listings for unchanged papers: update their chunks and paper records."""
+        # Written in a batch (the ingest's, or one of its own), so the lexical cache
+        # catches up with them: its facets are counted from the chunks it holds.
+        own = self.index.batch is None
+        if own:
+            self.index.start_batch()
         papers.update_paper_meta(self.index, ids, metadatas)
-        self.index.renew("listings")  # the facets change, the texts (BM25) do not
+        if own:
+            self.index.bump_generation(indexed=True)
 
     # --- papers and chunks (rag.store.papers) ---------------------------------------------
     get_papers = _on_index(papers.get_papers)
@@ -178,6 +185,11 @@ class Store:
     def lexical(self) -> Lexical | None:
         """The BM25 index for the current generation (load the cache, or rebuild it)."""
         return self.snapshot().lexical
+
+    def optimize_lexical(self) -> bool:
+        """Merge the BM25 cache's segments into one (``ask doctor --optimize``); False
+        when there was nothing to merge (or no cache on disk)."""
+        return self.cache.optimize(self.index)
 
     @property
     def lexical_folder(self) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from helpers import free_port
-from rag_helpers import BUNDLED, write
+from rag_helpers import BUNDLED, assert_lexical_is_a_fresh_build, write
 
 from rag.errors import StoreError
 
@@ -126,9 +126,26 @@ def test_a_second_machine_sees_the_first_ones_papers_in_bm25(server, tmp_path, e
     # The first machine adds a paper; the second one's BM25 index catches up.
     write(tmp_path / "new.csv", "title,abstract\nQuibblefrost Sketches,We introduce quibblefrost "
           "sketches that count distinct events in constant memory.\n")
+    base = second.store.lexical()
     first.ingest([tmp_path / "new.csv"])
     hits = second.search("quibblefrost", k=3)
     assert hits[0].paper.title == "Quibblefrost Sketches" and hits[0].lexical
+    # It caught up with the one new paper's chunks (a segment of its own beside the ones
+    # it had), rather than reading the whole collection again.
+    lex = second.store.lexical()
+    assert lex is not base and lex.segments[0].name == base.segments[0].name
+    assert len(lex.segments) == len(base.segments) + 1
+
+    # The first machine rewrites that paper (a new abstract): the second one's old rows
+    # of it are marked deleted, the new text is found, the old one is not.
+    write(tmp_path / "new.csv", "title,abstract\nQuibblefrost Sketches,We introduce "
+          "frobnicating counters for heavy hitters in sliding windows.\n")
+    first.ingest([tmp_path / "new.csv"])
+    hits = second.search("frobnicating counters heavy hitters", k=3)
+    assert hits[0].paper.title == "Quibblefrost Sketches" and hits[0].lexical
+    lex = second.store.lexical()
+    assert any(d is not None for d in lex.deleted)
+    assert_lexical_is_a_fresh_build(second.store, tmp_path / "fresh")
 
 
 def test_a_url_that_is_not_chroma_says_so(tmp_path):

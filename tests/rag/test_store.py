@@ -216,8 +216,9 @@ def test_a_cache_in_an_older_layout_is_rebuilt(bundled_copy, embedder):
     pipe.store.lexical()
     for manifest in (data / "lexical").glob("*/manifest.json"):
         info = json.loads(manifest.read_text())
-        manifest.write_text(json.dumps({"generation": info["generation"], "chunks": 1}))
-        (manifest.parent / "vocab.json").unlink()  # what a format-1 cache lacks
+        # What a cache of format 4 (one precomputed score matrix) had: no "format" 5.
+        manifest.write_text(json.dumps({"generation": info["generation"], "chunks": 1,
+                                        "format": "4.x"}))
     other = Pipeline(pipe.settings, embedder=embedder)
     hits = other.search("group quantization sparsity", k=1)
     assert hits[0].paper.title.startswith("GQSA") and hits[0].lexical
@@ -269,6 +270,7 @@ def test_filters_follow_new_papers_and_their_sources(bundled_copy, tmp_path):
     file, or listed again in another one, is found by a filter on that file at once."""
     from rag.pipeline import Pipeline
     from rag.retrieve import Filters
+    from rag.text import terms
 
     pipe, _ = bundled_copy
     assert "new.csv" not in pipe.store.snapshot().facets.source_counts()
@@ -277,12 +279,17 @@ def test_filters_follow_new_papers_and_their_sources(bundled_copy, tmp_path):
     hits = pipe.search("quibblefrost", k=3, filters=Filters(sources=("NEW.csv",)))
     assert [h.paper.title for h in hits] == ["Quibblefrost Sketches for Streams"]
     # The same paper listed again in another file: only its listings change, so BM25
-    # stays as it is, and the new file is a filter at once, here and in a new process.
+    # scores stay as they are, and the new file is a filter at once, here and in a new
+    # process. The cache catches up with the one paper's chunks (its facets are counted
+    # from the chunks it holds), it is not rebuilt.
     lex = pipe.store.lexical()
     again = write(tmp_path / "again.csv", (tmp_path / "new.csv").read_text())
     assert pipe.ingest([again]).updated == 1
     snap = pipe.store.snapshot()
-    assert snap.lexical is lex and snap.facets.source_counts()["again.csv"] == 1
+    assert snap.facets.source_counts()["again.csv"] == 1
+    assert snap.lexical.segments[0].name == lex.segments[0].name  # caught up
+    q = terms("quibblefrost sketches for streams")
+    assert snap.lexical.scores(q).tolist() == lex.scores(q).tolist()
     other = Pipeline(pipe.settings, embedder=pipe.embedder)
     for p in (pipe, other):
         hits = p.search("quibblefrost", k=3, filters=Filters(sources=("again",)))
@@ -326,3 +333,38 @@ def test_a_saved_cache_that_lacks_chunks_of_its_generation_is_not_used(bundled_c
     fresh = Pipeline(pipe.settings, embedder=embedder).store.lexical()
     assert fresh is not None and len(fresh.chunk_ids) == len(before.chunk_ids) + 1
     assert "x:quibble#0" in set(map(str, fresh.chunk_ids))
+
+
+def test_an_ingest_catches_the_lexical_cache_up_and_doctor_optimize_merges_it(
+        bundled_copy, embedder, tmp_path):
+    """Issue 23: an ingest adds a segment for the chunks it wrote and marks the rows of a
+    paper it rewrote deleted, instead of rebuilding BM25 from the whole collection; the
+    result scores as a fresh build does, in this process and in a new one. `ask doctor
+    --optimize` merges the segments into one; the answers stay the same."""
+    from rag_helpers import assert_lexical_is_a_fresh_build
+
+    from rag.pipeline import Pipeline
+
+    pipe, data = bundled_copy
+    base = pipe.store.lexical()
+    _add_paper(pipe, tmp_path)
+    # The same file and title again with another abstract: the paper is rewritten.
+    path = write(tmp_path / "new.csv", "title,abstract\nQuibblefrost Sketches for Streams,"
+                 "Frobnicating counters for heavy hitters over sliding windows.\n")
+    assert pipe.ingest([path]).updated == 1
+    lex = pipe.store.lexical()
+    assert [s.name for s in lex.segments[:1]] == [base.segments[0].name]
+    assert len(lex.segments) == 3 and lex.deleted[1] is not None and lex.deleted[1].all()
+    assert_lexical_is_a_fresh_build(pipe.store, tmp_path / "fresh")
+    other = Pipeline(pipe.settings, embedder=embedder)  # a new process: loads it as is
+    hits = other.search("frobnicating counters heavy hitters", k=3)
+    assert hits[0].paper.title == "Quibblefrost Sketches for Streams"
+    assert [s.name for s in other.store.lexical().segments] == [s.name for s in lex.segments]
+
+    assert pipe.store.optimize_lexical()
+    merged = pipe.store.lexical()
+    assert len(merged.segments) == 1 and merged.deleted == [None]
+    assert_lexical_is_a_fresh_build(pipe.store, tmp_path / "fresh2")
+    assert other.search("frobnicating counters heavy hitters", k=3)[0].paper.title == (
+        "Quibblefrost Sketches for Streams")
+    assert not pipe.store.optimize_lexical()  # one segment already

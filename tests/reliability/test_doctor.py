@@ -28,7 +28,9 @@ def _store(data):
 
 def _break(data) -> dict:
     """Break the index three ways; returns what was broken."""
-    from rag import lexical
+    import shutil
+
+    from rag import segments
     from rag.store import snapshot
 
     store = _store(data)
@@ -41,10 +43,13 @@ def _break(data) -> dict:
     store.index.write("delete", ids=[f"{half}#0", f"{partial}#1"])
     # 3. A BM25 cache under the current generation that lacks chunks.
     rows = sorted(snapshot(store).values(), key=lambda r: r.chunk_id)
-    builder = lexical.Builder()
+    builder = segments.Builder()
     keep = rows[:len(rows) // 2]
     builder.add([r.chunk_id for r in keep], [r.paper_id for r in keep], [r.text for r in keep])
-    lexical.save(builder.build(store.generation()), store.lexical_folder)
+    shutil.rmtree(store.lexical_folder, ignore_errors=True)
+    builder.write(store.lexical_folder / "seg-half")
+    segments.write_manifest(store.lexical_folder, {"generation": store.generation(),
+                                                   "segments": [{"name": "seg-half"}]})
     # 2. Vectors that cannot be read back: the vector index's saved id map loses two
     # chunks and points a third at a vector that does not exist.
     damaged = [by_title[GOOD_TITLE]] + [cid for cid, _ in records if cid != by_title[GOOD_TITLE]

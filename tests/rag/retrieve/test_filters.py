@@ -180,18 +180,23 @@ def test_postings_round_trip(tmp_path):
 
 
 def test_a_cache_from_before_the_filters_is_counted_again(tmp_path, embedder):
-    """An index cached by an older version (facets without categories, no postings):
-    the next process counts the facets again, once, and saves them."""
+    """An index cached by an older version (no author/category postings): the next
+    process that filters counts them again, once, and saves them."""
     import json as jsonlib
     import shutil
 
     from rag.pipeline import Pipeline
     from rag.settings import Settings
-    from rag.store.cache import FACETS, POSTINGS
+    from rag.store.cache import PEOPLE, POSTINGS
 
     folder = filters_index(tmp_path / "data", embedder).store.lexical_folder
+    assert found(filters_index(tmp_path / "data", embedder), categories=["hep-th"]) == {6}
     shutil.rmtree(folder / POSTINGS)
-    saved = jsonlib.loads((folder / FACETS).read_text())
+    (folder / PEOPLE).unlink()
+    again = Pipeline(Settings(data_dir=tmp_path / "data", _env_file=None), embedder=embedder)
+    assert found(again, categories=["hep-th"], authors=["Hinton"]) == {6}
+    assert (folder / POSTINGS).is_dir() and "categories" in jsonlib.loads(
+        (folder / PEOPLE).read_text())
     (folder / FACETS).write_text(jsonlib.dumps({k: saved[k] for k in ("key", "dates",
                                                                       "sources")}))
     again = Pipeline(Settings(data_dir=tmp_path / "data", _env_file=None), embedder=embedder)
