@@ -197,9 +197,3 @@ def test_a_cache_from_before_the_filters_is_counted_again(tmp_path, embedder):
     assert found(again, categories=["hep-th"], authors=["Hinton"]) == {6}
     assert (folder / POSTINGS).is_dir() and "categories" in jsonlib.loads(
         (folder / PEOPLE).read_text())
-    (folder / FACETS).write_text(jsonlib.dumps({k: saved[k] for k in ("key", "dates",
-                                                                      "sources")}))
-    again = Pipeline(Settings(data_dir=tmp_path / "data", _env_file=None), embedder=embedder)
-    assert found(again, categories=["hep-th"], authors=["Hinton"]) == {6}
-    assert (folder / POSTINGS).is_dir() and "categories" in jsonlib.loads(
-        (folder / FACETS).read_text())
