@@ -189,8 +189,9 @@ def test_a_cache_from_before_the_filters_is_counted_again(tmp_path, embedder):
     from rag.settings import Settings
     from rag.store.cache import PEOPLE, POSTINGS
 
-    folder = filters_index(tmp_path / "data", embedder).store.lexical_folder
-    assert found(filters_index(tmp_path / "data", embedder), categories=["hep-th"]) == {6}
+    first = filters_index(tmp_path / "data", embedder)
+    folder = first.store.lexical_folder
+    assert found(first, categories=["hep-th"]) == {6}
     shutil.rmtree(folder / POSTINGS)
     (folder / PEOPLE).unlink()
     again = Pipeline(Settings(data_dir=tmp_path / "data", _env_file=None), embedder=embedder)
