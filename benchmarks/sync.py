@@ -6,8 +6,9 @@ server; the base index is ``--base`` other synthetic papers ingested with `ask i
 (built once and kept under ``--work``, then copied for each run). Both syncs are the
 real `ask sync hf --since ... --until ...` in a subprocess (model load included on both
 sides), so the difference is what a bigger index costs a sync: the merge against the
-index, the HNSW inserts, and the BM25 cache rebuilt whole (the next issue's subject;
-its share is measured separately by rebuilding the cache of the synced index).
+index, the HNSW inserts, and bringing the BM25 cache up to date (a new segment since
+issue 23; a from-scratch rebuild of the synced index's cache is timed beside it, for
+comparison).
 
     python benchmarks/sync.py --base 100000          # the README's figure
     python benchmarks/sync.py --base 10000 --new 1000
