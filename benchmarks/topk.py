@@ -13,8 +13,8 @@ have: stop words and common words (ranks < 100), general words (100-3k), topic w
 
 Four columns, each over the same questions:
 
-- ``today``: rag.lexical today: precomputed float32 scores, one ``np.bincount`` over
-  every posting of the question's terms, then the best ``k`` (retrievers._best).
+- ``before``: rag.lexical before the segments: precomputed float32 scores, one
+  ``np.bincount`` over every posting of the question's terms, then the best ``k``.
 - ``exhaustive``: rag.topk.exhaustive, the exactness reference (impacts computed at
   query time from tf and norm, as the segmented index stores them).
 - ``top_k cold``: rag.topk.top_k with no cached block bounds (the first question
@@ -40,7 +40,6 @@ from pathlib import Path
 import numpy as np
 
 from rag.lexical import K1, B, idf
-from rag.retrieve.retrievers import _best
 from rag.topk import TermPostings, block_bounds, exhaustive, top_k
 
 
@@ -142,7 +141,7 @@ def run(args, rows, tf, indptr, df, norm) -> dict[str, list[tuple[float, float]]
     n = len(norm)
     bounds: dict[int, np.ndarray] = {}
     times: dict[str, list[tuple[float, float]]] = {
-        "today": [], "exhaustive": [], "top_k cold": [], "top_k warm": []}
+        "before": [], "exhaustive": [], "top_k cold": [], "top_k warm": []}
     touched = []
     for ids in questions(np.random.default_rng(args.seed + 1), args.questions, len(df)):
         ids, counts = np.unique(ids, return_counts=True)
@@ -156,7 +155,7 @@ def run(args, rows, tf, indptr, df, norm) -> dict[str, list[tuple[float, float]]
                                         bounds.get(w) if warm else None))
             return out
 
-        # today: precomputed scores (computed outside the timing), bincount, _best
+        # before: precomputed scores (computed outside the timing), bincount, _best
         cols = [(rows[indptr[w]:indptr[w + 1]].astype(np.int32),
                  (weight * tf[indptr[w]:indptr[w + 1]]
                   / (tf[indptr[w]:indptr[w + 1]] + norm[rows[indptr[w]:indptr[w + 1]]]))
@@ -167,7 +166,7 @@ def run(args, rows, tf, indptr, df, norm) -> dict[str, list[tuple[float, float]]
                              minlength=n).astype(np.float32)
         best = _best(scores, args.k)
         best = best[scores[best] > 0]
-        times["today"].append(_since(t))
+        times["before"].append(_since(t))
         t = _now()
         want = exhaustive(postings(False), norm, args.k)
         times["exhaustive"].append(_since(t))
@@ -190,6 +189,16 @@ def run(args, rows, tf, indptr, df, norm) -> dict[str, list[tuple[float, float]]
 
 def _now() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
+
+
+def _best(scores: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the ``n`` largest scores, best first (ties: lower position first):
+    the retriever's selection before the segments."""
+    n = min(n, len(scores))
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    top = np.argpartition(-scores, n - 1)[:n]
+    return top[np.lexsort((top, -scores[top]))]
 
 
 def _since(start: tuple[float, float]) -> tuple[float, float]:
