@@ -110,11 +110,15 @@ def allowed_papers(store, facets, filters: Filters | None) -> list[str] | None:
         ids = ids if keep is None else [p for p in ids if p in keep]
     else:
         ids = sorted(keep or ())
-    if not ids and keep is not None:
-        # Each matched on its own (checked above): say so rather than "no paper matched
-        # the question". Dates alone keep their old way: an empty result.
-        raise QuestionError(f"No indexed paper matches these filters together: "
-                            f"{describe(filters)}.")
+    if not ids:
+        # Say which filters matched nothing, rather than "no paper matched the question"
+        # (each source, category and author matched something on its own: checked above).
+        together = " together" if sum(map(bool, (
+            filters.since or filters.until, filters.sources, filters.categories,
+            filters.authors))) > 1 else ""
+        raise QuestionError(f"No indexed paper matches these filters{together}: "
+                            f"{describe(filters)}; `ask stats` lists the listing dates, "
+                            "sources and categories.")
     return ids
 
 

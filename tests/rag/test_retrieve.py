@@ -92,8 +92,12 @@ def test_a_source_that_matches_no_indexed_source_is_an_error(bundled_pipeline):
         bundled_pipeline.search("anything", filters=Filters(sources=("nosuchfile",)))
 
 
-def test_a_date_range_that_matches_nothing_returns_no_hits(bundled_pipeline):
-    assert bundled_pipeline.search("anything", filters=Filters(since="--12-01")) == []
+def test_a_date_range_that_matches_nothing_says_so(bundled_pipeline):
+    """No hits, and a message naming the filter (not an empty list read as "nothing about
+    that question")."""
+    with pytest.raises(QuestionError, match="No indexed paper matches these filters: "
+                                            "listed since --12-01"):
+        bundled_pipeline.search("anything", filters=Filters(since="--12-01"))
 
 
 @pytest.mark.parametrize("question", [

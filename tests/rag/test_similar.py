@@ -70,8 +70,9 @@ def test_similar_respects_the_filters(bundled_pipeline):
     source = rag.parse_filters(sources=["003_"])
     assert all(any(s.startswith("003_") for s in h.paper.sources)
                for h in bundled_pipeline.similar(gqsa.paper_id, 5, source))
-    # A filter that keeps only the paper itself leaves nothing to show.
-    assert bundled_pipeline.similar(gqsa.paper_id, 5, rag.parse_filters(since="12-30")) == []
+    # A filter that keeps no paper says so.
+    with pytest.raises(rag.QuestionError, match="No indexed paper matches these filters"):
+        bundled_pipeline.similar(gqsa.paper_id, 5, rag.parse_filters(since="12-30"))
 
 
 def test_ask_similar_prints_the_neighbours(bundled_dir):

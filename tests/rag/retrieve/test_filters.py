@@ -94,12 +94,25 @@ def test_an_unmatched_filter_says_so_and_returns_nothing(pipeline, typed, says):
 def test_filters_that_match_apart_but_not_together_say_so(pipeline):
     together = parse_filters(categories=["hep-th"], authors=["Wei Li"], since="2024-01-01")
     says = ("No indexed paper matches these filters together: listed since 2024-01-01, "
-            "category 'hep-th', author 'Wei Li'.")
+            "category 'hep-th', author 'Wei Li'; `ask stats` lists")
     with pytest.raises(QuestionError) as err:
         pipeline.search(QUERY, 5, together)
-    assert str(err.value) == says
+    assert str(err.value).startswith(says)
     with pytest.raises(QuestionError, match="filters together"):
         pipeline.answer(QUERY, filters=together, use_llm=False)
+
+
+def test_a_date_range_no_paper_is_listed_in_says_so(pipeline):
+    """Issue 24: a filter that matches nothing says so (it was "no paper matched the
+    question", as if the question had found nothing), never an unfiltered answer."""
+    empty = parse_filters(since="2023-03-01", until="2023-03-31")
+    with pytest.raises(QuestionError) as err:
+        pipeline.search(QUERY, 5, empty)
+    assert str(err.value).startswith(
+        "No indexed paper matches these filters: listed since 2023-03-01, listed until "
+        "2023-03-31; `ask stats` lists the listing dates")
+    with pytest.raises(QuestionError, match="matches these filters"):
+        pipeline.answer(QUERY, filters=empty, use_llm=False)
 
 
 def test_new_papers_and_their_categories_are_filterable_after_an_ingest(tmp_path, embedder):
