@@ -137,6 +137,44 @@ def test_new_papers_and_their_categories_are_filterable_after_an_ingest(tmp_path
         assert hits[0].paper.categories == "q-bio.BM cs.LG"
 
 
+def test_a_sync_brings_the_saved_authors_and_categories_up_to_date(tmp_path, embedder):
+    """After an ingest the authors and categories are brought up to date from the records
+    the catch-up read (no recount of every record), and equal a recount: a new paper's
+    keys come in, a paper written again loses its old ones."""
+    import json as jsonlib
+
+    from rag.store.cache import PEOPLE, facets_key, people
+
+    pipe = filters_index(tmp_path / "data", embedder)
+    assert found(pipe, categories=["hep-th"]) == {6}  # counted once, and saved
+    csv = tmp_path / "more.csv"
+    csv.write_text("id,title,abstract,authors,categories\n"
+                   "2402.00009,Protein folding with equivariant networks,"
+                   "\"Equivariant graph networks predict protein structures from sequences, "
+                   "improving accuracy on held-out protein families.\","
+                   "\"Ana Núñez, Wei Li\",\"q-bio.BM; cs.LG\"\n")
+    assert pipe.ingest([csv]).added == 1
+    store = pipe.store
+    folder, key = store.lexical_folder, facets_key(store.index)
+    assert jsonlib.loads((folder / PEOPLE).read_text())["key"] == key  # brought up to date
+    kept = pipe.searcher().facets
+    fresh = people(store.index, tmp_path / "recount", key)
+    assert kept.category_counts() == {c: n for c, n in sorted(
+        fresh.categories.items(), key=lambda kv: (-kv[1], kv[0]))}
+    for name in ("nunez", "li", "wei~li", "#q-bio", "#cs.lg", "#hep-th", "hinton"):
+        assert kept.postings.papers_of(name) == fresh.postings.papers_of(name), name
+    assert found(pipe, categories=["q-bio"], authors=["Núñez"]) == {9}
+    # The same paper listed again with other authors: its old keys go.
+    csv.write_text(csv.read_text().replace("Ana Núñez, Wei Li", "Ana Núñez"))
+    assert pipe.ingest([csv]).updated == 1
+    kept = pipe.searcher().facets
+    assert "2402.00009" not in kept.postings.papers_of("wei~li")
+    assert "2402.00009" in kept.postings.papers_of("nunez")
+    fresh = people(store.index, tmp_path / "recount2", facets_key(store.index))
+    for name in ("nunez", "li", "wei~li", "#q-bio", "#cs.lg"):
+        assert kept.postings.papers_of(name) == fresh.postings.papers_of(name), name
+
+
 def test_cli_filters_and_stats(pipeline):
     env = {"ABSTRACTA_DATA_DIR": str(pipeline.settings.data_dir)}
     res = run_ask("search", "--json", "-k", "10", "--category", "cs.CL", "--author", "Li",
