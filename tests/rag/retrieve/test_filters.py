@@ -115,6 +115,14 @@ def test_a_date_range_no_paper_is_listed_in_says_so(pipeline):
         pipeline.answer(QUERY, filters=empty, use_llm=False)
 
 
+# One more paper, in a CSV with a categories column (paper 9).
+MORE_CSV = ("id,title,abstract,authors,categories\n"
+            "2402.00009,Protein folding with equivariant networks,"
+            "\"Equivariant graph networks predict protein structures from sequences, "
+            "improving accuracy on held-out protein families.\","
+            "\"Ana Núñez, Wei Li\",\"q-bio.BM; cs.LG\"\n")
+
+
 def test_new_papers_and_their_categories_are_filterable_after_an_ingest(tmp_path, embedder):
     """The facets follow the index: a CSV with a categories column adds a category, and a
     new process (the facets loaded from the cache) sees the same."""
@@ -123,11 +131,7 @@ def test_new_papers_and_their_categories_are_filterable_after_an_ingest(tmp_path
 
     pipe = filters_index(tmp_path / "data", embedder)
     csv = tmp_path / "more.csv"
-    csv.write_text("id,title,abstract,authors,categories\n"
-                   "2402.00009,Protein folding with equivariant networks,"
-                   "\"Equivariant graph networks predict protein structures from sequences, "
-                   "improving accuracy on held-out protein families.\","
-                   "\"Ana Núñez, Wei Li\",\"q-bio.BM; cs.LG\"\n")
+    csv.write_text(MORE_CSV)
     assert pipe.ingest([csv]).added == 1
     assert pipe.stats()["categories"]["q-bio.BM"] == 1
     again = Pipeline(Settings(data_dir=tmp_path / "data", _env_file=None), embedder=embedder)
@@ -148,11 +152,7 @@ def test_a_sync_brings_the_saved_authors_and_categories_up_to_date(tmp_path, emb
     pipe = filters_index(tmp_path / "data", embedder)
     assert found(pipe, categories=["hep-th"]) == {6}  # counted once, and saved
     csv = tmp_path / "more.csv"
-    csv.write_text("id,title,abstract,authors,categories\n"
-                   "2402.00009,Protein folding with equivariant networks,"
-                   "\"Equivariant graph networks predict protein structures from sequences, "
-                   "improving accuracy on held-out protein families.\","
-                   "\"Ana Núñez, Wei Li\",\"q-bio.BM; cs.LG\"\n")
+    csv.write_text(MORE_CSV)
     assert pipe.ingest([csv]).added == 1
     store = pipe.store
     folder, key = store.lexical_folder, facets_key(store.index)
