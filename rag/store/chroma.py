@@ -56,6 +56,11 @@ CHANGED_MARKER = "index-changed"
 # What Chroma says when its vector index and its records disagree: a damaged index
 # (two processes wrote it at once), not a permissions problem.
 DAMAGED = ("Error finding id", "Error getting embedding", "Error loading hnsw index")
+# What embedded Chroma says when a reader opens a vector index whose first write another
+# process has not yet persisted (a fresh collection, in the middle of its first add):
+# a passing state, so the reader opens it again and retries for a while.
+NOT_YET = "Nothing found on disk"
+NOT_YET_TRIES, NOT_YET_WAIT_S = 20, 0.25  # up to 5 s: the first add of a batch finishing
 
 
 def is_damaged(exc: BaseException) -> bool:
@@ -242,12 +247,29 @@ class ChromaIndex:
         except StoreError:
             raise
         except Exception as exc:
+            if NOT_YET in str(exc) and self.reopenable():
+                return self._when_written(method, doing, kwargs)
             if not (is_damaged(exc) and self.reopenable()):
                 raise wrap_error(exc, self.settings, doing) from exc
         # Embedded Chroma keeps the vector index in memory, read once per process: a
         # process that opened the index before another one wrote it finds records whose
         # vectors it has never seen ("Error finding id"). Open it afresh, ask again once.
         self.reopen()
+        return self._once(method, doing, kwargs)
+
+    def _when_written(self, method: str, doing: str, kwargs: dict):
+        """Ask again, the index opened afresh each time, until another process's first
+        write is on disk (see NOT_YET); then as :meth:`_once` would."""
+        import time
+
+        for _ in range(NOT_YET_TRIES):
+            time.sleep(NOT_YET_WAIT_S)
+            self.reopen()
+            try:
+                return getattr(self.collection, method)(**kwargs)
+            except Exception as exc:  # chromadb raises many types
+                if NOT_YET not in str(exc):
+                    raise wrap_error(exc, self.settings, doing) from exc
         return self._once(method, doing, kwargs)
 
     def _once(self, method: str, doing: str, kwargs: dict):
