@@ -98,11 +98,7 @@ class Facets:
 
     def category_counts(self) -> dict[str, int]:
         """Each category -> how many papers carry it, most papers first."""
-        out: Counter[str] = Counter()
-        for value, count in self.categories.items():
-            for category in value.split():
-                out[category] += count
-        return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+        return dict(sorted(self.categories.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def author_papers(self, key: str) -> set[str]:
         """Ids of the papers filed under one author-name key (see :mod:`rag.authors`)."""
@@ -183,15 +179,26 @@ def _save_facets(folder: Path, key: str, facets: Facets) -> None:
             {"key": key, "dates": facets.dates, "sources": facets.sources}))
 
 
-def _load_people(folder: Path, key: str) -> People | None:
+def _saved_people(folder: Path) -> tuple[str, People] | None:
+    """The saved authors and categories and the facets key they are of (None: none)."""
     try:
         saved = json.loads((folder / PEOPLE).read_text())
         postings = Postings.load(folder / POSTINGS)
-        if saved["key"] != key or postings is None:
-            return None
-        return People(dict(saved["categories"]), postings)
+        return None if postings is None else (
+            saved["key"], People(dict(saved["categories"]), postings))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _load_people(folder: Path, key: str) -> People | None:
+    saved = _saved_people(folder)
+    return saved[1] if saved is not None and saved[0] == key else None
+
+
+def _counted(postings: Postings, names: set[str]) -> People:
+    """The people of these postings: a category's count is its papers there."""
+    return People({c: n for c in sorted(names)
+                   if (n := len(postings.papers_of(f"#{c.casefold()}")))}, postings)
 
 
 def people(index: ChromaIndex, folder: Path, key: str) -> People:
@@ -201,18 +208,13 @@ def people(index: ChromaIndex, folder: Path, key: str) -> People:
     loaded = _load_people(folder, key)
     if loaded is not None:
         return loaded
-    categories, builder = Counter[str](), PostingsBuilder()
-    offset = 0
-    while True:
-        res = index.read("get", where=FIRST, limit=PAGE, offset=offset, include=["metadatas"])
-        for m in res["metadatas"]:
+    names, builder = set[str](), PostingsBuilder()
+    for _, metas in _pages(index, FIRST):
+        for m in metas:
             if is_paper_record(m):
-                categories.update(m.get("categories", "").split())
+                names.update(m.get("categories", "").split())
                 builder.add(m["paper_id"], _people_keys(m))
-        if len(res["ids"]) < PAGE:
-            break
-        offset += PAGE
-    found = People(dict(categories), builder.build())
+    found = _counted(builder.build(), names)
     _save_people(folder, key, found)
     return found
 
@@ -232,21 +234,15 @@ def _catch_up_people(folder: Path, base_generation: str, key: str, metas: list[d
     """Bring saved authors and categories from ``base_generation`` to ``key``: the papers
     of ``metas`` (the chunks a catch-up added) lose their old keys and take their new
     record's. Saved ones of another state are left to be counted when next asked for."""
-    try:
-        saved_key = json.loads((folder / PEOPLE).read_text())["key"]
-    except (OSError, ValueError, KeyError, TypeError):
+    saved = _saved_people(folder)
+    if saved is None or saved[0].split("|")[0] != base_generation:
         return
-    old = _load_people(folder, saved_key)
-    if old is None or saved_key.split("|")[0] != base_generation:
-        return
+    old = saved[1]
     records = [m for m in metas if is_paper_record(m) and m.get("n") == 0]
     postings = updated(old.postings, {m["paper_id"] for m in metas},
                        [(m["paper_id"], _people_keys(m)) for m in records])
-    # Counted from the postings: a category's count is its papers there.
     names = set(old.categories) | {c for m in records for c in m.get("categories", "").split()}
-    counts = {c: n for c in sorted(names)
-              if (n := len(postings.papers_of(f"#{c.casefold()}")))}
-    _save_people(folder, key, People(counts, postings))
+    _save_people(folder, key, _counted(postings, names))
 
 
 def scan_facets(index: ChromaIndex) -> Facets:
