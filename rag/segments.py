@@ -23,7 +23,6 @@ a folder (or kept in memory when no folder can be written: the cache is an optim
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.files import write_atomic
 from rag.lexical import BUILD_BUDGET, FORMAT, MANIFEST, Segment
 from rag.text import stem, words
 
@@ -402,9 +402,7 @@ def new_name(prefix: str = "seg") -> str:
 
 def write_manifest(folder: Path, info: dict) -> None:
     """Replace the manifest atomically (write a temporary file, then rename it)."""
-    tmp = folder / f"{MANIFEST}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp"
-    tmp.write_text(json.dumps({**info, "format": FORMAT}))
-    os.replace(tmp, folder / MANIFEST)
+    write_atomic(folder / MANIFEST, json.dumps({**info, "format": FORMAT}).encode())
 
 
 def write_deletions(folder: Path, segment: str, mask: np.ndarray) -> str:

@@ -11,10 +11,9 @@ one. A cursor is written only after the index holds its pages' papers
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from rag import files
 from rag.errors import FeedError
 from rag.settings import Settings
 
@@ -50,18 +49,9 @@ def save_raw(settings: Settings, name: str, body: bytes) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
+    """:func:`rag.files.write_atomic`, its failure said as a FeedError."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        files.write_atomic(path, data)
     except OSError as exc:
         raise FeedError(f"Cannot write {path} ({exc.strerror}); check the data folder's "
                         "permissions and free space.") from exc

@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 
 from rag.errors import EmbeddingMismatchError, IndexDamagedError, StoreError
+from rag.files import write_atomic
 from rag.lock import ChromaGuard
 from rag.settings import Settings
 
@@ -153,11 +154,8 @@ def mark_changed(settings: Settings) -> None:
     announce; they fall back to asking Chroma every time."""
     if settings.chroma_url:
         return
-    path = settings.data_dir / CHANGED_MARKER
-    tmp = path.with_name(f"{CHANGED_MARKER}.{os.getpid()}.tmp")
-    with contextlib.suppress(OSError):
-        tmp.write_text(uuid.uuid4().hex, encoding="ascii")
-        os.replace(tmp, path)  # atomic: a reader sees the old value or the new one
+    with contextlib.suppress(OSError):  # a reader sees the old value or the new one
+        write_atomic(settings.data_dir / CHANGED_MARKER, uuid.uuid4().hex.encode())
 
 
 def chunks_name(settings: Settings) -> str:
