@@ -29,6 +29,14 @@ def _sync(replay, data, *args, **env):
                    env=feed_env(replay, ABSTRACTA_DATA_DIR=str(data), **env))
 
 
+def _start_sync(replay, data, commit_records: str, output=subprocess.DEVNULL):
+    """`ask sync hf` over the replayed days in a child process (to be killed)."""
+    env = dict(os.environ, **feed_env(replay, ABSTRACTA_DATA_DIR=str(data),
+                                      ABSTRACTA_SYNC_COMMIT_RECORDS=commit_records))
+    return subprocess.Popen([sys.executable, "-m", "rag.cli", "sync", "hf", "--since", DAYS[0],
+                             "--until", DAYS[-1]], env=env, stdout=output, stderr=output)
+
+
 def _ok(proc) -> str:
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     return proc.stdout
@@ -58,11 +66,7 @@ def test_sigkill_mid_sync_then_rerun_is_the_uninterrupted_index(replay, tmp_path
     _ok(_sync(replay, tmp_path / "whole"))
     whole = index_snapshot(tmp_path / "whole")
     release = replay.hold(API, held_day)
-    env = dict(os.environ, **feed_env(replay, ABSTRACTA_DATA_DIR=str(tmp_path / "killed"),
-                                      ABSTRACTA_SYNC_COMMIT_RECORDS="4"))
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "sync", "hf", "--since", DAYS[0],
-                             "--until", DAYS[-1]], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = _start_sync(replay, tmp_path / "killed", "4", subprocess.PIPE)
     try:
         assert replay.held.wait(120), proc.stderr.read().decode()[-2000:] if proc.poll() else ""
         proc.send_signal(signal.SIGKILL)
@@ -84,11 +88,7 @@ def test_sigkill_at_whatever_point_a_delay_lands_then_rerun_is_the_same_index(
     assertion does not depend on where it landed."""
     _serve_days(replay)
     _ok(_sync(replay, tmp_path / "whole"))
-    env = dict(os.environ, **feed_env(replay, ABSTRACTA_DATA_DIR=str(tmp_path / "killed"),
-                                      ABSTRACTA_SYNC_COMMIT_RECORDS="2"))
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "sync", "hf", "--since", DAYS[0],
-                             "--until", DAYS[-1]], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = _start_sync(replay, tmp_path / "killed", "2")
     try:
         proc.wait(after)
     except subprocess.TimeoutExpired:
