@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -154,21 +153,6 @@ def chroma_part(m: int, work: Path, url: str | None) -> dict:
             "segments": len(lex.segments)}
 
 
-def _server(path: Path, port: int):
-    chroma = Path(sys.executable).parent / "chroma"
-    proc = subprocess.Popen([str(chroma), "run", "--path", str(path), "--port", str(port),
-                             "--host", "127.0.0.1"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    for _ in range(300):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2):
-                return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("chroma run did not start")
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--papers", type=int, default=100_000, help="lexical part: base size")
@@ -181,7 +165,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rows.append({"part": "lexical only", **lexical_part(args.papers, work / "lex")})
         rows.append({"part": "chroma", **chroma_part(args.chroma_papers, work / "emb", None)})
-        proc = _server(work / "server", args.port)
+        from run import start_chroma_server
+
+        proc = start_chroma_server(work / "server", args.port, subprocess.DEVNULL)
         try:
             rows.append({"part": "chroma", **chroma_part(
                 args.chroma_papers, work / "srv", f"http://127.0.0.1:{args.port}")})

@@ -304,25 +304,38 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_chroma_server(path: Path, port: int, log, cwd: Path | None = None,
+                        log_name: str = "its log"):
+    """``chroma run`` on 127.0.0.1:``port`` (telemetry off), once its heartbeat answers;
+    its output to ``log`` (a file object, or subprocess.DEVNULL) named ``log_name``."""
+    proc = subprocess.Popen([str(BIN / "chroma"), "run", "--path", str(path), "--port", str(port),
+                             "--host", "127.0.0.1"], env=child_env(), stdout=log, stderr=log,
+                            cwd=cwd)
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).read()
+            return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    proc.wait()
+    raise SystemExit(f"chroma server did not start; see {log_name}")
+
+
 def bench_server(n: int, ctx: dict) -> dict:
     """The query benchmark (and its ingest) against a local ``chroma run`` server."""
     path = ctx["work"] / "chroma-server"
     shutil.rmtree(path, ignore_errors=True)
     port = free_port()
     log = open(ctx["log"], "ab")  # noqa: SIM115 (the server outlives this function)
-    proc = subprocess.Popen([str(BIN / "chroma"), "run", "--path", str(path), "--port", str(port),
-                             "--host", "127.0.0.1"], env=child_env(), stdout=log, stderr=log,
-                            cwd=ctx["work"])
+    try:
+        proc = start_chroma_server(path, port, log, ctx["work"], str(ctx["log"]))
+    except SystemExit:
+        log.close()
+        shutil.rmtree(path, ignore_errors=True)
+        raise
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise SystemExit(f"chroma server did not start; see {ctx['log']}")
         out = bench_size(n, "wordllama", ctx, peer_ingest=False, peer_query=False,
                          chroma_url=url)
     finally:
