@@ -95,7 +95,6 @@ class Checkup:
                        "ingest --bundled`) again to finish.")
         return out
 
-
     def named_lost(self) -> str:
         """The lost papers by id and title, the first NAMED of them."""
         from rag.text import display_safe

@@ -57,9 +57,10 @@ CHANGED_MARKER = "index-changed"
 # What Chroma says when its vector index and its records disagree: a damaged index
 # (two processes wrote it at once), not a permissions problem.
 DAMAGED = ("Error finding id", "Error getting embedding", "Error loading hnsw index")
-# What embedded Chroma says when a reader opens a vector index whose first write another
-# process has not yet persisted (a fresh collection, in the middle of its first add):
-# a passing state, so the reader opens it again and retries for a while.
+# What embedded Chroma said to a reader while other processes were writing the index
+# (seen once, three writers filling a fresh collection; a plain add read from another
+# process does not cause it): a passing state of the vector index's files, so the reader
+# opens the index again and retries for a while.
 NOT_YET = "Nothing found on disk"
 NOT_YET_TRIES, NOT_YET_WAIT_S = 20, 0.25  # up to 5 s: the first add of a batch finishing
 
