@@ -205,11 +205,14 @@ class Builder:
 
     def add(self, chunk_ids: list[str], paper_ids: list[str], texts: list[str],
             batch: list[int] | None = None, record: list[bool] | None = None,
-            dates: list[str] | None = None, sources: list[str] | None = None) -> None:
+            dates: list[str] | None = None, sources: list[str] | None = None,
+            analyzed: list[list[str]] | None = None) -> None:
+        """``analyzed``: :func:`rag.text.words` of each text, when the caller has them
+        (an ingest's worker processes do: see :mod:`rag.store.prepared`)."""
         vocab, surface = self.vocab, self.surface
-        for text in texts:
+        for i, text in enumerate(texts):
             ids = []
-            for w in words(text):
+            for w in (words(text) if analyzed is None else analyzed[i]):
                 col = surface.get(w)
                 if col is None:
                     col = surface[w] = vocab.setdefault(stem(w), len(vocab))

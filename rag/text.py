@@ -58,7 +58,9 @@ def words(text: str) -> list[str]:
     >>> words("哪篇论文提出了GPipe")
     ['哪篇论文提出了', 'gpipe']
     """
-    text = split_scripts(text.lower())
+    text = text.lower()
+    if _HAS_CJK.search(text) is not None:  # the split's lookbehinds cost ~0.1 ms a text
+        text = split_scripts(text)
     return [w for w in WORD.findall(number_forms(text)) if w not in STOPWORDS]
 
 
@@ -148,6 +150,17 @@ _NUM = r"(\d+(?:\.\d+)?)"
 # A number word before a unit: "forty percent", "two-fold", "ten times", "two thousand".
 _SPELLED = re.compile(r"\b(%s)(?=[\s-]+(?:percent|per\s+cent|fold|times|thousand|million|"
                       r"billion|trillion)\b)" % "|".join(_NUMBER_WORDS), re.I)
+# _SPELLED only matches before one of these words; looking for them with `in` first
+# saves its scan (~0.15 ms on an abstract) in the four texts out of five that have none.
+_SPELLED_UNITS = ("cent", "fold", "times", "thousand", "million", "billion", "trillion")
+_DIGIT = re.compile(r"\d")
+
+
+def _may_spell(text: str) -> bool:
+    low = text.lower()
+    return any(unit in low for unit in _SPELLED_UNITS)
+
+
 _THOUSANDS = re.compile(r"\b\d{1,3}(?:,\d{3})+\b")  # 2,000 -> 2000
 _DIMS = re.compile(r"\b(\d+)\s?[x×]\s?(\d+)\b", re.I)  # 9 × 9 -> 9x9
 _TIMES = re.compile(_NUM + r"(?:\s?×|x\b|\s?-?\s?fold\b|\s+times\b)", re.I)  # 1.5-fold -> 1.5x
@@ -172,9 +185,11 @@ def number_forms(text: str) -> str:
     >>> number_forms("a 557-million model, 1.5 times faster on 9 × 9 boards, forty percent")
     'a 557m model, 1_5x faster on 9x9 boards, 40 percent'
     """
-    if not any(ch.isdigit() for ch in text) and not _SPELLED.search(text):
+    spelled = _may_spell(text)
+    if not spelled and _DIGIT.search(text) is None:
         return text
-    text = _SPELLED.sub(lambda m: _NUMBER_WORDS[m.group(1).lower()], text)
+    if spelled:
+        text = _SPELLED.sub(lambda m: _NUMBER_WORDS[m.group(1).lower()], text)
     text = _THOUSANDS.sub(lambda m: m.group().replace(",", ""), text)
     text = _DIMS.sub(r"\1x\2", text)
     text = _TIMES.sub(lambda m: _joined(m.group(1)) + "x", text)

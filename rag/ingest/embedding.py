@@ -57,12 +57,15 @@ class Embedding:
         # Mark the chunk set dirty before the first write: a run killed half-way must not
         # leave a lexical cache that believes it is current. The chunks written carry
         # the batch's number: the lexical cache reads only those to catch up.
-        self.store.start_batch()
+        # Embedded, the batch's chunks are counted into its lexical segment as they are
+        # written, so finish() need not read them back (rag.store.prepared).
+        self.store.start_recorded_batch()
 
     def abort(self) -> None:
         if self.pool is not None:
             stop_pool(self.pool)
             self.pool = None
+        self.store.drop_recorded()
 
     def finish(self) -> int:
         """Chunks written. Saves the vector index and builds the BM25 cache."""

@@ -11,6 +11,7 @@ from rag.ingest.report import Progress, Run
 from rag.ingest.write import Item, write_batch
 from rag.settings import Settings
 from rag.store import Store
+from rag.text import words
 
 WORKER_PAPERS = 512  # papers per worker job (~2,000 chunks: one efficient Chroma write)
 WORKER_AHEAD = 4  # jobs queued in the workers while the parent writes
@@ -45,8 +46,11 @@ def _worker_threads() -> int:
 
 
 def _worker_job(batch: list[Item]):
+    """Chunk, embed, and cut each chunk's words for the lexical segment the parent
+    records as it writes (rag.store.prepared): here they cost the parent nothing."""
     chunks = [c for item in batch for c in _WORKER["chunker"](item.paper)]
-    return batch, chunks, _WORKER["embedder"].embed_documents([c.text for c in chunks])
+    vectors = _WORKER["embedder"].embed_documents([c.text for c in chunks])
+    return batch, chunks, vectors, [words(c.text) for c in chunks]
 
 
 def _die_with_parent(parent: int) -> None:
@@ -113,7 +117,7 @@ def embed_in_worker(items: list[Item], pool, store: Store, fresh: bool,
     next_batch = len(pending)
     while pending:
         try:
-            batch, chunks, vectors = pending.pop(0).result()
+            batch, chunks, vectors, analyzed = pending.pop(0).result()
         except BrokenProcessPool as exc:
             raise AbstractaError(
                 f"A chunk-and-embed worker process died (out of memory?) after {run.done} "
@@ -121,7 +125,7 @@ def embed_in_worker(items: list[Item], pool, store: Store, fresh: bool,
         if next_batch < len(batches):
             pending.append(pool.submit(_worker_job, batches[next_batch]))
             next_batch += 1
-        write_batch(store, batch, chunks, vectors, fresh)
+        write_batch(store, batch, chunks, vectors, fresh, analyzed)
         written += len(chunks)
         run.done += sum(item.records for item in batch)
         if progress:

@@ -102,7 +102,9 @@ def _drain(queue: Queue) -> None:
 
 
 def write_batch(store: Store, batch: list[Item], chunks: list[Chunk], vectors: np.ndarray,
-                fresh: bool = False) -> None:
+                fresh: bool = False, analyzed: list[list[str]] | None = None) -> None:
+    """Write the chunks of ``batch`` (``analyzed``: the words of each chunk's text, when
+    a worker process cut them; see :mod:`rag.store.prepared`)."""
     ids = [item.paper.paper_id for item in batch]
     metas = {item.paper.paper_id: metadata_for_paper(item.paper, item.digest,
                                                      title_key(item.paper.title))
@@ -114,4 +116,5 @@ def write_batch(store: Store, batch: list[Item], chunks: list[Chunk], vectors: n
          for c in chunks],
         # Fresh collection: nothing to delete, unless this run wrote the paper before.
         delete_old=not fresh or any(item.rewrite for item in batch),
+        analyzed=analyzed,
     )

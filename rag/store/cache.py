@@ -54,7 +54,8 @@ from rag.lexical import Lexical
 from rag.settings import Settings
 from rag.store.chroma import ChromaIndex, next_unsettled
 from rag.store.postings import Postings, PostingsBuilder, category_keys, updated
-from rag.store.schema import FIRST, PAGE, is_paper_record, split_list
+from rag.store.prepared import Prepared
+from rag.store.schema import FIRST, PAGE, is_paper_record, segment_fields, split_list
 
 FACETS = "facets.json"
 PEOPLE = "people.json"  # the category counts of the postings, saved with the facets key
@@ -264,16 +265,6 @@ def _count_facets(metas: list[dict], dates: Counter, sources: Counter) -> None:
             sources[m.get("sources", "")] += 1
 
 
-def _fields(metas: list[dict]) -> dict[str, list]:
-    """What a segment keeps of each chunk's metadata (see :mod:`rag.segments`)."""
-    return {
-        "paper_ids": [m["paper_id"] for m in metas], "texts": [m["text"] for m in metas],
-        "batch": [int(m.get("batch", 0) or 0) for m in metas],
-        "record": [is_paper_record(m) and m.get("n") == 0 for m in metas],
-        "dates": [m.get("dates", "") for m in metas],
-        "sources": [m.get("sources", "") for m in metas]}
-
-
 def _pages(index: ChromaIndex, where: dict | None = None):
     """(ids, metadatas) of every chunk (``where``: of those it selects), a page at a time.
     Pages of 1,000: a 5,000-row get holds ~150 MB in Chroma at once (measured with
@@ -306,7 +297,7 @@ def build(index: ChromaIndex, folder: Path, generation: str, key: str) -> Cached
     low = next_unsettled(index.metadata())  # read before the chunks (see catch_up)
     builder = segments.Builder(workdir=folder.parent)  # it spills next to the cache
     for ids, metas in _pages(index):
-        f = _fields(metas)
+        f = segment_fields(metas)
         builder.add(ids, f["paper_ids"], f["texts"], f["batch"], f["record"], f["dates"],
                     f["sources"])
     info = {"generation": generation, "collection": _collection(index), "low": low}
@@ -351,7 +342,7 @@ def catch_up(index: ChromaIndex, folder: Path, base: Lexical, generation: str,
     for page_ids, page_metas in _pages(index, {"batch": {"$gte": int(info.get("low", 0))}}):
         ids += page_ids
         metas += page_metas
-    fresh = _fields(metas)
+    fresh = segment_fields(metas)
     delete, new = changes(base, ids, fresh, int(info.get("low", 0)))
     n_deleted = sum(int(m.sum()) for m in delete.values())
     if base.n_live - n_deleted + len(new) != index.read("count"):
@@ -369,19 +360,86 @@ def apply(base: Lexical, ids: list[str], fresh: dict[str, list], delete: dict[in
     ``new`` points at, a new deletion file for each segment in ``delete``, then the
     manifest (``base``'s, with ``update``) that lists them, swapped in atomically."""
     assert base.folder is not None
-    folder, entries = base.folder, [dict(e) for e in base.info["segments"]]
+    name = None
     if new:
-        builder = segments.Builder(workdir=folder)
+        builder = segments.Builder(workdir=base.folder)
         builder.add([ids[i] for i in new], *([fresh[k][i] for i in new] for k in (
             "paper_ids", "texts", "batch", "record", "dates", "sources")))
         name = segments.new_name()
-        builder.write(folder / name)
+        builder.write(base.folder / name)
+    _commit(base, name, delete, update)
+
+
+def _commit(base: Lexical, name: str | None, delete: dict[int, np.ndarray],
+            update: dict) -> None:
+    """The manifest of ``base`` plus the segment ``name`` (written in its folder) and
+    the rows ``delete`` marks, swapped in atomically."""
+    assert base.folder is not None
+    folder, entries = base.folder, [dict(e) for e in base.info["segments"]]
+    if name is not None:
         entries.append({"name": name, "deleted": None})
     for pos, mask in delete.items():
         old = base.deleted[pos]
         entries[pos]["deleted"] = segments.write_deletions(
             folder, entries[pos]["name"], mask if old is None else (old | mask))
     segments.write_manifest(folder, {**base.info, **update, "segments": entries})
+
+
+def from_prepared(index: ChromaIndex, folder: Path, base: Lexical | None, prepared: Prepared,
+                  generation: str, key: str) -> Cached | None:
+    """The cache brought to ``generation`` with the segment an ingest recorded as it
+    wrote (:mod:`rag.store.prepared`), without reading the chunks back. None (then the
+    caller catches up the usual way) unless the cache extends exactly the state the
+    ingest started from (its generation, or an empty collection), the segment holds no
+    chunk twice (a paper written twice in the run), and the counts agree with Chroma:
+    ``base``'s live rows, less those of the papers rewritten, plus the segment's."""
+    low = next_unsettled(index.metadata())
+    count = index.read("count")
+    extends = (base is not None and base.folder == folder
+               and base.info.get("collection") == _collection(index)
+               and base.info.get("generation") == prepared.start_generation)
+    if not extends and not prepared.empty:
+        return None
+    rows = prepared.builder.rows + prepared.builder.pending_rows()
+    if not rows:
+        return None
+    info = {"generation": generation, "collection": _collection(index), "low": low}
+    target = folder if extends else folder.with_name(
+        f"{folder.name}.tmp{os.getpid()}-{threading.get_ident()}")
+    if not extends:
+        shutil.rmtree(target, ignore_errors=True)
+    name = segments.new_name()
+    prepared.builder.write(target / name)
+    seg = lexical.Segment.open(target / name)
+    chunk_ids = np.asarray(seg.chunk_ids)
+    delete: dict[int, np.ndarray] = {}
+    if extends:
+        assert base is not None
+        papers = np.unique(np.asarray(seg.paper_ids))
+        for pos, old in enumerate(base.segments):
+            lo, hi = int(base.offsets[pos]), int(base.offsets[pos + 1])
+            gone = np.isin(np.asarray(old.paper_ids), papers) & base.live[lo:hi]
+            if gone.any():
+                delete[pos] = gone
+        live = base.n_live - sum(int(m.sum()) for m in delete.values())
+    else:
+        live = 0
+    if len(np.unique(chunk_ids)) != len(chunk_ids) or live + len(chunk_ids) != count:
+        shutil.rmtree(target / name if extends else target, ignore_errors=True)
+        return None
+    if extends:
+        assert base is not None
+        _commit(base, name, delete, info)
+        metas = prepared.people_metas()
+        if metas is not None:
+            _catch_up_people(folder, str(base.info.get("generation", "")), key, metas)
+    else:
+        segments.write_manifest(target, {**info, "segments": [{"name": name, "deleted": None}]})
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(target, folder)
+    cached = _snapshot_cached(lexical.load(folder, generation), generation, key)
+    _save_facets(folder, key, cached.facets)
+    return cached
 
 
 def changes(base: Lexical, ids: list[str], fresh: dict[str, list],
@@ -531,7 +589,16 @@ class GenerationCache:
                 return loaded
             base = lexical.load(self.folder)  # of an older generation
             cached = None
-            if base is not None and base.folder is not None:
+            prepared = index.prepared if index.batch is None else None
+            if prepared is not None:  # an ingest's own segment (rag.store.prepared)
+                index.prepared = None
+                try:
+                    cached = from_prepared(index, self.folder, base, prepared, gen, key)
+                except OSError:  # a full disk: the usual way
+                    cached = None
+                finally:
+                    prepared.close()
+            if cached is None and base is not None and base.folder is not None:
                 try:
                     cached = catch_up(index, self.folder, base, gen, key)
                 except OSError:  # a full disk: from scratch (in memory if need be)

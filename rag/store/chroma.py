@@ -22,11 +22,15 @@ import shutil
 import threading
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.errors import EmbeddingMismatchError, IndexDamagedError, StoreError
 from rag.files import write_atomic
 from rag.lock import ChromaGuard
 from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from rag.store.prepared import Prepared
 
 # HNSW search breadth. Chroma's default (100) left 925 of 21,630 chunks of a 20k-paper
 # wordllama index (benchmarks/make_corpus.py, many near-duplicate abstracts) unfound by
@@ -183,6 +187,9 @@ class ChromaIndex:
         self.reopen_lock = threading.RLock()
         self.writing = False  # this process holds the write lock (rag.lock.writing)
         self.batch: int | None = None  # the write batch this process has open
+        # The lexical segment of this batch's writes, recorded as they are written (an
+        # ingest's: rag.store.prepared); the cache takes it once the batch is closed.
+        self.prepared: Prepared | None = None
         self.seen_generation = self.generation()
         self.seen_marker: str | None = None  # CHANGED_MARKER's value at the last fetch
         if self.guard is not None and self._marker() is None:  # an index made before it

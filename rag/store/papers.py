@@ -146,7 +146,7 @@ def chunk_vectors(index: ChromaIndex, paper_ids: list[str],
 
 
 def replace_chunks(index: ChromaIndex, paper_ids: list[str], ids, embeddings, metadatas,
-                   delete_old: bool = True) -> None:
+                   delete_old: bool = True, analyzed: list[list[str]] | None = None) -> None:
     """Drop the old chunks of these papers, then add the new ones, paper records last.
 
     Texts travel in the metadata (``text``), not as Chroma documents: Chroma builds
@@ -164,10 +164,15 @@ def replace_chunks(index: ChromaIndex, paper_ids: list[str], ids, embeddings, me
     ids = [ids[i] for i in order]
     embeddings = np.asarray(embeddings)[order]
     metadatas = [metadatas[i] for i in order]
+    if analyzed is not None:
+        analyzed = [analyzed[i] for i in order]
     for start in range(0, len(ids), PAGE):
         end = start + PAGE
         index.write("upsert", ids=ids[start:end], embeddings=embeddings[start:end],
                     metadatas=metadatas[start:end])
+        if index.prepared is not None:  # the batch's own lexical segment, as written
+            index.prepared.add(ids[start:end], metadatas[start:end],
+                               None if analyzed is None else analyzed[start:end])
 
 
 def update_paper_meta(index: ChromaIndex, ids: list[str], metadatas: list[dict]) -> None:
@@ -183,6 +188,8 @@ def update_paper_meta(index: ChromaIndex, ids: list[str], metadatas: list[dict])
             if index.batch is not None:  # the lexical cache reads their new facet values
                 metas = [{**m, "batch": index.batch} for m in metas]
             index.write("update", ids=res["ids"], metadatas=metas)
+            if index.prepared is not None:
+                index.prepared.add(res["ids"], metas)
 
 
 def dense(index: ChromaIndex, vector: np.ndarray, n: int, paper_ids: list[str] | None):

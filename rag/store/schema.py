@@ -80,6 +80,16 @@ def is_paper_record(meta: dict | None) -> bool:
     return bool(meta) and "hash" in meta  # type: ignore[operator]
 
 
+def segment_fields(metas: list[dict]) -> dict[str, list]:
+    """What a lexical segment keeps of each chunk's metadata (see :mod:`rag.segments`)."""
+    return {
+        "paper_ids": [m["paper_id"] for m in metas], "texts": [m["text"] for m in metas],
+        "batch": [int(m.get("batch", 0) or 0) for m in metas],
+        "record": [is_paper_record(m) and m.get("n") == 0 for m in metas],
+        "dates": [m.get("dates", "") for m in metas],
+        "sources": [m.get("sources", "") for m in metas]}
+
+
 @dataclass(frozen=True)
 class ChunkRecord:
     """One stored chunk as plain values; ``paper`` is set on chunk #0 (the paper record)."""

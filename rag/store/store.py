@@ -16,6 +16,7 @@ from rag.settings import Settings
 from rag.store import papers, repair
 from rag.store.cache import Cached, Facets, GenerationCache
 from rag.store.chroma import ChromaIndex
+from rag.store.prepared import Prepared
 from rag.store.schema import FIRST
 
 # The collection metadata key that records the bundled corpus's ingest: set to STARTED
@@ -118,6 +119,23 @@ class Store:
     flush = _on_index(ChromaIndex.flush)
     bump_generation = _on_index(ChromaIndex.bump_generation)
     start_batch = _on_index(ChromaIndex.start_batch)
+
+    def start_recorded_batch(self) -> None:
+        """:meth:`start_batch`, recording what the batch writes as a lexical segment
+        (:mod:`rag.store.prepared`) when this process holds the embedded write lock (no
+        other writer can come between): the cache then takes that segment instead of
+        reading the chunks back. Elsewhere (a Chroma server), a plain batch."""
+        index = self.index
+        if index.guard is not None and index.writing and not index.read_only:
+            index.prepared = Prepared(index.generation(), self.count_chunks() == 0,
+                                      self.cache.folder.parent)
+        self.start_batch()
+
+    def drop_recorded(self) -> None:
+        """Forget a recorded batch (a stopped ingest)."""
+        prepared, self.index.prepared = self.index.prepared, None
+        if prepared is not None:
+            prepared.close()
 
     def check_model(self, name: str, dim: int, *, claim: bool = False) -> None:
         """Refuse to mix embedding models; with ``claim``, record ours on an empty index."""

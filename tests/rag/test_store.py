@@ -368,3 +368,62 @@ def test_an_ingest_catches_the_lexical_cache_up_and_doctor_optimize_merges_it(
     assert other.search("frobnicating counters heavy hitters", k=3)[0].paper.title == (
         "Quibblefrost Sketches for Streams")
     assert not pipe.store.optimize_lexical()  # one segment already
+
+
+def test_an_ingest_commits_the_segment_it_recorded_without_reading_chunks_back(
+        wordllama, tmp_path, monkeypatch):
+    """An embedded ingest counts the chunks it writes into a lexical segment as it goes
+    (worker processes cut the words), so the BM25 index is current when it ends without
+    reading the chunks back from Chroma: a first ingest, an added paper and a rewritten
+    one. The result scores as a build from scratch does."""
+    from rag_helpers import BUNDLED, assert_lexical_is_a_fresh_build
+
+    from rag.ingest import embedding, pool
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+    from rag.store import cache
+
+    def read_back(*args, **kwargs):
+        raise AssertionError("the ingest read its chunks back")
+
+    monkeypatch.setattr(embedding, "WORKER_MIN_PAPERS", 1)  # the worker processes' path
+    monkeypatch.setattr(pool, "WORKER_PAPERS", 100)
+    pipe = Pipeline(Settings(data_dir=tmp_path / "data", embedder="wordllama",
+                             auto_ingest_bundled=False, _env_file=None), embedder=wordllama)
+    with monkeypatch.context() as m:
+        m.setattr(cache, "catch_up", read_back)
+        m.setattr(cache, "build", read_back)
+        assert pipe.ingest([BUNDLED]).added == BUNDLED_PAPERS
+        assert len(pipe.store.lexical().segments) == 1
+        _add_paper(pipe, tmp_path)
+        path = write(tmp_path / "new.csv", "title,abstract\nQuibblefrost Sketches for Streams,"
+                     "Frobnicating counters for heavy hitters over sliding windows.\n")
+        assert pipe.ingest([path]).updated == 1
+        lex = pipe.store.lexical()
+    assert lex.n_live == pipe.store.count_chunks()
+    assert_lexical_is_a_fresh_build(pipe.store, tmp_path / "fresh")
+    hits = pipe.search("frobnicating counters heavy hitters", k=3)
+    assert hits[0].paper.title == "Quibblefrost Sketches for Streams"
+
+
+def test_a_run_that_writes_a_paper_twice_catches_up_the_usual_way(wordllama, tmp_path,
+                                                                  monkeypatch):
+    """Read 50 records at a time, the bundled corpus's repeated listings rewrite papers
+    written earlier in the same run: the recorded segment would hold their chunks twice,
+    so the cache reads the batch back instead, and is still exact."""
+    from rag_helpers import BUNDLED, assert_lexical_is_a_fresh_build
+
+    from rag.ingest import read
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+    from rag.store import cache
+
+    monkeypatch.setattr(read, "MERGE_RECORDS", 50)
+    built = []
+    real_build = cache.build
+    monkeypatch.setattr(cache, "build", lambda *a, **k: built.append(1) or real_build(*a, **k))
+    pipe = Pipeline(Settings(data_dir=tmp_path / "data", embedder="wordllama",
+                             auto_ingest_bundled=False, _env_file=None), embedder=wordllama)
+    assert pipe.ingest([BUNDLED]).added == BUNDLED_PAPERS
+    assert built  # the recorded segment was not used
+    assert_lexical_is_a_fresh_build(pipe.store, tmp_path / "fresh")
