@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import signal
 
+import numpy as np
+
 from rag.chunk import make_chunker
 from rag.errors import AbstractaError
 from rag.ingest.report import Progress, Run
-from rag.ingest.write import Item, write_batch
+from rag.ingest.write import WRITE_CHUNKS, Item, write_batch
 from rag.settings import Settings
 from rag.store import Store
 from rag.text import words
@@ -108,16 +110,20 @@ def stop_pool(pool) -> None:
 
 def embed_in_worker(items: list[Item], pool, store: Store, fresh: bool,
                     progress: Progress | None, run: Run) -> int:
-    """Chunk and embed in the worker processes, WORKER_AHEAD jobs ahead of the writes."""
+    """Chunk and embed in the worker processes, WORKER_AHEAD jobs ahead of the writes;
+    the results are written in calls of WRITE_CHUNKS chunks or more (with wordllama a
+    job of 512 papers is ~540 chunks, and Chroma's cost per chunk falls with the call's
+    size)."""
     from concurrent.futures.process import BrokenProcessPool
 
     batches = [items[i:i + WORKER_PAPERS] for i in range(0, len(items), WORKER_PAPERS)]
-    written = 0
+    written, embedded = 0, run.done
     pending = [pool.submit(_worker_job, b) for b in batches[:WORKER_AHEAD]]
     next_batch = len(pending)
+    ready: list[tuple] = []
     while pending:
         try:
-            batch, chunks, vectors, analyzed = pending.pop(0).result()
+            ready.append(pending.pop(0).result())
         except BrokenProcessPool as exc:
             raise AbstractaError(
                 f"A chunk-and-embed worker process died (out of memory?) after {run.done} "
@@ -125,9 +131,16 @@ def embed_in_worker(items: list[Item], pool, store: Store, fresh: bool,
         if next_batch < len(batches):
             pending.append(pool.submit(_worker_job, batches[next_batch]))
             next_batch += 1
-        write_batch(store, batch, chunks, vectors, fresh, analyzed)
+        embedded += sum(item.records for item in ready[-1][0])
+        if progress:  # as the in-process path does: embedded, a write may still be due
+            progress(embedded, run.total)
+        if pending and sum(len(r[1]) for r in ready) < WRITE_CHUNKS:
+            continue
+        batch = [item for r in ready for item in r[0]]
+        chunks = [c for r in ready for c in r[1]]
+        write_batch(store, batch, chunks, np.concatenate([r[2] for r in ready]), fresh,
+                    [words for r in ready for words in r[3]])
+        ready = []
         written += len(chunks)
         run.done += sum(item.records for item in batch)
-        if progress:
-            progress(run.done, run.total)
     return written
