@@ -15,8 +15,10 @@ from rag.settings import Settings
 from rag.store import Store
 from rag.text import words
 
-WORKER_PAPERS = 512  # papers per worker job (~2,000 chunks: one efficient Chroma write)
-WORKER_AHEAD = 4  # jobs queued in the workers while the parent writes
+WORKER_PAPERS = 512  # papers per worker job (~540 chunks with wordllama, ~2,000 with MiniLM)
+# Jobs queued in the workers while the parent writes: more than one write call's worth
+# (WRITE_CHUNKS), so the workers never wait for a write to end to have work.
+WORKER_AHEAD = 10
 WORKERS = max(1, min(2, (os.cpu_count() or 1)))  # chunk+embed processes
 
 
