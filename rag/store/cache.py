@@ -156,6 +156,44 @@ def _adopt_path_keyed(settings: Settings, folder: Path) -> None:
         pass
 
 
+def _adopt_same_collection(folder: Path, collection: str) -> bool:
+    """A server client's first look at a collection whose cache this data dir already
+    holds under another name: the index built embedded here, now served by `chroma run
+    --path DATA/chroma` (what README says to do with a large index). That cache is
+    copied under the client's name (segments and deletion files linked: they are never
+    written again) instead of building one by reading every chunk over HTTP, which at
+    1M chunks takes many minutes. The generation check then decides, as for any saved
+    cache, whether it is used as is or caught up. True if one was adopted."""
+    if not collection or folder.exists():
+        return False
+    for other in sorted(p for p in folder.parent.glob("*") if p.is_dir() and p != folder):
+        info = lexical.read_manifest(other)
+        if info is None or info.get("collection") != collection:
+            continue
+        tmp = folder.with_name(f"{folder.name}.adopt{os.getpid()}-{threading.get_ident()}")
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(other, tmp, copy_function=_link_immutable)
+            os.replace(tmp, folder)
+            return True
+        except OSError:  # a full or read-only disk: built the usual way
+            shutil.rmtree(tmp, ignore_errors=True)
+            return False
+    return False
+
+
+def _link_immutable(src: str, dst: str) -> None:
+    """Link a segment's arrays and deletion files (never rewritten); copy the rest."""
+    path = Path(src)
+    if path.parent.name.startswith("seg-") or ".del-" in path.name:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dst)
+
+
 def facets_key(index: ChromaIndex) -> str:
     """What the facets depend on: the chunk set (``generation``; new listings of
     unchanged papers are written in a batch too, :meth:`rag.store.Store.update_paper_meta`)
@@ -588,6 +626,12 @@ class GenerationCache:
             if loaded is not None:
                 return loaded
             base = lexical.load(self.folder)  # of an older generation
+            if base is None and index.settings.chroma_url and _adopt_same_collection(
+                    self.folder, _collection(index)):
+                loaded = self._load(index, gen, key)
+                if loaded is not None:
+                    return loaded
+                base = lexical.load(self.folder)
             cached = None
             prepared = index.prepared if index.batch is None else None
             if prepared is not None:  # an ingest's own segment (rag.store.prepared)

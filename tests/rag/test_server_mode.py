@@ -212,3 +212,39 @@ def test_two_writers_on_one_server(server, tmp_path):
         titles = [r["title"] for part in rows.values() for r in part]
         for title in random.Random(3).sample(titles, 60):
             assert title in [h.paper.title for h in pipe.search(title, k=5)], title
+
+
+def test_serving_an_index_built_embedded_keeps_its_lexical_cache(tmp_path, embedder,
+                                                                monkeypatch):
+    """README's way to serve a large index: build it embedded, then `chroma run --path
+    DATA/chroma`. A client with that data dir takes the cache built there (same
+    collection) instead of reading every chunk back over HTTP, and finds what the
+    embedded pipeline found; a paper added through the server is then caught up."""
+    from rag.pipeline import Pipeline
+    from rag.settings import load_settings
+    from rag.store import cache
+
+    data = tmp_path / "data"
+    built = Pipeline(load_settings(data_dir=data), embedder=embedder)
+    built.ingest([_few_papers(tmp_path)])
+    want = [h.paper.title for h in built.search("MPIrigen MPI code generation", k=5)]
+    built.store.lexical()
+    del built
+    port = free_port()
+    proc = _start(data / "chroma", port, tmp_path / "chroma.log")
+    try:
+        def read_back(*args, **kwargs):
+            raise AssertionError("the client read every chunk back")
+
+        client = _pipeline(f"http://127.0.0.1:{port}", data, embedder)
+        with monkeypatch.context() as m:
+            m.setattr(cache, "build", read_back)
+            hits = client.search("MPIrigen MPI code generation", k=5)
+        assert [h.paper.title for h in hits] == want and hits[0].lexical
+        write(tmp_path / "new.csv", "title,abstract\nQuibblefrost Sketches,We introduce "
+              "quibblefrost sketches that count distinct events in constant memory.\n")
+        client.ingest([tmp_path / "new.csv"])
+        assert client.search("quibblefrost", k=3)[0].paper.title == "Quibblefrost Sketches"
+        assert_lexical_is_a_fresh_build(client.store, tmp_path / "fresh")
+    finally:
+        _stop(proc)
