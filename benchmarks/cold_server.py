@@ -5,8 +5,9 @@ keeps the vector index loaded, and each `ask` is a fresh client process. This sc
 serves the Chroma folder of an index built by ``benchmarks/run.py --keep`` (or any
 ``ask ingest``), then times:
 
-- the first `ask` of a new client machine (its own data dir, so it builds its lexical
-  cache by reading the collection from the server: once per client);
+- the first `ask` through the server (with the index's own data dir, the client adopts
+  the lexical cache built there; with ``--client DIR``, a new client machine's data dir,
+  it builds its own by reading the collection from the server: once per client);
 - ``--runs`` cold `ask --offline` processes after it (median, max, CPU), each a new
   process with nothing loaded but the files in the page cache;
 - the same `ask` against the embedded folder directly (no server), for comparison
@@ -62,27 +63,30 @@ def main(argv: list[str] | None = None) -> None:
                         help="the data dir of a built index (its chroma/ folder is served)")
     parser.add_argument("--questions", type=Path, required=True, help="a JSON list of questions")
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--client", type=Path, default=Path("/tmp/abstracta-cold-client"),
-                        help="the client's own data dir (its lexical cache)")
+    parser.add_argument("--client", type=Path, default=None,
+                        help="a new client machine's data dir (default: the index's own)")
     parser.add_argument("--out", type=Path, default=RESULTS / "cold_server.json")
     args = parser.parse_args(argv)
     questions = json.loads(args.questions.read_text())
     picked = questions[1:args.runs + 1]
-    shutil.rmtree(args.client, ignore_errors=True)
-    args.client.mkdir(parents=True)
+    client = args.client or args.data
+    if args.client:
+        shutil.rmtree(args.client, ignore_errors=True)
+        args.client.mkdir(parents=True)
     port = free_port()
-    log = args.client / "chroma-server.log"
+    log = client / "chroma-server.log"
     with open(log, "ab") as fh:
         t0 = time.perf_counter()
-        server = start_chroma_server(args.data / "chroma", port, fh, args.client, str(log))
+        server = start_chroma_server(args.data / "chroma", port, fh, client, str(log))
         started = time.perf_counter() - t0
         try:
-            env = child_env(data_dir=args.client, chroma_url=f"http://127.0.0.1:{port}",
+            env = child_env(data_dir=client, chroma_url=f"http://127.0.0.1:{port}",
                             embedder="wordllama", auto_ingest_bundled="false")
-            first = timed_ask(questions[0], env, args.client)
-            print(f"server up in {started:.1f} s; first ask of a new client "
-                  f"(builds its lexical cache): {first['wall_s']:.1f} s", flush=True)
-            served = series(picked, env, args.client)
+            first = timed_ask(questions[0], env, client)
+            print(f"server up in {started:.1f} s; first ask through it "
+                  f"({'a new client' if args.client else 'adopting the cache'}): "
+                  f"{first['wall_s']:.1f} s", flush=True)
+            served = series(picked, env, client)
             print(f"cold ask via the server: median {served['median_s']:.2f} s, "
                   f"max {served['max_s']:.2f} s, CPU median {served['cpu_median_s']:.2f} s",
                   flush=True)
@@ -90,12 +94,13 @@ def main(argv: list[str] | None = None) -> None:
             server.terminate()
             server.wait(timeout=60)
     env = child_env(data_dir=args.data, embedder="wordllama", auto_ingest_bundled="false")
-    embedded = series(picked, env, args.client)
+    embedded = series(picked, env, client)
     print(f"cold ask embedded (loads the vector index itself): median "
           f"{embedded['median_s']:.2f} s, max {embedded['max_s']:.2f} s", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "data": str(args.data),
+        "client": str(args.client or "the index's own data dir"),
         "server_start_s": round(started, 1), "first_client_ask": first,
         "server": served, "embedded": embedded}, indent=1))
     print(f"results in {args.out}")
