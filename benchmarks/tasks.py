@@ -171,6 +171,7 @@ def query_abstracta(args: dict) -> dict:
     _profiled(args, loop)
     return {"search": _quantiles(search_ms), "answer": _quantiles(answer_ms),
             "search_parts_median_ms": {k: round(statistics.median(v), 2) for k, v in parts.items()},
+            "search_parts_p95_ms": {k: _quantiles(v)["p95_ms"] for k, v in parts.items()},
             "warmup_s": warm_s, "chunks": pipeline.count_chunks()}
 
 
