@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def quantiles(values: list[float]) -> dict:
     from eval.metrics import percentile
 
-    return {"median_ms": round(percentile(values, 50), 2), "p95_ms": round(percentile(values, 95), 2)}
+    return {"median_ms": round(percentile(values, 50), 2),
+            "p95_ms": round(percentile(values, 95), 2)}
 
 
 def one_pass(pipeline, questions: list[str]) -> dict:
