@@ -59,7 +59,7 @@ class Embedding:
         # the batch's number: the lexical cache reads only those to catch up.
         # Embedded, the batch's chunks are counted into its lexical segment as they are
         # written, so finish() need not read them back (rag.store.prepared).
-        self.store.start_recorded_batch()
+        self.store.start_recorded_batch(empty=self.fresh)
 
     def abort(self) -> None:
         if self.pool is not None:

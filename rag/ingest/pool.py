@@ -141,7 +141,7 @@ def embed_in_worker(items: list[Item], pool, store: Store, fresh: bool,
         batch = [item for r in ready for item in r[0]]
         chunks = [c for r in ready for c in r[1]]
         write_batch(store, batch, chunks, np.concatenate([r[2] for r in ready]), fresh,
-                    [words for r in ready for words in r[3]])
+                    [cut for r in ready for cut in r[3]])
         ready = []
         written += len(chunks)
         run.done += sum(item.records for item in batch)

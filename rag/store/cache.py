@@ -453,12 +453,8 @@ def from_prepared(index: ChromaIndex, folder: Path, base: Lexical | None, prepar
     delete: dict[int, np.ndarray] = {}
     if extends:
         assert base is not None
-        papers = np.unique(np.asarray(seg.paper_ids))
-        for pos, old in enumerate(base.segments):
-            lo, hi = int(base.offsets[pos]), int(base.offsets[pos + 1])
-            gone = np.isin(np.asarray(old.paper_ids), papers) & base.live[lo:hi]
-            if gone.any():
-                delete[pos] = gone
+        delete = _by_segment(base, _rows_of_papers(base, np.unique(np.asarray(seg.paper_ids)))
+                             & base.live)
         live = base.n_live - sum(int(m.sum()) for m in delete.values())
     else:
         live = 0
@@ -509,21 +505,31 @@ def changes(base: Lexical, ids: list[str], fresh: dict[str, list],
     for cid, (row, _) in held.items():
         if cid not in seen:
             gone[row] = True
-    touched = np.array(sorted({fresh["paper_ids"][i] for i in new}))
-    for pos, seg in enumerate(base.segments):
-        if len(touched):
-            off = int(base.offsets[pos])
-            hit = np.flatnonzero(np.isin(np.asarray(seg.paper_ids), touched)) + off
-            gone[hit] = True
+    gone |= _rows_of_papers(base, np.array(sorted({fresh["paper_ids"][i] for i in new})))
     if unchanged:
         gone[np.fromiter(unchanged, np.int64)] = False
-    gone &= base.live
+    return _by_segment(base, gone & base.live), new
+
+
+def _rows_of_papers(base: Lexical, papers: np.ndarray) -> np.ndarray:
+    """A global row mask: every row of these papers (a write replaces a paper's chunks
+    whole, so each row of a paper written again is superseded)."""
+    rows = np.zeros(len(base.live), dtype=bool)
+    if len(papers):
+        for pos, seg in enumerate(base.segments):
+            lo, hi = int(base.offsets[pos]), int(base.offsets[pos + 1])
+            rows[lo:hi] = np.isin(np.asarray(seg.paper_ids), papers)
+    return rows
+
+
+def _by_segment(base: Lexical, gone: np.ndarray) -> dict[int, np.ndarray]:
+    """A global row mask cut into segment position -> local mask (segments it touches)."""
     delete = {}
     for pos in range(len(base.segments)):
         lo, hi = int(base.offsets[pos]), int(base.offsets[pos + 1])
         if gone[lo:hi].any():
             delete[pos] = gone[lo:hi].copy()
-    return delete, new
+    return delete
 
 
 def optimize(folder: Path, generation: str, everything: bool = False,

@@ -120,15 +120,15 @@ class Store:
     bump_generation = _on_index(ChromaIndex.bump_generation)
     start_batch = _on_index(ChromaIndex.start_batch)
 
-    def start_recorded_batch(self) -> None:
+    def start_recorded_batch(self, empty: bool) -> None:
         """:meth:`start_batch`, recording what the batch writes as a lexical segment
         (:mod:`rag.store.prepared`) when this process holds the embedded write lock (no
         other writer can come between): the cache then takes that segment instead of
-        reading the chunks back. Elsewhere (a Chroma server), a plain batch."""
+        reading the chunks back. Elsewhere (a Chroma server), a plain batch. ``empty``:
+        the collection holds no chunk now (the caller has just counted them)."""
         index = self.index
         if index.guard is not None and index.writing and not index.read_only:
-            index.prepared = Prepared(index.generation(), self.count_chunks() == 0,
-                                      self.cache.folder.parent)
+            index.prepared = Prepared(index.generation(), empty, self.cache.folder.parent)
         self.start_batch()
 
     def drop_recorded(self) -> None:
