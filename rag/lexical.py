@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
@@ -53,6 +54,12 @@ MANIFEST = "manifest.json"
 # Postings a snapshot keeps concatenated over its segments for recent questions' terms
 # (see Lexical.query): 8M postings are ~100 MB (int64 row, float32 tf).
 TERM_CACHE_POSTINGS = 8_000_000
+# From this many rows (chunks) on, a question is scored by scanning its postings in
+# compiled code (rag.topk_scan) rather than by pruning in numpy (rag.topk): see
+# benchmarks/topk.py for the crossing point.
+SCAN_ROWS = 200_000
+# Term lookups a segment remembers (a dict entry each, ~100 bytes).
+LOOKUPS_KEPT = 100_000
 # The arrays of a segment folder (see rag.segments for how they are written).
 SEGMENT_ARRAYS = ("terms", "term_starts", "indptr", "rows", "tf", "lengths", "chunk_ids",
                   "paper_ids", "batch", "record", "dates", "sources")
@@ -114,10 +121,18 @@ class Segment:
         return _Terms(self.arrays["terms"], self.arrays["term_starts"])
 
     def lookup(self, term: str) -> int:
-        """The term's local id, or -1."""
-        key, seq = term.encode(), self.terms_seq
-        i = bisect.bisect_left(seq, key)
-        return i if i < len(seq) and seq[i] == key else -1
+        """The term's local id, or -1 (remembered: a binary search over the mapped terms
+        reads ~20 of them, ~1 ms for a question's terms at 1M chunks)."""
+        known = self.__dict__.setdefault("_ids", {})
+        i = known.get(term)
+        if i is None:
+            key, seq = term.encode(), self.terms_seq
+            i = bisect.bisect_left(seq, key)
+            i = i if i < len(seq) and seq[i] == key else -1
+            if len(known) >= LOOKUPS_KEPT:
+                known.clear()
+            known[term] = i
+        return i
 
     def postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
         """(local rows, tf) of the term (empty arrays when it is not in this segment)."""
@@ -165,6 +180,9 @@ class Lexical:
         # block bounds (they depend on norm, so on the snapshot) computed once.
         self._terms: dict[str, list] = {}
         self._cached_postings = 0
+        # Zeroed float32 accumulators for rag.topk_scan, one per question in flight.
+        self._scratch: list[np.ndarray] = []
+        self._scratch_lock = threading.Lock()
 
     # --- rows ---------------------------------------------------------------------------
     @cached_property
@@ -280,6 +298,8 @@ class Lexical:
         if allowed_rows_mask is not None:
             live = np.zeros_like(self.live)
             live[self.live_rows[np.asarray(allowed_rows_mask, dtype=bool)]] = True
+        if len(self.live) >= SCAN_ROWS:
+            return self._scan_top(query_terms, k, live)
         pairs = self._query(query_terms)
         if not pairs or k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
@@ -287,6 +307,45 @@ class Lexical:
         for entry, t in pairs:
             entry[2] = t.bounds  # computed by the first question (the entry is shared)
         return self.public[rows], scores
+
+
+    # --- the compiled scan (large indexes) ---------------------------------------------
+    @cached_property
+    def _norm32(self) -> np.ndarray:
+        """``norm`` in float32, for the scan's approximate pass."""
+        return self.norm.astype(np.float32)
+
+    def _scan_top(self, query_terms: list[str], k: int,
+                  live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`top` by :func:`rag.topk_scan.scan_top` (compiled, for large indexes)."""
+        from rag.topk_scan import scan_top
+
+        counts = Counter(t for t in query_terms if self.doc_freq(t))
+        if not counts or k <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        known = list(counts)
+        weight = np.array([float(idf(self.n_live, self.doc_freq(t))) * counts[t]
+                           for t in known])
+        spans = [self._spans(seg, known) for seg in self.segments]
+        with self._scratch_lock:
+            acc = self._scratch.pop() if self._scratch else np.zeros(len(self.norm),
+                                                                     np.float32)
+        try:
+            rows, scores = scan_top(spans, self.offsets[:-1], weight, self.norm,
+                                    self._norm32, live, k, acc)
+        finally:  # scan_top leaves acc zeroed, even when it raises
+            with self._scratch_lock:
+                self._scratch.append(acc)
+        return self.public[rows], scores
+
+    def _spans(self, seg: Segment, known: list[str]):
+        """(rows, tf, lo, hi) of the terms in one segment: its whole postings arrays and
+        each term's span in them (empty for a term it lacks)."""
+        ids = [seg.lookup(term) for term in known]
+        indptr = seg.indptr
+        lo = np.array([indptr[t] if t >= 0 else 0 for t in ids], np.int64)
+        hi = np.array([indptr[t + 1] if t >= 0 else 0 for t in ids], np.int64)
+        return np.asarray(seg.rows), np.asarray(seg.tf), lo, hi
 
 
 def open_snapshot(folder: Path, info: dict) -> Lexical | None:

@@ -291,3 +291,24 @@ def test_a_merge_killed_at_any_point_leaves_a_readable_correct_index(chunks, tmp
     optimize(folder, "g4", everything=True)
     final = lexical.load(folder, "g4")
     assert {p.name for p in folder.iterdir()} == {"manifest.json", final.segments[0].name}
+
+
+def test_the_compiled_scan_answers_as_the_numpy_path(chunks, tmp_path, monkeypatch):
+    """A large index is scored by rag.topk_scan (here: any size): over segments with
+    replaced and deleted chunks, with a filter, its answer is the numpy path's."""
+    rng = random.Random(5)
+    folder = tmp_path / "index"
+    from_scratch(chunks[: len(chunks) // 2], folder)
+    again = [(cid, pid, f"{text} rewritten sparse") for cid, pid, text in
+             rng.sample(chunks[: len(chunks) // 2], 40)]
+    lex = ingest(folder, chunks[len(chunks) // 2:] + again, 2)
+    assert len(lex.segments) == 2 and lex.deleted[0] is not None
+    mask = np.array([rng.random() < 0.3 for _ in range(lex.n_live)])
+    for q in queries(chunks, n=60, seed=11):
+        for allowed in (None, mask):
+            monkeypatch.setattr(lexical, "SCAN_ROWS", 10**12)
+            want = lex.top(terms(q), 100, allowed)
+            monkeypatch.setattr(lexical, "SCAN_ROWS", 0)
+            got = lex.top(terms(q), 100, allowed)
+            assert got[0].tolist() == want[0].tolist(), q
+            assert got[1].tolist() == want[1].tolist(), q

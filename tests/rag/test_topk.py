@@ -203,3 +203,68 @@ def test_a_term_given_per_segment(synthetic):
         got = top_k(parts, synthetic.norm, 100)
         assert got[0].tolist() == want[0].tolist()
         np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
+
+
+# --- rag.topk_scan: the compiled scan of large indexes -----------------------------------
+
+def scan(index: Index, ids, k: int, live=None, cuts=()):
+    """scan_top over ``index`` cut into segments at the global rows ``cuts`` (each
+    segment's rows local to it, as rag.lexical stores them)."""
+    from rag.topk_scan import scan_top
+
+    q = index.query(ids)
+    bounds = [0, *cuts, index.n]
+    spans = []
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        parts = [(t.rows[(t.rows >= a) & (t.rows < b)] - a, t.tf[(t.rows >= a) & (t.rows < b)])
+                 for t in q]
+        sizes = np.array([len(r) for r, _ in parts], np.int64)
+        hi = np.cumsum(sizes)
+        rows = np.concatenate([np.zeros(0, np.int64)] + [r for r, _ in parts]).astype(np.int32)
+        tf = np.concatenate([np.zeros(0, np.float32)] + [f for _, f in parts])
+        spans.append((rows, tf, hi - sizes, hi))
+    norm = index.norm.astype(np.float64)
+    live = np.ones(index.n, bool) if live is None else live
+    acc = np.zeros(index.n, np.float32)
+    got = scan_top(spans, np.array(bounds[:-1]), np.array([t.weight for t in q]), norm,
+                   index.norm, live, k, acc)
+    assert not acc.any()  # left zeroed for the next question
+    return got
+
+
+def same_scan(index: Index, ids, k: int, live=None, cuts=()) -> None:
+    """The scan's answer is exhaustive scoring's, scores bit for bit."""
+    q = index.query(ids)
+    want_rows, want_scores = exhaustive(q, index.norm.astype(np.float64), k, live)
+    got_rows, got_scores = scan(index, ids, k, live, cuts)
+    assert got_rows.tolist() == want_rows.tolist(), (ids, k)
+    assert got_scores.tolist() == want_scores.tolist(), (ids, k)
+
+
+@pytest.mark.parametrize("name", ["bundled", "synthetic"])
+def test_the_scan_matches_exhaustive(name, request):
+    index = request.getfixturevalue(name)
+    rng = np.random.default_rng(17)
+    for n, ids in enumerate(random_questions(index, rng, 600)):
+        k = int(rng.choice([1, 10, 100, 100, 1000]))
+        cuts = () if n % 3 else tuple(np.sort(rng.integers(0, index.n, 2)).tolist())
+        same_scan(index, ids, k, cuts=cuts)
+
+
+def test_the_scan_with_common_terms_ties_and_masks(synthetic):
+    """Stop-word questions (a tail worth probing, or too many rows to probe: scanned),
+    150-term questions, rows filtered out, every score tied, nothing to score."""
+    rng = np.random.default_rng(19)
+    for _ in range(100):
+        same_scan(synthetic, rng.choice(synthetic.by_df[:50], rng.integers(1, 12)), 100)
+        rare = rng.choice(synthetic.by_df[2000:8000], 4)
+        same_scan(synthetic, np.concatenate([rare, synthetic.by_df[:6]]), 20)
+    same_scan(synthetic, rng.choice(synthetic.by_df[:5000], 150, replace=False), 100)
+    for keep in (0.5, 0.01, 0.0):
+        same_scan(synthetic, synthetic.by_df[[3, 200, 900]], 100,
+                  live=rng.random(synthetic.n) < keep, cuts=(10_000,))
+    flat = Index([np.array([0, 1]) if r % 3 == 0 else np.array([1]) for r in range(3000)], 2)
+    rows, scores = scan(flat, [0, 1], 50)
+    assert rows.tolist() == list(range(0, 150, 3)) and len(set(scores.tolist())) == 1
+    same_scan(flat, [0, 1], 50, cuts=(7, 1500))
+    assert len(scan(synthetic, [], 10)[0]) == 0

@@ -1,0 +1,242 @@
+"""Exact BM25 top-k by scanning every posting, compiled (numba): the large-index path.
+
+:mod:`rag.topk` prunes in numpy, term at a time (MaxScore): every step is a
+whole-array operation, so a row costs a few microseconds in each list it is probed in.
+That pays when the rare terms of a question settle its top k. It does not when a
+question's terms are all mid-frequency: in the 1M-paper benchmark corpus (sentences of
+358 abstracts recombined) a question's lists hold 4M postings, the k-th score is ~9,
+and the lists of the common terms add up to ~8 of it, so nearly every row of the rarer
+lists stays a candidate and must be probed in the common ones: 25-60 ms a question.
+Scanning every posting in compiled code costs ~1.5 ns a posting (4M: ~6 ms) whatever
+the question, so above :data:`rag.lexical.SCAN_ROWS` rows this is the path.
+
+Two passes:
+
+1. **Approximate**, float32: ``acc[row] += weight * tf / (tf + norm[row])`` over every
+   posting. One pass over ``acc`` then keeps the k best rows in a heap, plus every row
+   within the margin of the heap's lowest score; ``acc`` is zeroed for the next question.
+2. **Exact**, float64: the candidates are scored again in the caller's term order,
+   starting from 0.0, with :func:`rag.topk._impact`'s expression: the sums
+   ``np.bincount`` makes in :func:`rag.topk.exhaustive`, bit for bit. The caller picks
+   the k best of those (:func:`rag.topk._select`).
+
+Why the margin keeps it exact: each float32 impact is within ~6e-8 relative of the true
+one and a sum of n positive impacts within n * 6e-8 more, so a row whose true score
+ties the true k-th score has an approximate one at least ``a_k * (1 - margin)``, where
+``a_k`` is the k-th approximate score and margin = :func:`rag.topk._margin` (1e-5 +
+2e-7 n, far above the rounding). Worked example: k = 2, approximate scores 9.0000,
+8.99995, 8.9999 and 5.0, n = 3 terms: margin = 1.06e-5, a_k = 8.99995, cut =
+8.99995 * (1 - 1.06e-5) = 8.99985: the first three rows are candidates, the fourth is
+not; the exact pass decides between rows two and three.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from rag.topk import _margin, _select
+
+# The tail (see scan_top): the commonest terms, up to this share of the question's
+# weights, are probed rather than scanned; probing a row in a list costs about this many
+# times scanning a posting (a forward search against one add).
+TAIL_SHARE = 0.03
+PROBE_OVER_SCAN = 25
+
+_lock = threading.Lock()
+_kernels: list = []
+
+
+def kernels():
+    """(accumulate, select, probe), compiled once per process and cached on disk by
+    numba. Importing numba costs ~0.3 s, which an index below the scan size (scored by
+    :mod:`rag.topk` in numpy) never pays."""
+    with _lock:
+        if not _kernels:
+            _kernels.extend(_compile())
+    return tuple(_kernels)
+
+
+def scan_top(spans, offsets, weight, norm, norm32, live, k, acc):
+    """The k best global rows and their exact scores, best first (ties: lower row
+    first): :func:`rag.topk.exhaustive`'s answer.
+
+    ``spans``: per segment (rows, tf, lo, hi), its postings arrays and each term's span
+    in them (lo = hi for a term it lacks); ``offsets``: each segment's first global row;
+    ``weight``: each term's IDF times its count, in the caller's term order; ``norm``
+    (float64) and ``norm32`` (float32) per global row; ``live``: a bool per global row;
+    ``acc``: a zeroed float32 array of one per global row, zeroed again on return.
+
+    The tail: the terms of lowest weight (the longest lists), while they add up to at
+    most :data:`TAIL_SHARE` of the weights, are not scanned. A term adds less than its
+    weight to a row (tf / (tf + norm) < 1), so a row whose score without them is below
+    the k-th such score less their weights cannot reach the top k: only the rows within
+    that slack are probed in the tail's lists. When they are too many, the tail is
+    scanned too.
+    """
+    accumulate, select, probe = kernels()
+    margin = _margin(len(weight))
+    by_weight = np.argsort(weight, kind="stable")
+    n_tail = int(np.searchsorted(np.cumsum(weight[by_weight]), TAIL_SHARE * weight.sum(),
+                                 side="right"))
+    tail = np.zeros(len(weight), bool)
+    tail[by_weight[:n_tail]] = True
+
+    def each(pick, kernel, *args):
+        for (rows, tf, lo, hi), off in zip(spans, offsets, strict=True):
+            kernel(rows, tf, lo[pick], hi[pick], weight[pick], args[0], int(off), *args[1:])
+
+    try:
+        each(~tail, accumulate, norm32, acc)
+        slack = float(weight[tail].sum()) * (1 + 1e-5)
+        cand, vals, low = select(acc, live, k, margin, slack)
+        tail_postings = sum(int((hi - lo)[tail].sum()) for _, _, lo, hi in spans)
+        if n_tail and (low <= 0 or len(cand) * n_tail * PROBE_OVER_SCAN > tail_postings):
+            # Too many rows to probe, or rows only the tail holds may reach the top k
+            # (fewer than k rows outside it, or its weights as much as their k-th
+            # score): scan the tail too.
+            each(tail, accumulate, norm32, acc)
+            n_tail = 0
+            cand, vals, low = select(acc, live, k, margin, 0.0)
+    finally:
+        acc.fill(0)
+    if n_tail:
+        each(tail, probe, norm32, cand, vals)
+        if len(vals) > k:
+            kth = np.partition(vals, len(vals) - k)[len(vals) - k]
+            cand = cand[vals >= kth * np.float32(1 - margin)]
+    scores = np.zeros(len(cand))
+    each(np.ones(len(weight), bool), probe, norm, cand, scores)  # the caller's order
+    return _select(cand, scores, k)
+
+
+def _compile():
+    import numba
+
+    jit = numba.njit(cache=True, nogil=True, boundscheck=False)
+
+    @jit
+    def accumulate(rows, tf, lo, hi, weight, norm32, offset, acc):
+        """Pass 1 over one segment: the terms' postings ``rows[lo[i]:hi[i]]`` (local rows,
+        ``offset`` makes them global) into the float32 ``acc``. (No branch in the loop: a
+        table of 1 / (1 + norm) for the postings with tf = 1, 88% of them, made it 3x
+        slower, the branch being mispredicted on the rest.)"""
+        for i in range(len(lo)):
+            w = np.float32(weight[i])
+            for p in range(lo[i], hi[i]):
+                r = offset + rows[p]
+                t = tf[p]
+                acc[r] += w * t / (t + norm32[r])
+
+    @jit
+    def select(acc, live, k, margin, slack):
+        """The rows of ``acc`` (live ones) that may be among the k best, ascending, and
+        their values: the k best and every row within ``margin`` of the k-th, or within
+        ``slack`` more (the most the lists not yet added can add to a row); and that
+        lowest value a candidate may have (at most 0: a row the lists added so far do
+        not hold may be a candidate too)."""
+        heap = np.zeros(k, np.float32)  # min-heap of the k best approximate scores
+        size = 0
+        slack32 = np.float32(slack)
+        cut = np.float32(0)
+        low = -slack32  # cut - slack: a row below it is no candidate
+        cap = 4 * k + 64
+        out = np.empty(cap, np.int64)
+        val = np.empty(cap, np.float32)
+        found = 0
+        for r in range(len(acc)):
+            v = acc[r]
+            # Once the heap is full nearly every row is below the cut: test that first
+            # (a test of v > 0 first is a coin toss the branch predictor loses).
+            if v < low or v <= 0 or not live[r]:
+                continue
+            if found == cap:  # keep the rows still within reach, and grow if need be
+                kept = 0
+                for c in range(found):
+                    if val[c] >= low:
+                        out[kept] = out[c]
+                        val[kept] = val[c]
+                        kept += 1
+                found = kept
+                if found > cap // 2:
+                    cap *= 2
+                    more, more_v = np.empty(cap, np.int64), np.empty(cap, np.float32)
+                    more[:found] = out[:found]
+                    more_v[:found] = val[:found]
+                    out, val = more, more_v
+            out[found] = r
+            val[found] = v
+            found += 1
+            if size < k:
+                j = size
+                size += 1
+                heap[j] = v
+                while j > 0 and heap[(j - 1) >> 1] > heap[j]:
+                    par = (j - 1) >> 1
+                    heap[par], heap[j] = heap[j], heap[par]
+                    j = par
+            elif v > heap[0]:
+                heap[0] = v
+                j = 0
+                while True:
+                    a = 2 * j + 1
+                    if a >= k:
+                        break
+                    if a + 1 < k and heap[a + 1] < heap[a]:
+                        a += 1
+                    if heap[a] >= heap[j]:
+                        break
+                    heap[a], heap[j] = heap[j], heap[a]
+                    j = a
+            else:
+                continue
+            if size == k:
+                cut = np.float32(heap[0] * (1 - margin))
+                low = cut - slack32
+        # (slack32 is rounded: the margin, 1e-5 relative, covers it.)
+        kept = 0
+        for c in range(found):
+            if val[c] >= low:
+                out[kept] = out[c]
+                val[kept] = val[c]
+                kept += 1
+        order = np.argsort(out[:kept])
+        return out[:kept][order], val[:kept][order], low
+
+    @jit
+    def probe(rows, tf, lo, hi, weight, norm, offset, cand, out):
+        """``out[c] += impact`` of each term, in the order given, for the candidates
+        (global rows, ascending) that fall in this segment: a forward search in each
+        list, as the candidates ascend. With float64 ``norm`` and ``out`` and the
+        caller's term order, the exact pass; with float32, the tail lists' part of the
+        approximate one."""
+        for i in range(len(lo)):
+            a = lo[i]
+            end = hi[i]
+            for c in range(len(cand)):
+                r = cand[c] - offset
+                if r < 0:
+                    continue
+                # gallop from the last position, then binary search
+                step = 1
+                b = a
+                while b < end and rows[b] < r:
+                    a = b + 1
+                    b = a + step
+                    step *= 2
+                if b > end:
+                    b = end
+                while a < b:
+                    m = (a + b) >> 1
+                    if rows[m] < r:
+                        a = m + 1
+                    else:
+                        b = m
+                if a == end:
+                    break
+                if rows[a] == r:
+                    t = np.float64(tf[a])
+                    out[c] += weight[i] * t / (t + norm[cand[c]])
+
+    return accumulate, select, probe
