@@ -1,4 +1,5 @@
-"""Lexical scoring at 1M chunks: pruned top-k (rag.topk) next to exhaustive scoring.
+"""Lexical scoring at 1M chunks: pruned top-k (rag.topk) and the compiled scan
+(rag.topk_scan) next to exhaustive scoring.
 
     python benchmarks/topk.py                  # 1M chunks, 300 questions, k = 100
     python benchmarks/topk.py --rows 100000    # a quicker look
@@ -20,8 +21,11 @@ Four columns, each over the same questions:
 - ``top_k cold``: rag.topk.top_k with no cached block bounds (the first question
   with these terms after an ingest).
 - ``top_k warm``: block bounds cached per term (what a caller keeps per index snapshot).
+- ``scan``: rag.topk_scan.scan_top, the compiled scan rag.lexical uses from
+  ``SCAN_ROWS`` chunks on (compiled before the timing).
 
-Every top_k answer is checked against exhaustive (same rows, scores to 1e-6).
+Every top_k answer is checked against exhaustive (same rows, scores to 1e-6), every scan
+answer bit for bit.
 Wall time and the process's CPU time are both shown: on a machine shared with other
 work the wall time includes waiting for a core; the CPU time is the scorer's own cost.
 """
@@ -41,6 +45,7 @@ import numpy as np
 
 from rag.lexical import K1, B, idf
 from rag.topk import TermPostings, block_bounds, exhaustive, top_k
+from rag.topk_scan import scan_top
 
 
 def generate(n: int, vocab: int, seed: int, folder: Path) -> None:
@@ -141,8 +146,12 @@ def run(args, rows, tf, indptr, df, norm) -> dict[str, list[tuple[float, float]]
     n = len(norm)
     bounds: dict[int, np.ndarray] = {}
     times: dict[str, list[tuple[float, float]]] = {
-        "before": [], "exhaustive": [], "top_k cold": [], "top_k warm": []}
+        "before": [], "exhaustive": [], "top_k cold": [], "top_k warm": [], "scan": []}
     touched = []
+    norm64, live = norm.astype(np.float64), np.ones(n, bool)
+    acc = np.zeros(n, np.float32)
+    scan_top(*_scan_args([0], rows, tf, indptr, weights=np.ones(1)), norm64, norm, live,
+             args.k, acc)  # compiled (or loaded from numba's cache) before the timing
     for ids in questions(np.random.default_rng(args.seed + 1), args.questions, len(df)):
         ids, counts = np.unique(ids, return_counts=True)
         weights = idf(n, df[ids]) * counts
@@ -181,10 +190,21 @@ def run(args, rows, tf, indptr, df, norm) -> dict[str, list[tuple[float, float]]
             times[name].append(_since(t))
             assert got[0].tolist() == want[0].tolist(), ids
             np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
+        t = _now()
+        got = scan_top(*_scan_args(ids, rows, tf, indptr, weights), norm64, norm, live,
+                       args.k, acc)
+        times["scan"].append(_since(t))
+        assert got[0].tolist() == want[0].tolist() and got[1].tolist() == want[1].tolist()
         touched.append(int(sum(df[ids])))
     print(f"postings per question: median {np.median(touched):,.0f}, "
           f"p95 {np.percentile(touched, 95):,.0f}")
     return times
+
+
+def _scan_args(ids, rows, tf, indptr, weights):
+    """rag.topk_scan.scan_top's spans, offsets and weights for one segment."""
+    lo, hi = np.asarray(indptr[ids], np.int64), np.asarray(indptr[np.asarray(ids) + 1], np.int64)
+    return [(np.asarray(rows), np.asarray(tf), lo, hi)], np.zeros(1, np.int64), weights
 
 
 def _now() -> tuple[float, float]:
