@@ -107,7 +107,8 @@ def main() -> None:
     with contextlib.redirect_stdout(out):
         measure(args)
     args.out.write_text(
-        f"# Lexical scoring: pruned top-k vs exhaustive\n\n{dt.date.today()}, "
+        f"# Lexical scoring: pruned top-k and the compiled scan vs exhaustive\n\n"
+        f"{dt.date.today()}, "
         f"`python benchmarks/topk.py {' '.join(sys.argv[1:])}`\n\n```\n{out.getvalue()}```\n")
 
 

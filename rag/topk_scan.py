@@ -7,18 +7,25 @@ question's terms are all mid-frequency: in the 1M-paper benchmark corpus (senten
 358 abstracts recombined) a question's lists hold 4M postings, the k-th score is ~9,
 and the lists of the common terms add up to ~8 of it, so nearly every row of the rarer
 lists stays a candidate and must be probed in the common ones: 25-60 ms a question.
-Scanning every posting in compiled code costs ~1.5 ns a posting (4M: ~6 ms) whatever
-the question, so above :data:`rag.lexical.SCAN_ROWS` rows this is the path.
+Scanning the postings in compiled code costs ~1.5 ns a posting (4M: ~6 ms) whatever the
+question, so from :data:`rag.lexical.SCAN_ROWS` rows on this is the path.
 
 Two passes:
 
-1. **Approximate**, float32: ``acc[row] += weight * tf / (tf + norm[row])`` over every
-   posting. One pass over ``acc`` then keeps the k best rows in a heap, plus every row
-   within the margin of the heap's lowest score; ``acc`` is zeroed for the next question.
-2. **Exact**, float64: the candidates are scored again in the caller's term order,
-   starting from 0.0, with :func:`rag.topk._impact`'s expression: the sums
-   ``np.bincount`` makes in :func:`rag.topk.exhaustive`, bit for bit. The caller picks
-   the k best of those (:func:`rag.topk._select`).
+1. **Approximate**, float32: ``acc[row] += weight * tf / (tf + norm[row])`` over the
+   postings of every term but the *tail*, the commonest terms (lowest weights) up to
+   :data:`TAIL_SHARE` of the question's weights. One pass over ``acc`` then keeps the k
+   best rows in a heap, and as candidates every row within the margin of the heap's
+   lowest value *plus the tail's weights*: a term adds less than its weight to a row
+   (tf / (tf + norm) < 1), so a row further below cannot reach the top k. The
+   candidates are probed in the tail's lists (a forward search), highest weight first,
+   each dropped once the lists left cannot lift it to the cut. (When the candidates are
+   too many to probe, or fewer than k rows lie outside the tail, the tail is scanned
+   like the rest.) ``acc`` is zeroed for the next question.
+2. **Exact**, float64: the candidates within the margin of the k-th approximate score
+   are scored again in the caller's term order, starting from 0.0, with
+   :func:`rag.topk._impact`'s expression: the sums ``np.bincount`` makes in
+   :func:`rag.topk.exhaustive`, bit for bit; then the k best (:func:`rag.topk._select`).
 
 Why the margin keeps it exact: each float32 impact is within ~6e-8 relative of the true
 one and a sum of n positive impacts within n * 6e-8 more, so a row whose true score
@@ -39,9 +46,10 @@ import numpy as np
 from rag.topk import _margin, _select
 
 # The tail (see scan_top): the commonest terms, up to this share of the question's
-# weights, are probed rather than scanned; probing a row in a list costs about this many
-# times scanning a posting (a forward search against one add).
-TAIL_SHARE = 0.03
+# weights, are probed rather than scanned (at 1M chunks, 240 questions: 0.03, 0.06 and
+# 0.1 within noise of each other, 0.15 slower, 0 the slowest); probing a row in a list
+# costs about this many times scanning a posting (a forward search against one add).
+TAIL_SHARE = 0.06
 PROBE_OVER_SCAN = 25
 
 _lock = threading.Lock()
@@ -90,19 +98,28 @@ def scan_top(spans, offsets, weight, norm, norm32, live, k, acc):
     try:
         each(~tail, accumulate, norm32, acc)
         slack = float(weight[tail].sum()) * (1 + 1e-5)
-        cand, vals, low = select(acc, live, k, margin, slack)
+        cand, vals, cut = select(acc, live, k, margin, slack)
         tail_postings = sum(int((hi - lo)[tail].sum()) for _, _, lo, hi in spans)
-        if n_tail and (low <= 0 or len(cand) * n_tail * PROBE_OVER_SCAN > tail_postings):
+        if n_tail and (cut <= slack or len(cand) * n_tail * PROBE_OVER_SCAN > tail_postings):
             # Too many rows to probe, or rows only the tail holds may reach the top k
             # (fewer than k rows outside it, or its weights as much as their k-th
             # score): scan the tail too.
             each(tail, accumulate, norm32, acc)
             n_tail = 0
-            cand, vals, low = select(acc, live, k, margin, 0.0)
+            cand, vals, cut = select(acc, live, k, margin, 0.0)
     finally:
         acc.fill(0)
     if n_tail:
-        each(tail, probe, norm32, cand, vals)
+        # The tail's lists, highest weight first; a row is dropped as soon as what the
+        # lists not yet probed could add cannot lift it to the cut.
+        order = by_weight[:n_tail][::-1]
+        rest = np.cumsum(weight[order][::-1])[::-1] * (1 + 1e-5)
+        for i, term in enumerate(order):
+            pick = np.zeros(len(weight), bool)
+            pick[term] = True
+            each(pick, probe, norm32, cand, vals)
+            keep = vals + (rest[i + 1] if i + 1 < n_tail else 0.0) >= cut
+            cand, vals = cand[keep], vals[keep]
         if len(vals) > k:
             kth = np.partition(vals, len(vals) - k)[len(vals) - k]
             cand = cand[vals >= kth * np.float32(1 - margin)]
@@ -133,9 +150,8 @@ def _compile():
     def select(acc, live, k, margin, slack):
         """The rows of ``acc`` (live ones) that may be among the k best, ascending, and
         their values: the k best and every row within ``margin`` of the k-th, or within
-        ``slack`` more (the most the lists not yet added can add to a row); and that
-        lowest value a candidate may have (at most 0: a row the lists added so far do
-        not hold may be a candidate too)."""
+        ``slack`` more (the most the lists not yet added can add to a row); and the cut,
+        the k-th value less the margin (0 when fewer than k rows have one)."""
         heap = np.zeros(k, np.float32)  # min-heap of the k best approximate scores
         size = 0
         slack32 = np.float32(slack)
@@ -202,7 +218,7 @@ def _compile():
                 val[kept] = val[c]
                 kept += 1
         order = np.argsort(out[:kept])
-        return out[:kept][order], val[:kept][order], low
+        return out[:kept][order], val[:kept][order], cut
 
     @jit
     def probe(rows, tf, lo, hi, weight, norm, offset, cand, out):
