@@ -62,7 +62,10 @@ def kernels():
     :mod:`rag.topk` in numpy) never pays."""
     with _lock:
         if not _kernels:
-            _kernels.extend(_compile())
+            try:
+                _kernels.extend(_compile(cache=True))
+            except RuntimeError:  # numba finds no writable cache folder: compile each time
+                _kernels.extend(_compile(cache=False))
     return tuple(_kernels)
 
 
@@ -128,10 +131,10 @@ def scan_top(spans, offsets, weight, norm, norm32, live, k, acc):
     return _select(cand, scores, k)
 
 
-def _compile():
+def _compile(cache: bool):
     import numba
 
-    jit = numba.njit(cache=True, nogil=True, boundscheck=False)
+    jit = numba.njit(cache=cache, nogil=True, boundscheck=False)
 
     @jit
     def accumulate(rows, tf, lo, hi, weight, norm32, offset, acc):
