@@ -33,11 +33,12 @@ number the live chunks only, in global order.
 from __future__ import annotations
 
 import bisect
+import importlib.util
 import json
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -298,7 +299,7 @@ class Lexical:
         if allowed_rows_mask is not None:
             live = np.zeros_like(self.live)
             live[self.live_rows[np.asarray(allowed_rows_mask, dtype=bool)]] = True
-        if len(self.live) >= SCAN_ROWS:
+        if len(self.live) >= SCAN_ROWS and _numba_installed():
             return self._scan_top(query_terms, k, live)
         pairs = self._query(query_terms)
         if not pairs or k <= 0:
@@ -346,6 +347,13 @@ class Lexical:
         lo = np.array([indptr[t] if t >= 0 else 0 for t in ids], np.int64)
         hi = np.array([indptr[t + 1] if t >= 0 else 0 for t in ids], np.int64)
         return np.asarray(seg.rows), np.asarray(seg.tf), lo, hi
+
+
+@cache
+def _numba_installed() -> bool:
+    """Whether the compiled scan can run (numba is a dependency; without it, as in a
+    trimmed install, large indexes are scored by the numpy path, slower but exact)."""
+    return importlib.util.find_spec("numba") is not None
 
 
 def open_snapshot(folder: Path, info: dict) -> Lexical | None:

@@ -80,12 +80,19 @@ def scan_top(spans, offsets, weight, norm, norm32, live, k, acc):
     ``acc``: a zeroed float32 array of one per global row, zeroed again on return.
 
     The tail: the terms of lowest weight (the longest lists), while they add up to at
-    most :data:`TAIL_SHARE` of the weights, are not scanned. A term adds less than its
-    weight to a row (tf / (tf + norm) < 1), so a row whose score without them is below
-    the k-th such score less their weights cannot reach the top k: only the rows within
-    that slack are probed in the tail's lists. When they are too many, the tail is
-    scanned too.
+    most :data:`TAIL_SHARE` of the weights, are not scanned. A term adds at most its
+    weight to a row (tf / (tf + norm) <= 1; it rounds to 1.0 when norm is tiny next to
+    tf, which is why the slack is inflated by 1e-5), so a row whose score without them
+    is below the k-th such score less their weights cannot reach the top k: only the
+    rows within that slack are probed in the tail's lists. When they are too many, the
+    tail is scanned too.
+
+    The weights must be positive and moderate (1e-30 to 1e30): a float32 impact of a
+    smaller one rounds to 0, of a larger one overflows. BM25's IDFs (at most ~ln N,
+    times a term's count in the question) always are.
     """
+    if k <= 0 or not len(weight):
+        return _select(np.zeros(0, np.int64), np.zeros(0), 1)
     accumulate, select, probe = kernels()
     margin = _margin(len(weight))
     by_weight = np.argsort(weight, kind="stable")

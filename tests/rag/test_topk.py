@@ -253,7 +253,7 @@ def test_the_scan_matches_exhaustive(name, request):
 
 def test_the_scan_with_common_terms_ties_and_masks(synthetic):
     """Stop-word questions (a tail worth probing, or too many rows to probe: scanned),
-    150-term questions, rows filtered out, every score tied, nothing to score."""
+    150-term questions, rows filtered out, every score tied, nothing to score, k = 0."""
     rng = np.random.default_rng(19)
     for _ in range(100):
         same_scan(synthetic, rng.choice(synthetic.by_df[:50], rng.integers(1, 12)), 100)
@@ -268,3 +268,4 @@ def test_the_scan_with_common_terms_ties_and_masks(synthetic):
     assert rows.tolist() == list(range(0, 150, 3)) and len(set(scores.tolist())) == 1
     same_scan(flat, [0, 1], 50, cuts=(7, 1500))
     assert len(scan(synthetic, [], 10)[0]) == 0
+    assert len(scan(synthetic, synthetic.by_df[:3], 0)[0]) == 0  # k = 0, as exhaustive
