@@ -52,7 +52,7 @@ def test_unknown_name_is_an_attribute_error():
 def test_import_rag_is_cheap():
     """`import rag` (and so `ask --help`) loads no heavy library."""
     heavy = ["chromadb", "onnxruntime", "gradio", "llama_index", "numpy", "pydantic",
-             "tokenizers", "openai"]
+             "tokenizers", "openai", "numba"]
     code = (
         "import sys, json, rag\n"
         f"print(json.dumps([m for m in {heavy!r} if m in sys.modules]))"
