@@ -39,8 +39,6 @@ not; the exact pass decides between rows two and three.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from rag.topk import _margin, _select
@@ -52,21 +50,13 @@ from rag.topk import _margin, _select
 TAIL_SHARE = 0.06
 PROBE_OVER_SCAN = 25
 
-_lock = threading.Lock()
-_kernels: list = []
-
-
 def kernels():
-    """(accumulate, select, probe), compiled once per process and cached on disk by
-    numba. Importing numba costs ~0.3 s, which an index below the scan size (scored by
+    """(accumulate, select, probe) of :mod:`rag.topk_kernels`, imported on first use:
+    importing numba costs ~0.3 s, which an index below the scan size (scored by
     :mod:`rag.topk` in numpy) never pays."""
-    with _lock:
-        if not _kernels:
-            try:
-                _kernels.extend(_compile(cache=True))
-            except RuntimeError:  # numba finds no writable cache folder: compile each time
-                _kernels.extend(_compile(cache=False))
-    return tuple(_kernels)
+    from rag import topk_kernels
+
+    return topk_kernels.accumulate, topk_kernels.select, topk_kernels.probe
 
 
 def scan_top(spans, offsets, weight, norm, norm32, live, k, acc):
@@ -100,11 +90,7 @@ def scan_top(spans, offsets, weight, norm, norm32, live, k, acc):
                                  side="right"))
     tail = np.zeros(len(weight), bool)
     tail[by_weight[:n_tail]] = True
-
-    def each(pick, kernel, *args):
-        for (rows, tf, lo, hi), off in zip(spans, offsets, strict=True):
-            kernel(rows, tf, lo[pick], hi[pick], weight[pick], args[0], int(off), *args[1:])
-
+    each = _Segments(spans, offsets, weight)
     try:
         each(~tail, accumulate, norm32, acc)
         slack = float(weight[tail].sum()) * (1 + 1e-5)
@@ -120,16 +106,7 @@ def scan_top(spans, offsets, weight, norm, norm32, live, k, acc):
     finally:
         acc.fill(0)
     if n_tail:
-        # The tail's lists, highest weight first; a row is dropped as soon as what the
-        # lists not yet probed could add cannot lift it to the cut.
-        order = by_weight[:n_tail][::-1]
-        rest = np.cumsum(weight[order][::-1])[::-1] * (1 + 1e-5)
-        for i, term in enumerate(order):
-            pick = np.zeros(len(weight), bool)
-            pick[term] = True
-            each(pick, probe, norm32, cand, vals)
-            keep = vals + (rest[i + 1] if i + 1 < n_tail else 0.0) >= cut
-            cand, vals = cand[keep], vals[keep]
+        cand, vals = _probe_tail(each, by_weight[:n_tail][::-1], norm32, cand, vals, cut)
         if len(vals) > k:
             kth = np.partition(vals, len(vals) - k)[len(vals) - k]
             cand = cand[vals >= kth * np.float32(1 - margin)]
@@ -138,131 +115,28 @@ def scan_top(spans, offsets, weight, norm, norm32, live, k, acc):
     return _select(cand, scores, k)
 
 
-def _compile(cache: bool):
-    import numba
+class _Segments:
+    """Calls a kernel on each segment's postings for the terms picked (a bool per term)."""
 
-    jit = numba.njit(cache=cache, nogil=True, boundscheck=False)
+    def __init__(self, spans, offsets, weight):
+        self.spans, self.offsets, self.weight = spans, offsets, weight
 
-    @jit
-    def accumulate(rows, tf, lo, hi, weight, norm32, offset, acc):
-        """Pass 1 over one segment: the terms' postings ``rows[lo[i]:hi[i]]`` (local rows,
-        ``offset`` makes them global) into the float32 ``acc``. (No branch in the loop: a
-        table of 1 / (1 + norm) for the postings with tf = 1, 88% of them, made it 3x
-        slower, the branch being mispredicted on the rest.)"""
-        for i in range(len(lo)):
-            w = np.float32(weight[i])
-            for p in range(lo[i], hi[i]):
-                r = offset + rows[p]
-                t = tf[p]
-                acc[r] += w * t / (t + norm32[r])
+    def __call__(self, pick, kernel, norm, *args) -> None:
+        for (rows, tf, lo, hi), off in zip(self.spans, self.offsets, strict=True):
+            kernel(rows, tf, lo[pick], hi[pick], self.weight[pick], norm, int(off), *args)
 
-    @jit
-    def select(acc, live, k, margin, slack):
-        """The rows of ``acc`` (live ones) that may be among the k best, ascending, and
-        their values: the k best and every row within ``margin`` of the k-th, or within
-        ``slack`` more (the most the lists not yet added can add to a row); and the cut,
-        the k-th value less the margin (0 when fewer than k rows have one)."""
-        heap = np.zeros(k, np.float32)  # min-heap of the k best approximate scores
-        size = 0
-        slack32 = np.float32(slack)
-        cut = np.float32(0)
-        low = -slack32  # cut - slack: a row below it is no candidate
-        cap = 4 * k + 64
-        out = np.empty(cap, np.int64)
-        val = np.empty(cap, np.float32)
-        found = 0
-        for r in range(len(acc)):
-            v = acc[r]
-            # Once the heap is full nearly every row is below the cut: test that first
-            # (a test of v > 0 first is a coin toss the branch predictor loses).
-            if v < low or v <= 0 or not live[r]:
-                continue
-            if found == cap:  # keep the rows still within reach, and grow if need be
-                kept = 0
-                for c in range(found):
-                    if val[c] >= low:
-                        out[kept] = out[c]
-                        val[kept] = val[c]
-                        kept += 1
-                found = kept
-                if found > cap // 2:
-                    cap *= 2
-                    more, more_v = np.empty(cap, np.int64), np.empty(cap, np.float32)
-                    more[:found] = out[:found]
-                    more_v[:found] = val[:found]
-                    out, val = more, more_v
-            out[found] = r
-            val[found] = v
-            found += 1
-            if size < k:
-                j = size
-                size += 1
-                heap[j] = v
-                while j > 0 and heap[(j - 1) >> 1] > heap[j]:
-                    par = (j - 1) >> 1
-                    heap[par], heap[j] = heap[j], heap[par]
-                    j = par
-            elif v > heap[0]:
-                heap[0] = v
-                j = 0
-                while True:
-                    a = 2 * j + 1
-                    if a >= k:
-                        break
-                    if a + 1 < k and heap[a + 1] < heap[a]:
-                        a += 1
-                    if heap[a] >= heap[j]:
-                        break
-                    heap[a], heap[j] = heap[j], heap[a]
-                    j = a
-            else:
-                continue
-            if size == k:
-                cut = np.float32(heap[0] * (1 - margin))
-                low = cut - slack32
-        # (slack32 is rounded: the margin, 1e-5 relative, covers it.)
-        kept = 0
-        for c in range(found):
-            if val[c] >= low:
-                out[kept] = out[c]
-                val[kept] = val[c]
-                kept += 1
-        order = np.argsort(out[:kept])
-        return out[:kept][order], val[:kept][order], cut
 
-    @jit
-    def probe(rows, tf, lo, hi, weight, norm, offset, cand, out):
-        """``out[c] += impact`` of each term, in the order given, for the candidates
-        (global rows, ascending) that fall in this segment: a forward search in each
-        list, as the candidates ascend. With float64 ``norm`` and ``out`` and the
-        caller's term order, the exact pass; with float32, the tail lists' part of the
-        approximate one."""
-        for i in range(len(lo)):
-            a = lo[i]
-            end = hi[i]
-            for c in range(len(cand)):
-                r = cand[c] - offset
-                if r < 0:
-                    continue
-                # gallop from the last position, then binary search
-                step = 1
-                b = a
-                while b < end and rows[b] < r:
-                    a = b + 1
-                    b = a + step
-                    step *= 2
-                if b > end:
-                    b = end
-                while a < b:
-                    m = (a + b) >> 1
-                    if rows[m] < r:
-                        a = m + 1
-                    else:
-                        b = m
-                if a == end:
-                    break
-                if rows[a] == r:
-                    t = np.float64(tf[a])
-                    out[c] += weight[i] * t / (t + norm[cand[c]])
-
-    return accumulate, select, probe
+def _probe_tail(each: _Segments, order, norm32, cand, vals, cut):
+    """The candidates' values with the tail's impacts added, its lists taken in
+    ``order`` (highest weight first); a row is dropped as soon as what the lists not
+    yet probed could add cannot lift it to the cut."""
+    probe = kernels()[2]
+    weight = each.weight
+    rest = np.cumsum(weight[order][::-1])[::-1] * (1 + 1e-5)
+    for i, term in enumerate(order):
+        pick = np.zeros(len(weight), bool)
+        pick[term] = True
+        each(pick, probe, norm32, cand, vals)
+        keep = vals + (rest[i + 1] if i + 1 < len(order) else 0.0) >= cut
+        cand, vals = cand[keep], vals[keep]
+    return cand, vals
