@@ -36,6 +36,7 @@ import bisect
 import importlib.util
 import json
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache, cached_property
@@ -43,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag import topk_scan
 from rag.text import ANALYZER
 from rag.topk import TermPostings, top_k
 
@@ -59,6 +61,10 @@ TERM_CACHE_POSTINGS = 8_000_000
 # compiled code (rag.topk_scan) rather than by pruning in numpy (rag.topk): see
 # benchmarks/topk.py for the crossing point.
 SCAN_ROWS = 200_000
+# ... once the process has spent this long scoring such an index in numpy: a one-question
+# `ask` (30-60 ms of BM25 at 1M chunks) never loads numba (~0.6 s, once per process);
+# the UI, the API or an eval run loads it in the background after a few questions.
+SCAN_AFTER_S = 0.3
 # Term lookups a segment remembers (a dict entry each, ~100 bytes).
 LOOKUPS_KEPT = 100_000
 # The arrays of a segment folder (see rag.segments for how they are written).
@@ -184,6 +190,7 @@ class Lexical:
         # Zeroed float32 accumulators for rag.topk_scan, one per question in flight.
         self._scratch: list[np.ndarray] = []
         self._scratch_lock = threading.Lock()
+        self._numpy_seconds = 0.0  # spent in numpy scoring while the scan was not loaded
 
     # --- rows ---------------------------------------------------------------------------
     @cached_property
@@ -300,7 +307,21 @@ class Lexical:
             live = np.zeros_like(self.live)
             live[self.live_rows[np.asarray(allowed_rows_mask, dtype=bool)]] = True
         if len(self.live) >= SCAN_ROWS and _numba_installed():
-            return self._scan_top(query_terms, k, live)
+            if topk_scan.ready():
+                return self._scan_top(query_terms, k, live)
+            if self._numpy_seconds > SCAN_AFTER_S:
+                # This process asks many questions: load the scan for the next ones.
+                topk_scan.load_in_background()
+            started = time.perf_counter()
+            try:
+                return self._numpy_top(query_terms, k, live)
+            finally:
+                self._numpy_seconds += time.perf_counter() - started
+        return self._numpy_top(query_terms, k, live)
+
+    def _numpy_top(self, query_terms: list[str], k: int,
+                   live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`top` by :func:`rag.topk.top_k`'s pruning in numpy."""
         pairs = self._query(query_terms)
         if not pairs or k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
@@ -308,7 +329,6 @@ class Lexical:
         for entry, t in pairs:
             entry[2] = t.bounds  # computed by the first question (the entry is shared)
         return self.public[rows], scores
-
 
     # --- the compiled scan (large indexes) ---------------------------------------------
     @cached_property
@@ -319,8 +339,6 @@ class Lexical:
     def _scan_top(self, query_terms: list[str], k: int,
                   live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`top` by :func:`rag.topk_scan.scan_top` (compiled, for large indexes)."""
-        from rag.topk_scan import scan_top
-
         counts = Counter(t for t in query_terms if self.doc_freq(t))
         if not counts or k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
@@ -332,8 +350,8 @@ class Lexical:
             acc = self._scratch.pop() if self._scratch else np.zeros(len(self.norm),
                                                                      np.float32)
         try:
-            rows, scores = scan_top(spans, self.offsets[:-1], weight, self.norm,
-                                    self._norm32, live, k, acc)
+            rows, scores = topk_scan.scan_top(spans, self.offsets[:-1], weight,
+                                              self.norm, self._norm32, live, k, acc)
         finally:  # scan_top leaves acc zeroed, even when it raises
             with self._scratch_lock:
                 self._scratch.append(acc)

@@ -39,6 +39,8 @@ not; the exact pass decides between rows two and three.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from rag.topk import _margin, _select
@@ -57,6 +59,52 @@ def kernels():
     from rag import topk_kernels
 
     return topk_kernels.accumulate, topk_kernels.select, topk_kernels.probe
+
+
+# Loading the kernels (numba's import, then its disk cache: ~0.6 s; compiling them the
+# first time after an install: ~5 s) is paid once per process, in the background: until
+# it is done, large indexes are scored in numpy (see rag.lexical.Lexical.top). Process-
+# wide, as the compiled code itself is.
+_loaded = threading.Event()
+_loading = threading.Lock()
+_started: list[threading.Thread] = []
+
+
+def ready() -> bool:
+    """Whether the kernels are loaded (the scan can run without waiting)."""
+    return _loaded.is_set()
+
+
+def load_in_background() -> None:
+    """Start loading the kernels in a daemon thread, once per process."""
+    with _loading:
+        if _started:
+            return
+        _started.append(threading.Thread(target=_load_quietly, name="abstracta-scan-load",
+                                          daemon=True))
+    _started[0].start()
+
+
+def _load_quietly() -> None:
+    try:
+        load()
+    except Exception:  # noqa: BLE001  (numba unusable here: the numpy path goes on)
+        return
+
+
+def load() -> None:
+    """Import the kernels and bring in (from numba's cache, or by compiling) the
+    versions the scan calls: read-only postings (memory-mapped segments) and writable
+    ones (small segments are read into memory); then :func:`ready` is true."""
+    for writable in (False, True):
+        rows, tf = np.array([0, 2], np.int32), np.ones(2, np.float32)
+        rows.setflags(write=writable)
+        tf.setflags(write=writable)
+        weight, norm = np.ones(2), np.ones(3)
+        scan_top([(rows, tf, np.array([0, 0]), np.array([2, 1]))], np.zeros(1, np.int64),
+                 weight, norm, norm.astype(np.float32), np.ones(3, bool), 1,
+                 np.zeros(3, np.float32))
+    _loaded.set()
 
 
 def scan_top(spans, offsets, weight, norm, norm32, live, k, acc):

@@ -296,6 +296,10 @@ def test_a_merge_killed_at_any_point_leaves_a_readable_correct_index(chunks, tmp
 def test_the_compiled_scan_answers_as_the_numpy_path(chunks, tmp_path, monkeypatch):
     """A large index is scored by rag.topk_scan (here: any size): over segments with
     replaced and deleted chunks, with a filter, its answer is the numpy path's."""
+    from rag import topk_scan
+
+    topk_scan.load()
+    assert topk_scan.ready()
     rng = random.Random(5)
     folder = tmp_path / "index"
     from_scratch(chunks[: len(chunks) // 2], folder)
@@ -312,3 +316,31 @@ def test_the_compiled_scan_answers_as_the_numpy_path(chunks, tmp_path, monkeypat
             got = lex.top(terms(q), 100, allowed)
             assert got[0].tolist() == want[0].tolist(), q
             assert got[1].tolist() == want[1].tolist(), q
+
+
+def test_a_process_loads_the_scan_only_after_many_questions(chunks, tmp_path):
+    """A one-question process never imports numba; one that keeps asking loads the scan
+    in the background and then answers with it, the same answers (a fresh process: the
+    loaded kernels are process-wide)."""
+    from_scratch(chunks, tmp_path / "index")
+    code = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from rag import lexical, topk_scan
+        from rag.text import terms
+        lexical.SCAN_ROWS, lexical.SCAN_AFTER_S = 0, 0.02
+        lex = lexical.load(Path({str(tmp_path / "index")!r}), "g")
+        first = lex.top(terms("sparsity quantization"), 10)
+        print("numba" in sys.modules, topk_scan.ready())
+        for _ in range(5000):
+            if topk_scan.ready():
+                break
+            lex.top(terms("large language models reasoning benchmark"), 100)
+            time.sleep(0.01)
+        again = lex.top(terms("sparsity quantization"), 10)
+        print(topk_scan.ready(), first[0].tolist() == again[0].tolist(),
+              first[1].tolist() == again[1].tolist())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=600)
+    assert out.stdout.split() == ["False", "False", "True", "True", "True"], out.stderr[-2000:]
