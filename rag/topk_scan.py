@@ -93,17 +93,21 @@ def _load_quietly() -> None:
 
 
 def load() -> None:
-    """Import the kernels and bring in (from numba's cache, or by compiling) the
-    versions the scan calls: read-only postings (memory-mapped segments) and writable
-    ones (small segments are read into memory); then :func:`ready` is true."""
+    """Import the kernels and bring in (from numba's cache, or by compiling) every
+    version the scan calls: read-only postings (memory-mapped segments) and writable
+    ones (small segments are read into memory), the float32 probe of a tail and the
+    float64 one of the exact pass; then :func:`ready` is true."""
+    n = 200
     for writable in (False, True):
-        rows, tf = np.array([0, 2], np.int32), np.ones(2, np.float32)
+        # A rare term in row 5 and a common one in every row, 1% of the weight: a tail.
+        rows = np.concatenate([[5], np.arange(n)]).astype(np.int32)
+        tf = np.ones(len(rows), np.float32)
         rows.setflags(write=writable)
         tf.setflags(write=writable)
-        weight, norm = np.ones(2), np.ones(3)
-        scan_top([(rows, tf, np.array([0, 0]), np.array([2, 1]))], np.zeros(1, np.int64),
-                 weight, norm, norm.astype(np.float32), np.ones(3, bool), 1,
-                 np.zeros(3, np.float32))
+        norm = np.ones(n)
+        scan_top([(rows, tf, np.array([0, 1]), np.array([1, n + 1]))], np.zeros(1, np.int64),
+                 np.array([1.0, 0.01]), norm, norm.astype(np.float32), np.ones(n, bool), 1,
+                 np.zeros(n, np.float32))
     _loaded.set()
 
 
