@@ -176,14 +176,87 @@ class WordLlamaEmbedder:
         self._model = WordLlama.load(
             dim=self.dim, cache_dir=Path(wordllama.__file__).parent, disable_download=True
         )
+        # The library's embed() tokenizes each text whole and pools a padded (texts x
+        # longest x 256) gather; the same mean is had from remembered pieces and one
+        # matrix product (_mean_rows), 3-4x faster in an ingest worker.
+        tokenizer = self._model.tokenizer
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_str(tokenizer.to_str())  # the model's own stays as is
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
+        self._ids = PieceIds(tokenizer)
+        self._table = self._model.embedding
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return _unit(self._model.embed(texts))
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i in range(0, len(texts), POOL_TEXTS):
+            out[i:i + POOL_TEXTS] = _mean_rows(self._table, self._ids(texts[i:i + POOL_TEXTS]))
+        return _unit(out)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return _unit(self._model.embed([text]))[0]
+        return self.embed_documents([text])[0]
+
+
+POOL_TEXTS = 128  # texts pooled per matrix product: 128 x (distinct ids) counts, ~5 MB
+
+
+class PieceIds:
+    """wordllama's (Llama 2) token ids of texts, each the concatenation of its space-
+    separated pieces' ids, every piece's ids remembered.
+
+    Why exact: the tokenizer turns each space into "▁" and runs BPE on the whole text,
+    but no token of its vocabulary holds a "▁" after a character other than "▁" (only
+    runs "▁▁▁" do), so no merge crosses a single space: "graph nets" is "▁graph" +
+    "▁nets", as ``encode("graph")`` + ``encode("nets")`` (its normalizer puts the "▁"
+    before each). Two spaces in a row (an empty piece) could merge into "▁▁", and so
+    could a "▁" the text itself holds: such texts are encoded whole.
+    """
+
+    def __init__(self, tokenizer, kept: int = 100_000):
+        self._tok = tokenizer
+        self._kept = kept  # pieces remembered; past that the memo starts over
+        self._memo: dict[str, list[int]] = {}
+
+    def __call__(self, texts: list[str]) -> list[list[int]]:
+        memo = self._memo
+        if len(memo) > self._kept:
+            memo.clear()
+        split: list[list[str] | None] = [
+            None if "▁" in t else t.split(" ") for t in texts]
+        split = [None if pieces is None or "" in pieces else pieces for pieces in split]
+        missing = list(dict.fromkeys(
+            p for pieces in split if pieces is not None for p in pieces if p not in memo))
+        if missing:
+            found = self._tok.encode_batch(missing, add_special_tokens=False)
+            memo.update(zip(missing, (e.ids for e in found), strict=True))
+        whole = [i for i, pieces in enumerate(split) if pieces is None]
+        out = [[] if pieces is None else [t for p in pieces for t in memo[p]]
+               for pieces in split]
+        encoded = self._tok.encode_batch([texts[i] for i in whole], add_special_tokens=False)
+        for i, enc in zip(whole, encoded, strict=True):
+            out[i] = enc.ids
+        return out
+
+
+def _mean_rows(table: np.ndarray, ids: list[list[int]]) -> np.ndarray:
+    """Each text's mean of its tokens' rows of ``table`` (a zero vector for no token),
+    as wordllama's average pooling, by one product: counts (texts x distinct ids) @ rows.
+
+    Worked example: ids [[5, 9, 5], [9]] -> distinct [5, 9], counts [[2, 1], [0, 1]];
+    [[2, 1], [0, 1]] @ [row5, row9] = [2 row5 + row9, row9], divided by [3, 1].
+    """
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    flat = np.fromiter((t for row in ids for t in row), dtype=np.int64,
+                       count=int(lengths.sum()))
+    np.clip(flat, 0, len(table) - 1, out=flat)  # as the library does
+    distinct, column = np.unique(flat, return_inverse=True)
+    text = np.repeat(np.arange(len(ids)), lengths)
+    counts = np.bincount(text * len(distinct) + column, minlength=len(ids) * len(distinct))
+    sums = counts.reshape(len(ids), len(distinct)).astype(np.float32) @ table[distinct]
+    return sums / np.maximum(lengths, 1)[:, None].astype(np.float32)
 
 
 class OpenAIEmbedder:

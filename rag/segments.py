@@ -209,15 +209,14 @@ class Builder:
             analyzed: list[list[str]] | None = None) -> None:
         """``analyzed``: :func:`rag.text.words` of each text, when the caller has them
         (an ingest's worker processes do: see :mod:`rag.store.prepared`)."""
-        vocab, surface = self.vocab, self.surface
+        known = self.surface.__getitem__
         for i, text in enumerate(texts):
-            ids = []
-            for w in (words(text) if analyzed is None else analyzed[i]):
-                col = surface.get(w)
-                if col is None:
-                    col = surface[w] = vocab.setdefault(stem(w), len(vocab))
-                ids.append(col)
-            self.tokens.append(np.array(ids, dtype=np.int32))
+            ws = words(text) if analyzed is None else analyzed[i]
+            try:  # most texts hold only words seen before: one C-level pass
+                ids = np.fromiter(map(known, ws), dtype=np.int32, count=len(ws))
+            except KeyError:
+                ids = np.fromiter(map(self._term_id, ws), dtype=np.int32, count=len(ws))
+            self.tokens.append(ids)
             self._pending += len(ids)
         n = len(texts)
         for name, values, default in (
@@ -227,6 +226,13 @@ class Builder:
         # ~200 bytes per chunk on top of its tokens: the array object and its ids.
         if self._pending * SPILL_BYTES_PER_TOKEN + len(self.tokens) * 200 >= self.budget:
             self._flush()
+
+    def _term_id(self, w: str) -> int:
+        """The id of a surface word's term; a new word is stemmed once and remembered."""
+        col = self.surface.get(w)
+        if col is None:
+            col = self.surface[w] = self.vocab.setdefault(stem(w), len(self.vocab))
+        return col
 
     def pending_rows(self) -> int:
         """Chunks added since the last spill."""

@@ -161,6 +161,34 @@ def _may_spell(text: str) -> bool:
     return any(unit in low for unit in _SPELLED_UNITS)
 
 
+_UNIT_AFTER = re.compile(r"[\s-]+(?:percent|per\s+cent|fold|times|thousand|million|billion|"
+                         r"trillion)\b", re.I)
+_NUMBER_WORD = re.compile(r"(?:%s)\Z" % "|".join(_NUMBER_WORDS), re.I)
+
+
+def _spell_numbers(text: str) -> str:
+    """``_SPELLED.sub``, found from the units: "forty percent" -> "40 percent".
+
+    The units are rare and a scan for them is quick; _SPELLED tries its 28 number words
+    at every word start (0.24 ms an abstract). The number word _SPELLED would match
+    before a unit is the whole run of word characters that ends where the unit's
+    separators begin (its \b start means no word character comes before it). A word
+    that matches only by case folding ("ſix", long s) maps by its casefold.
+    """
+    out, last = [], 0
+    for m in _UNIT_AFTER.finditer(text):
+        end = begin = m.start()
+        while begin > last and (text[begin - 1].isalnum() or text[begin - 1] == "_"):
+            begin -= 1
+        word = text[begin:end]  # (`last` ends a number word, before a unit: never inside)
+        if word and _NUMBER_WORD.match(word):
+            low = word.lower()
+            out += [text[last:begin], _NUMBER_WORDS.get(low) or _NUMBER_WORDS.get(
+                low.casefold(), word)]
+            last = end
+    return "".join(out) + text[last:] if out else text
+
+
 _THOUSANDS = re.compile(r"\b\d{1,3}(?:,\d{3})+\b")  # 2,000 -> 2000
 _DIMS = re.compile(r"\b(\d+)\s?[x×]\s?(\d+)\b", re.I)  # 9 × 9 -> 9x9
 _TIMES = re.compile(_NUM + r"(?:\s?×|x\b|\s?-?\s?fold\b|\s+times\b)", re.I)  # 1.5-fold -> 1.5x
@@ -189,7 +217,7 @@ def number_forms(text: str) -> str:
     if not spelled and _DIGIT.search(text) is None:
         return text
     if spelled:
-        text = _SPELLED.sub(lambda m: _NUMBER_WORDS[m.group(1).lower()], text)
+        text = _spell_numbers(text)
     text = _THOUSANDS.sub(lambda m: m.group().replace(",", ""), text)
     text = _DIMS.sub(r"\1x\2", text)
     text = _TIMES.sub(lambda m: _joined(m.group(1)) + "x", text)

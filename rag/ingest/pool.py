@@ -40,7 +40,11 @@ def _worker_init(settings: Settings, parent: int, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER["chunker"] = make_chunker(settings)
     # Each worker's share of the cores: WORKERS embedders that each spin a thread per
-    # core would fight over them (MiniLM's onnxruntime; wordllama is numpy).
+    # core would fight over them: MiniLM's onnxruntime, and the BLAS of wordllama's
+    # pooling product, whose idle threads spin (30k papers: 4-6 s of a ~50 s ingest).
+    from threadpoolctl import threadpool_limits
+
+    _WORKER["blas"] = threadpool_limits(limits=threads, user_api="blas")
     _WORKER["embedder"] = build_embedder(settings, threads=threads)
 
 

@@ -71,3 +71,50 @@ def test_unknown_title_mode_is_refused():
 
     with pytest.raises(SettingsError):
         load_settings(chunk_title="sometimes")
+
+
+def _bundled_abstracts() -> list[str]:
+    from rag.ingest import BUNDLED_CORPUS
+    from rag.sources import expand_paths, open_path
+
+    return [p.abstract for path in expand_paths([BUNDLED_CORPUS]) for p in open_path(path)]
+
+
+# Texts where a space-by-space count could go wrong: spaces of every kind, combining
+# accents after a space, CJK, lower-casing that changes length, controls, bidi, a word
+# over WordPiece's 100-character limit, and pieces that repeat.
+ODD_TEXTS = [
+    "", " ", "  a  b  ", "naïve café déjà-vu", "a \u0301b e\u0301", "深度学习 模型GPipe",
+    "x\u00a0y\u2028z\x0bw\x85v\u3000u\tt\nq\r\ns", "İstanbul ΣΑΣ ß ﬁne",
+    "evil\u202e txt\u200b zero\ufeff", "word " * 50, "x" * 150 + " short " + "y" * 99,
+    "557M-parameter 1.5x 9×9 (ablation) [1]-[3] e.g., U.S.A.'s",
+]
+
+
+def test_the_remembered_token_count_is_the_tokenizers_own():
+    """TokenCounter sums remembered counts over space-separated pieces: for every bundled
+    abstract and every odd text, the count equals a fresh encode of the whole text (a
+    count too low would let chunks grow past MiniLM's window)."""
+    from rag.chunk import TokenCounter
+
+    tok = load_tokenizer(None)
+    counter = TokenCounter(tok, kept=500)  # small: the memo starts over many times
+    texts = _bundled_abstracts() + ODD_TEXTS
+    assert len(texts) > 300
+    for text in texts + texts[::-1]:  # second pass: from the memo
+        assert len(counter(text)) == len(tok.encode(text, add_special_tokens=False)), text
+
+
+@pytest.mark.parametrize("embedder", ["minilm", "wordllama"])
+def test_chunks_are_those_of_a_plain_token_count(embedder, monkeypatch):
+    """The memo changes no chunk: the bundled corpus is cut as with one encode per count."""
+    import rag.chunk
+
+    settings = Settings(embedder=embedder, _env_file=None)
+    papers = [StoredPaper(f"p{i}", "T", a, (), ())
+              for i, a in enumerate(_bundled_abstracts() + ODD_TEXTS)]
+    remembered = make_chunker(settings)
+    monkeypatch.setattr(rag.chunk, "TokenCounter", lambda tok: (
+        lambda text: tok.encode(text, add_special_tokens=False)))
+    plain = make_chunker(settings)
+    assert [remembered(p) for p in papers] == [plain(p) for p in papers]

@@ -101,3 +101,26 @@ def test_model_name_is_the_name_the_built_embedder_records(settings, embedder):
     assert embedder_model_name(settings) == embedder.name  # minilm, the default
     assert rebuildable(embedder, settings)  # an ingest worker loads the same model
     assert not rebuildable(embedder, load_settings(embedder="wordllama"))
+
+
+def test_wordllama_vectors_are_the_librarys_own():
+    """WordLlamaEmbedder pools remembered piece ids by one matrix product; its vectors
+    are wordllama's own ``embed`` (tokenize whole, padded mean), normalized, for the
+    bundled abstracts, odd spacing, controls, CJK and empty texts."""
+    from rag.embed import WordLlamaEmbedder, _unit
+    from rag.ingest import BUNDLED_CORPUS
+    from rag.sources import expand_paths, open_path
+
+    embedder = WordLlamaEmbedder()
+    texts = [f"{p.title}\n{p.abstract}" for path in expand_paths([BUNDLED_CORPUS])
+             for p in open_path(path)]
+    texts += TEXTS + [" lead", "trail ", "two  spaces", "tab\there", "x\u2028y \u202ez",
+                      "word " * 300, "▁ ▁▁ literal", "\x00\x1b[31m red"]
+    library = _unit(embedder._model.embed(texts))
+    for _ in range(2):  # the second pass from the memo
+        mine = embedder.embed_documents(texts)
+        assert mine.shape == library.shape and mine.dtype == np.float32
+        assert np.abs(mine - library).max() < 1e-5
+    assert np.abs(embedder.embed_query(texts[0]) - library[0]).max() < 1e-5
+    tok = embedder._ids._tok
+    assert embedder._ids(texts) == [tok.encode(t, add_special_tokens=False).ids for t in texts]

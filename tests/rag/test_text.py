@@ -36,3 +36,28 @@ def test_supporting_sentences_mark_the_quoted_and_the_paraphrased_sentence():
                                                 "dense inference [1].")
     assert [m for _, m in paraphrase] == [False, False, True, False]
     assert not any(m for _, m in supporting_sentences(abstract, "Nothing related at all."))
+
+
+def test_spelled_numbers_before_a_unit_become_digits_whatever_the_text():
+    """Found from the units (rag.text._spell_numbers), the number words that precede one
+    are those the plain regex would find, on random mixes of number words, units and
+    separators; a long-s "ſix" (a number word only by case folding) no longer crashes."""
+    import random
+    import re
+
+    from rag.text import _NUMBER_WORDS, _SPELLED, _spell_numbers, number_forms, words
+
+    def by_regex(text: str) -> str:
+        return _SPELLED.sub(lambda m: _NUMBER_WORDS.get(m.group(1).lower()) or _NUMBER_WORDS.get(
+            m.group(1).casefold(), m.group(1)), text)
+
+    atoms = [*_NUMBER_WORDS, "Forty", "TWO", "ſix", "nine", "ninety", "twenty_two", "one1",
+             "é", "x", "2", "percent", "per cent", "per\ncent", "fold", "Times", "thousand",
+             "million", "billion", "trillion", "timesx", "folds", " ", "  ", "-", "\n", ".", "("]
+    rng = random.Random(7)
+    for _ in range(20_000):
+        text = "".join(rng.choice(atoms) + rng.choice(["", " ", "-"])
+                       for _ in range(rng.randint(1, 8)))
+        assert _spell_numbers(text) == by_regex(text), text
+    assert number_forms("ſix times, Forty percent and two-fold") == "6x, 40 percent and 2x"
+    assert re.fullmatch(r"[\w ]+", " ".join(words("ſix times")))
