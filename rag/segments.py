@@ -209,13 +209,13 @@ class Builder:
             analyzed: list[list[str]] | None = None) -> None:
         """``analyzed``: :func:`rag.text.words` of each text, when the caller has them
         (an ingest's worker processes do: see :mod:`rag.store.prepared`)."""
-        known = self.surface.__getitem__
+        surface = self.surface
         for i, text in enumerate(texts):
             ws = words(text) if analyzed is None else analyzed[i]
-            try:  # most texts hold only words seen before: one C-level pass
-                ids = np.fromiter(map(known, ws), dtype=np.int32, count=len(ws))
-            except KeyError:
-                ids = np.fromiter(map(self._term_id, ws), dtype=np.int32, count=len(ws))
+            # New words first (a set difference, in C), then one C-level pass of lookups.
+            for w in set(ws).difference(surface):
+                surface[w] = self.vocab.setdefault(stem(w), len(self.vocab))
+            ids = np.fromiter(map(surface.__getitem__, ws), dtype=np.int32, count=len(ws))
             self.tokens.append(ids)
             self._pending += len(ids)
         n = len(texts)
@@ -226,13 +226,6 @@ class Builder:
         # ~200 bytes per chunk on top of its tokens: the array object and its ids.
         if self._pending * SPILL_BYTES_PER_TOKEN + len(self.tokens) * 200 >= self.budget:
             self._flush()
-
-    def _term_id(self, w: str) -> int:
-        """The id of a surface word's term; a new word is stemmed once and remembered."""
-        col = self.surface.get(w)
-        if col is None:
-            col = self.surface[w] = self.vocab.setdefault(stem(w), len(self.vocab))
-        return col
 
     def pending_rows(self) -> int:
         """Chunks added since the last spill."""
