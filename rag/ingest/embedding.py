@@ -6,12 +6,13 @@ from collections.abc import Callable
 
 from rag.chunk import make_chunker
 from rag.embed import Embedder, rebuildable
-from rag.ingest.pool import embed_in_worker, start_pool, stop_pool
+from rag.identity import paper_id, title_key
+from rag.ingest.pool import WorkerWrites, start_pool, stop_pool
 from rag.ingest.report import Progress, Run
 from rag.ingest.write import Item, Writes
 from rag.settings import Settings
 from rag.store import Store
-from rag.types import Chunk, StoredPaper
+from rag.types import Chunk, Paper, StoredPaper
 
 WORKER_MIN_PAPERS = 2000  # from this many papers on, chunk and embed in a worker process
 PAPERS_PER_BATCH = 64  # papers embedded per step here (and progress granularity)
@@ -31,6 +32,7 @@ class Embedding:
         self.progress, self.run = progress, run
         self.started, self.fresh, self.written = False, False, 0
         self.pool = None
+        self.workers: WorkerWrites | None = None  # the pool's writes, in flight between batches
         self.chunker: Callable[[StoredPaper], list[Chunk]] | None = None
 
     def write(self, items: list[Item]) -> None:
@@ -39,9 +41,10 @@ class Embedding:
         if self.pool is None and len(items) >= WORKER_MIN_PAPERS and rebuildable(
                 self.embedder, self.settings):
             self.pool = start_pool(self.settings)
-        if self.pool is not None:
-            self.written += embed_in_worker(items, self.pool, self.store, self.fresh,
-                                            self.progress, self.run)
+            self.workers = WorkerWrites(self.pool, self.store, self.fresh, self.progress,
+                                        self.run)
+        if self.workers is not None:
+            self.workers.add(items)
             return
         if self.chunker is None:
             self.chunker = make_chunker(self.settings)
@@ -61,7 +64,23 @@ class Embedding:
         # written, so finish() need not read them back (rag.store.prepared).
         self.store.start_recorded_batch(empty=self.fresh)
 
+    def settle(self, papers: list[Paper]) -> None:
+        """Before the next batch is merged against the index: write the papers still in
+        flight if one of its records could be one of them (same title key or id), so the
+        merge finds them in the index as it would after a drained batch."""
+        if self.workers is None:
+            return
+        flight = self.workers.in_flight()
+        if not flight:
+            return
+        keys = {title_key(item.paper.title) for item in flight}
+        ids = {item.paper.paper_id for item in flight}
+        if any(title_key(p.title) in keys or paper_id(p.title, p.arxiv_id, p.record_id) in ids
+               for p in papers):
+            self.workers.drain()
+
     def abort(self) -> None:
+        self.workers = None  # what was in flight is not written; a new run redoes it
         if self.pool is not None:
             stop_pool(self.pool)
             self.pool = None
@@ -69,6 +88,10 @@ class Embedding:
 
     def finish(self) -> int:
         """Chunks written. Saves the vector index and builds the BM25 cache."""
+        if self.workers is not None:
+            self.workers.drain()
+            self.written += self.workers.written
+            self.workers = None
         if self.pool is not None:
             self.pool.shutdown(wait=True)
             self.pool = None

@@ -114,39 +114,82 @@ def stop_pool(pool) -> None:
         manager.join(timeout=5)
 
 
-def embed_in_worker(items: list[Item], pool, store: Store, fresh: bool,
-                    progress: Progress | None, run: Run) -> int:
+class WorkerWrites:
     """Chunk and embed in the worker processes, WORKER_AHEAD jobs ahead of the writes;
     the results are written in calls of WRITE_CHUNKS chunks or more (with wordllama a
     job of 512 papers is ~540 chunks, and Chroma's cost per chunk falls with the call's
-    size)."""
-    from concurrent.futures.process import BrokenProcessPool
+    size).
 
-    batches = [items[i:i + WORKER_PAPERS] for i in range(0, len(items), WORKER_PAPERS)]
-    written, embedded = 0, run.done
-    pending = [pool.submit(_worker_job, b) for b in batches[:WORKER_AHEAD]]
-    next_batch = len(pending)
-    ready: list[tuple] = []
-    while pending:
+    A batch's last jobs and results stay in flight when :meth:`add` returns: the workers
+    finish them while the parent merges the next batch, and they are written with that
+    batch's first results. (Draining at each batch's end left the workers idle through
+    its last write and the next batch's dedupe, and the parent idle until the next
+    write's worth was embedded: ~4 s a batch at 100k papers.) The next batch is merged
+    against the index, so :func:`rag.ingest.embedding.Embedding.settle` drains first
+    when one of its records could be one of the papers still in flight.
+    """
+
+    def __init__(self, pool, store: Store, fresh: bool, progress: Progress | None,
+                 run: Run) -> None:
+        self.pool, self.store, self.fresh, self.progress, self.run = (
+            pool, store, fresh, progress, run)
+        self.queued: list[list[Item]] = []  # jobs not yet submitted
+        self.pending: list[tuple] = []  # (future, its items), in submission order
+        self.ready: list[tuple] = []  # results not yet written
+        self.written, self.embedded = 0, run.done
+
+    def add(self, items: list[Item]) -> None:
+        """Queue a batch's papers; returns once every job of it is submitted."""
+        self.queued += [items[i:i + WORKER_PAPERS] for i in range(0, len(items), WORKER_PAPERS)]
+        # Progress counts embedded records: the index's (written, or found unchanged by the
+        # merge) and those of results not yet written.
+        self.embedded = self.run.done + sum(item.records for r in self.ready for item in r[0])
+        self._submit()
+        while self.queued:
+            self._take()
+
+    def in_flight(self) -> list[Item]:
+        """The papers submitted or embedded but not yet written."""
+        return [item for _, batch in self.pending for item in batch] + [
+            item for r in self.ready for item in r[0]]
+
+    def drain(self) -> None:
+        """Write everything in flight."""
+        while self.pending:
+            self._take()
+        self._write()
+
+    def _submit(self) -> None:
+        while self.queued and len(self.pending) < WORKER_AHEAD:
+            batch = self.queued.pop(0)
+            self.pending.append((self.pool.submit(_worker_job, batch), batch))
+
+    def _take(self) -> None:
+        """Wait for the oldest job; write once a call's worth is ready."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        future, _ = self.pending.pop(0)
         try:
-            ready.append(pending.pop(0).result())
+            self.ready.append(future.result())
         except BrokenProcessPool as exc:
             raise AbstractaError(
-                f"A chunk-and-embed worker process died (out of memory?) after {run.done} "
-                f"of {run.total} papers; run the same command again to finish.") from exc
-        if next_batch < len(batches):
-            pending.append(pool.submit(_worker_job, batches[next_batch]))
-            next_batch += 1
-        embedded += sum(item.records for item in ready[-1][0])
-        if progress:  # as the in-process path does: embedded, a write may still be due
-            progress(embedded, run.total)
-        if pending and sum(len(r[1]) for r in ready) < WRITE_CHUNKS:
-            continue
+                f"A chunk-and-embed worker process died (out of memory?) after "
+                f"{self.run.done} of {self.run.total} papers; run the same command again "
+                f"to finish.") from exc
+        self._submit()
+        self.embedded += sum(item.records for item in self.ready[-1][0])
+        if self.progress:  # as the in-process path does: embedded, a write may still be due
+            self.progress(self.embedded, self.run.total)
+        if sum(len(r[1]) for r in self.ready) >= WRITE_CHUNKS:
+            self._write()
+
+    def _write(self) -> None:
+        if not self.ready:
+            return
+        ready, self.ready = self.ready, []
         batch = [item for r in ready for item in r[0]]
         chunks = [c for r in ready for c in r[1]]
-        write_batch(store, batch, chunks, np.concatenate([r[2] for r in ready]), fresh,
-                    [cut for r in ready for cut in r[3]])
-        ready = []
-        written += len(chunks)
-        run.done += sum(item.records for item in batch)
-    return written
+        write_batch(self.store, batch, chunks, np.concatenate([r[2] for r in ready]),
+                    self.fresh, [cut for r in ready for cut in r[3]])
+        self.written += len(chunks)
+        self.run.done += sum(item.records for item in batch)

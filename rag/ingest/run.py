@@ -93,6 +93,7 @@ def _ingest(batches: Iterator[list[Paper]], settings: Settings, store: Store,
         for n, papers in enumerate(batches):
             if n == 0:
                 store.check_model(embedder.name, embedder.dim)
+            writer.settle(papers)  # papers still in flight that these records could meet
             items = dedupe_batch(papers, store, report, seen, run)
             if progress:
                 progress(run.done, run.total)
