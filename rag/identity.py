@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 
 _TEX_COMMAND = re.compile(
     r"\\(?:math(?:bf|rm|cal|bb|sf|it|tt|frak)|text(?:bf|it|sc|tt|rm|sf|normal)?|emph|"
@@ -65,8 +66,13 @@ def normalize_arxiv_id(raw: str | None) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1 << 16)
 def title_key(title: str) -> str:
-    """A short stable key of the normalized title (used to find one paper under two ids)."""
+    """A short stable key of the normalized title (used to find one paper under two ids).
+
+    Remembered for the last 65,536 titles (~15 MB): an ingest asks for a paper's key up
+    to six times (read, merge, dedupe, write, the in-flight check), a batch of 10,000
+    papers apart at most, and each costs ~13 us."""
     return hashlib.sha1(normalize_title(title).encode()).hexdigest()[:16]
 
 
