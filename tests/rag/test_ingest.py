@@ -248,28 +248,19 @@ def _wordllama_pipe(wordllama, data):
                              auto_ingest_bundled=False, _env_file=None), embedder=wordllama)
 
 
-@pytest.fixture(params=["thread", "workers"])
-def embedding_path(request, monkeypatch):
-    """Both ways a run embeds: in-process, and in worker processes, whose last jobs of a
-    batch are still in flight while the next batch is merged (small jobs: many of them)."""
-    if request.param == "workers":
-        from rag.ingest import embedding, pool
-
-        monkeypatch.setattr(embedding, "WORKER_MIN_PAPERS", 1)
-        monkeypatch.setattr(pool, "WORKER_PAPERS", 3)
-        monkeypatch.setattr(pool, "WRITE_CHUNKS", 20)
-    return request.param
-
-
 def test_bundled_corpus_in_small_batches_gives_the_same_index(wordllama, wordllama_dir,
-                                                              tmp_path, monkeypatch,
-                                                              embedding_path):
-    """Records read and merged 50 at a time (a large file's path): the 46 repeated
-    listings still merge into their papers through the index, and the index is the one
-    a single batch builds."""
-    from rag.ingest import read
+                                                              tmp_path, monkeypatch):
+    """Records read and merged 50 at a time (a large file's path), embedded in worker
+    processes in small jobs, a batch's last ones still in flight while the next batch is
+    merged: the 46 repeated listings still merge into their papers through the index
+    (drained first when they meet a paper in flight), and the index is the one a single
+    batch builds. (The in-process path of small batches: the tests below.)"""
+    from rag.ingest import embedding, pool, read
 
     monkeypatch.setattr(read, "MERGE_RECORDS", 50)
+    monkeypatch.setattr(embedding, "WORKER_MIN_PAPERS", 1)
+    monkeypatch.setattr(pool, "WORKER_PAPERS", 3)
+    monkeypatch.setattr(pool, "WRITE_CHUNKS", 20)
     report = _wordllama_pipe(wordllama, tmp_path / "small").ingest([BUNDLED])
     assert (report.added, report.updated, report.unchanged) == (BUNDLED_PAPERS, 0, 0)
     assert report.records == BUNDLED_RECORDS
@@ -277,7 +268,7 @@ def test_bundled_corpus_in_small_batches_gives_the_same_index(wordllama, wordlla
     assert index_snapshot(tmp_path / "small") == index_snapshot(wordllama_dir)
 
 
-def test_batches_merge_like_one_batch(wordllama, tmp_path, monkeypatch, embedding_path):
+def test_batches_merge_like_one_batch(wordllama, tmp_path, monkeypatch):
     """Ids, merges, counts and listings do not depend on where batches are cut: a
     listing before the arXiv record of its paper, two papers named "Summary", one id
     with two abstracts. A re-run leaves the index as it is; cut into batches, a paper
