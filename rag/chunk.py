@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rag.embed import load_tokenizer
+from rag.embed import PieceMemo, load_tokenizer
 from rag.settings import Settings
 from rag.text import sentences
 from rag.types import Chunk, StoredPaper
@@ -84,20 +84,11 @@ class TokenCounter:
     """
 
     def __init__(self, tokenizer, kept: int = 200_000):
-        self._tok = tokenizer
-        self._kept = kept  # pieces remembered; past that the memo starts over
-        self._counts: dict[str, int] = {}
+        self._counts = PieceMemo(tokenizer, len, kept)
 
     def __call__(self, text: str) -> range:
-        counts = self._counts
-        if len(counts) > self._kept:
-            counts.clear()
         pieces = text.split(" ")
-        missing = [p for p in dict.fromkeys(pieces) if p not in counts]
-        if missing:
-            found = self._tok.encode_batch(missing, add_special_tokens=False)
-            counts.update(zip(missing, map(len, found), strict=True))
-        return range(sum(map(counts.__getitem__, pieces)))
+        return range(sum(map(self._counts.fill(pieces).__getitem__, pieces)))
 
 
 def _title_in_later_chunks(title: str, mode: str) -> str:

@@ -19,8 +19,9 @@ each backend to its class. :func:`build_embedder` builds the configured one and
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -179,10 +180,10 @@ class WordLlamaEmbedder:
         # The library's embed() tokenizes each text whole and pools a padded (texts x
         # longest x 256) gather; the same mean is had from remembered pieces and one
         # matrix product (_mean_rows), 3-4x faster in an ingest worker.
-        tokenizer = self._model.tokenizer
         from tokenizers import Tokenizer
 
-        tokenizer = Tokenizer.from_str(tokenizer.to_str())  # the model's own stays as is
+        # A copy: the model's own tokenizer (padding on) stays as the library set it.
+        tokenizer = Tokenizer.from_str(self._model.tokenizer.to_str())
         tokenizer.no_padding()
         tokenizer.no_truncation()
         self._ids = PieceIds(tokenizer)
@@ -203,6 +204,28 @@ class WordLlamaEmbedder:
 POOL_TEXTS = 128  # texts pooled per matrix product: 128 x (distinct ids) counts, ~5 MB
 
 
+class PieceMemo:
+    """A tokenizer's output for each space-separated piece of text, remembered: what
+    :class:`PieceIds` joins and :class:`rag.chunk.TokenCounter` sums. ``value`` keeps
+    what the caller needs of an Encoding (its ids, its length)."""
+
+    def __init__(self, tokenizer, value: Callable, kept: int):
+        self.tokenizer = tokenizer
+        self._value, self._kept = value, kept  # past `kept` pieces the memo starts over
+        self._memo: dict[str, Any] = {}
+
+    def fill(self, pieces: Iterable[str]) -> dict[str, Any]:
+        """The memo, holding every one of ``pieces``."""
+        memo = self._memo
+        if len(memo) > self._kept:
+            memo.clear()
+        missing = [p for p in dict.fromkeys(pieces) if p not in memo]
+        if missing:
+            found = self.tokenizer.encode_batch(missing, add_special_tokens=False)
+            memo.update(zip(missing, map(self._value, found), strict=True))
+        return memo
+
+
 class PieceIds:
     """wordllama's (Llama 2) token ids of texts, each the concatenation of its space-
     separated pieces' ids, every piece's ids remembered.
@@ -216,26 +239,17 @@ class PieceIds:
     """
 
     def __init__(self, tokenizer, kept: int = 100_000):
-        self._tok = tokenizer
-        self._kept = kept  # pieces remembered; past that the memo starts over
-        self._memo: dict[str, list[int]] = {}
+        self.pieces = PieceMemo(tokenizer, lambda enc: enc.ids, kept)
 
     def __call__(self, texts: list[str]) -> list[list[int]]:
-        memo = self._memo
-        if len(memo) > self._kept:
-            memo.clear()
-        split: list[list[str] | None] = [
-            None if "▁" in t else t.split(" ") for t in texts]
-        split = [None if pieces is None or "" in pieces else pieces for pieces in split]
-        missing = list(dict.fromkeys(
-            p for pieces in split if pieces is not None for p in pieces if p not in memo))
-        if missing:
-            found = self._tok.encode_batch(missing, add_special_tokens=False)
-            memo.update(zip(missing, (e.ids for e in found), strict=True))
-        whole = [i for i, pieces in enumerate(split) if pieces is None]
+        split = [None if "▁" in t or "" in (pieces := t.split(" ")) else pieces
+                 for t in texts]
+        memo = self.pieces.fill(p for pieces in split if pieces is not None for p in pieces)
         out = [[] if pieces is None else [t for p in pieces for t in memo[p]]
                for pieces in split]
-        encoded = self._tok.encode_batch([texts[i] for i in whole], add_special_tokens=False)
+        whole = [i for i, pieces in enumerate(split) if pieces is None]
+        encoded = self.pieces.tokenizer.encode_batch([texts[i] for i in whole],
+                                                     add_special_tokens=False)
         for i, enc in zip(whole, encoded, strict=True):
             out[i] = enc.ids
         return out

@@ -122,5 +122,5 @@ def test_wordllama_vectors_are_the_librarys_own():
         assert mine.shape == library.shape and mine.dtype == np.float32
         assert np.abs(mine - library).max() < 1e-5
     assert np.abs(embedder.embed_query(texts[0]) - library[0]).max() < 1e-5
-    tok = embedder._ids._tok
+    tok = embedder._ids.pieces.tokenizer
     assert embedder._ids(texts) == [tok.encode(t, add_special_tokens=False).ids for t in texts]
