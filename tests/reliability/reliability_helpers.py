@@ -91,20 +91,29 @@ def write_bytes(path: Path, data: bytes | str) -> Path:
     return path
 
 
+def readable(fd: int, timeout: float) -> bool:
+    """Whether ``fd`` has something to read within ``timeout`` seconds. Uses poll, not
+    select: select() refuses descriptors numbered 1024 and up, and a long test process
+    (each Pipeline's Chroma client holds some until exit) gets there."""
+    import select
+
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(timeout * 1000))
+
+
 def read_pty(master: int, proc, until=None, seen: bytes = b"", timeout: float = 60) -> bytes:
     """Read a pty's output (a process drawing its progress bar) into ``seen`` until
     ``until(seen)`` holds, the process ends and its output is read, or ``timeout``
     seconds pass. The reader must keep reading while the process stops: a pty whose
     reader stops reading blocks the writer, which would look like a hang."""
-    import select
     import time
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if until is not None and until(seen):
             break
-        ready, _, _ = select.select([master], [], [], 0.05)
-        if ready:
+        if readable(master, 0.05):
             try:
                 chunk = os.read(master, 4096)
             except OSError:  # the other end closed

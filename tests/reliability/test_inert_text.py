@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import os
 import pty
-import select
 import shutil
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from reliability_helpers import readable
 
 from rag.text import display_safe, json_safe
 
@@ -92,8 +92,7 @@ def run_in_pty(*args: str, data: Path, stdin: str = "", timeout: float = 180) ->
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 1.0)
-            if ready:
+            if readable(fd, 1.0):
                 try:
                     chunk = os.read(fd, 65536)
                 except OSError:  # EIO: the child closed the terminal
