@@ -88,6 +88,7 @@ class MiniLMOnnx:
     name = "all-MiniLM-L6-v2-onnx-int8"
     dim = 384
     offline: ClassVar[bool] = True  # weights ship with a package: any process loads the same
+    light: ClassVar[bool] = False  # a transformer: embedding is what a large ingest waits for
 
     @classmethod
     def from_settings(cls, settings: Settings, threads: int | None = None) -> MiniLMOnnx:
@@ -157,6 +158,9 @@ class WordLlamaEmbedder:
     name = "wordllama-l2-supercat-256"
     dim = 256
     offline: ClassVar[bool] = True
+    # Token-vector lookups and a mean: cheaper than Chroma's write of the same chunks
+    # (rag.ingest.pool.worker_plan).
+    light: ClassVar[bool] = True
 
     @classmethod
     def from_settings(cls, settings: Settings, threads: int | None = None) -> WordLlamaEmbedder:

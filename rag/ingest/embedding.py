@@ -7,7 +7,7 @@ from collections.abc import Callable
 from rag.chunk import make_chunker
 from rag.embed import Embedder, rebuildable
 from rag.identity import paper_id, title_key
-from rag.ingest.pool import WorkerWrites, start_pool, stop_pool
+from rag.ingest.pool import Workers, WorkerWrites
 from rag.ingest.report import Progress, Run
 from rag.ingest.write import Item, Writes
 from rag.settings import Settings
@@ -31,7 +31,7 @@ class Embedding:
         self.settings, self.store, self.embedder = settings, store, embedder
         self.progress, self.run = progress, run
         self.started, self.fresh, self.written = False, False, 0
-        self.pool = None
+        self.pool: Workers | None = None
         self.workers: WorkerWrites | None = None  # the pool's writes, in flight between batches
         self.chunker: Callable[[StoredPaper], list[Chunk]] | None = None
 
@@ -40,7 +40,7 @@ class Embedding:
             self._start()
         if self.pool is None and len(items) >= WORKER_MIN_PAPERS and rebuildable(
                 self.embedder, self.settings):
-            self.pool = start_pool(self.settings)
+            self.pool = Workers(self.settings)
             self.workers = WorkerWrites(self.pool, self.store, self.fresh, self.progress,
                                         self.run)
         if self.workers is not None:
@@ -82,7 +82,7 @@ class Embedding:
     def abort(self) -> None:
         self.workers = None  # what was in flight is not written; a new run redoes it
         if self.pool is not None:
-            stop_pool(self.pool)
+            self.pool.stop()
             self.pool = None
         self.store.drop_recorded()
 
@@ -93,7 +93,7 @@ class Embedding:
             self.written += self.workers.written
             self.workers = None
         if self.pool is not None:
-            self.pool.shutdown(wait=True)
+            self.pool.close()
             self.pool = None
         if not self.started:
             return 0

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pickle
+import shutil
 import signal
+from pathlib import Path
 
 import numpy as np
 
@@ -19,7 +23,7 @@ WORKER_PAPERS = 512  # papers per worker job (~540 chunks with wordllama, ~2,000
 # Jobs queued in the workers while the parent writes: more than one write call's worth
 # (WRITE_CHUNKS), so the workers never wait for a write to end to have work.
 WORKER_AHEAD = 10
-WORKERS = max(1, min(2, (os.cpu_count() or 1)))  # chunk+embed processes
+MAX_WORKERS = 2  # chunk+embed processes at most
 
 
 # The worker process: chunking and embedding, while the parent only writes to Chroma.
@@ -39,7 +43,7 @@ def _worker_init(settings: Settings, parent: int, threads: int) -> None:
     # these workers with it, so they must not print tracebacks of their own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER["chunker"] = make_chunker(settings)
-    # Each worker's share of the cores: WORKERS embedders that each spin a thread per
+    # Each worker's share of the cores: workers that each spin a thread per
     # core would fight over them: MiniLM's onnxruntime, and the BLAS of wordllama's
     # pooling product, whose idle threads spin (30k papers: 4-6 s of a ~50 s ingest).
     from threadpoolctl import threadpool_limits
@@ -48,9 +52,25 @@ def _worker_init(settings: Settings, parent: int, threads: int) -> None:
     _WORKER["embedder"] = build_embedder(settings, threads=threads)
 
 
-def _worker_threads() -> int:
-    """Inference threads per worker process: 2 cores, 2 workers -> 1 each."""
-    return max(1, (os.cpu_count() or 1) // WORKERS)
+def worker_plan(settings: Settings) -> tuple[int, int]:
+    """(worker processes, inference threads in each) for this machine and embedder.
+
+    The parent's Chroma writes take more than a core of their own (the bare-Chroma floor
+    of 300k papers: 581 s of CPU in 493 s). A light embedder (wordllama, ~0.3 ms a
+    paper) keeps up with them from one worker, and a second only takes cores from the
+    writes (100k papers on 2 cores: 187 s with two workers, 164 s with one); a heavy one
+    (MiniLM, ~150 ms a paper on one thread here) is what the run waits for: one worker
+    per core.
+    Worked example, 2 cores: wordllama -> (1, 1); MiniLM -> (2, 1). 8 cores: (2, 1) and
+    (2, 4).
+    """
+    from rag.embed import EMBEDDERS
+
+    cores = os.cpu_count() or 1
+    if getattr(EMBEDDERS.get(settings.embedder), "light", False):
+        return max(1, min(MAX_WORKERS, cores - 1)), 1
+    workers = max(1, min(MAX_WORKERS, cores))
+    return workers, max(1, cores // workers)
 
 
 def _worker_job(batch: list[Item]):
@@ -58,7 +78,41 @@ def _worker_job(batch: list[Item]):
     records as it writes (rag.store.prepared): here they cost the parent nothing."""
     chunks = [c for item in batch for c in _WORKER["chunker"](item.paper)]
     vectors = _WORKER["embedder"].embed_documents([c.text for c in chunks])
-    return batch, chunks, vectors, [words(c.text) for c in chunks]
+    return chunks, vectors, [words(c.text) for c in chunks]
+
+
+def _worker_main(conn, settings: Settings, parent: int, threads: int, folder: str) -> None:
+    """A worker process: job numbers in through ``conn``, each job's papers read from
+    ``<n>.job`` in ``folder`` and its result written to ``<n>.out``; then ``(n, None)``
+    back, or ``(n, the exception)`` when the job (or this worker's start) failed."""
+    try:
+        _worker_init(settings, parent, threads)
+        failed: BaseException | None = None
+    except Exception as exc:  # answered to every job: the parent raises it
+        failed = exc
+    where = Path(folder)
+    while True:
+        try:
+            n = conn.recv()
+        except (EOFError, OSError):  # the parent is gone or closed the pipe
+            return
+        if n is None:
+            return
+        try:
+            if failed is not None:
+                raise failed
+            job = where / f"{n}.job"
+            batch = pickle.loads(job.read_bytes())
+            job.unlink()
+            result = pickle.dumps(_worker_job(batch), protocol=pickle.HIGHEST_PROTOCOL)
+            (where / f"{n}.tmp").write_bytes(result)
+            (where / f"{n}.tmp").replace(where / f"{n}.out")  # whole, or not there
+            conn.send((n, None))
+        except Exception as exc:
+            try:
+                conn.send((n, exc))
+            except Exception:  # an exception that cannot be pickled
+                conn.send((n, RuntimeError(f"{type(exc).__name__}: {exc}")))
 
 
 def _die_with_parent(parent: int) -> None:
@@ -76,42 +130,104 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def start_pool(settings: Settings):
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+class Workers:
+    """Spawned processes (:func:`worker_plan`) that chunk and embed jobs of papers, in order.
 
-    # "spawn": the parent runs Chroma and onnxruntime threads, which fork would copy
-    # in an undefined state.
-    return ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_init,
-                               initargs=(settings, os.getpid(), _worker_threads()))
+    Not a ProcessPoolExecutor: its results, and the jobs it hands on, pass through a
+    thread of this process, which needs the GIL, and Chroma's bindings hold the GIL for
+    a whole write (~4 s for 4,000 chunks). So during each write the workers finished
+    one job each and then waited (measured: 2 jobs of 0.2 s done during a 2.3 s upsert,
+    where two free workers do 23), and at 100k papers the parent then waited 27 s of a
+    187 s ingest for results. Here a job's papers are a file the worker reads, its result
+    a file the worker writes, and only job numbers pass through each worker's pipe: a
+    few bytes, which the pipe's buffer holds without this process reading, so the
+    workers run on through the writes.
+
+    The folder is in the system's temp folder and removed by :meth:`close` and
+    :meth:`stop`; a parent killed by SIGKILL leaves it (its workers die with it).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        import multiprocessing
+        import tempfile
+
+        # "spawn": the parent runs Chroma and onnxruntime threads, which fork would copy
+        # in an undefined state.
+        ctx = multiprocessing.get_context("spawn")
+        self.folder = Path(tempfile.mkdtemp(prefix="abstracta-ingest-"))
+        self.procs: list = []
+        self.conns: list = []
+        self.owner: dict[int, int] = {}  # job number -> the worker doing it
+        count, threads = worker_plan(settings)
+        self.load = [0] * count  # jobs handed to each worker and not yet taken back
+        self.answers: dict[int, BaseException | None] = {}  # arrived, not yet taken
+        self.next = 0
+        for _ in range(count):
+            here, there = ctx.Pipe()
+            proc = ctx.Process(target=_worker_main, daemon=True, name="abstracta-embed",
+                               args=(there, settings, os.getpid(), threads,
+                                     str(self.folder)))
+            proc.start()
+            there.close()
+            self.procs.append(proc)
+            self.conns.append(here)
+
+    def submit(self, batch: list[Item]) -> int:
+        """Hand a job to the least loaded worker; its number, for :meth:`result`."""
+        n, self.next = self.next, self.next + 1
+        (self.folder / f"{n}.job").write_bytes(
+            pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
+        worker = min(range(len(self.conns)), key=self.load.__getitem__)
+        self.conns[worker].send(n)
+        self.owner[n], self.load[worker] = worker, self.load[worker] + 1
+        return n
+
+    def result(self, n: int) -> tuple:
+        """Wait for job ``n``: (chunks, vectors, the words of each chunk)."""
+        worker = self.owner.pop(n)
+        conn, proc = self.conns[worker], self.procs[worker]
+        while n not in self.answers:
+            if conn.poll(1.0):
+                try:
+                    done, failure = conn.recv()
+                except (EOFError, OSError) as exc:
+                    raise WorkerDied from exc
+                self.answers[done] = failure
+            elif not proc.is_alive():
+                raise WorkerDied
+        self.load[worker] -= 1
+        failure = self.answers.pop(n)
+        if failure is not None:
+            raise failure
+        out = self.folder / f"{n}.out"
+        result = pickle.loads(out.read_bytes())
+        out.unlink()
+        return result
+
+    def close(self) -> None:
+        """Let the workers finish and end (every job taken back by then)."""
+        for conn in self.conns:
+            with contextlib.suppress(OSError):  # that worker is gone already
+                conn.send(None)
+        for proc in self.procs:
+            proc.join(timeout=30)
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the workers now (a stopped run writes nothing more) and remove the folder."""
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.kill()
+        for proc in self.procs:
+            proc.join(timeout=5)
+        for conn in self.conns:
+            conn.close()
+        self.procs, self.conns = [], []
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def stop_pool(pool) -> None:
-    """Stop the workers now: a stopped run must not wait for jobs nobody will write, nor
-    forever for a worker that died."""
-    procs = list((getattr(pool, "_processes", None) or {}).values())
-    queue = getattr(pool, "_result_queue", None)  # shutdown() forgets it
-    manager = getattr(pool, "_executor_manager_thread", None)  # ... and this
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in procs:
-        if proc.is_alive():
-            proc.kill()
-    for proc in procs:
-        proc.join(timeout=5)
-    # A worker killed while it was sending its result leaves half a message in the result
-    # pipe: the pool's manager thread then waits forever for the rest, and the interpreter's
-    # exit waits for that thread (a stopped ingest that never exits). With every worker
-    # gone, closing our own copy of the pipe's write end turns that wait into end-of-file,
-    # which the manager thread treats as a broken pool and ends.
-    if queue is not None and not any(proc.is_alive() for proc in procs):
-        queue._writer.close()
-    # Then let that thread end. At exit, concurrent.futures wakes every manager thread
-    # through a pipe the thread closes as it ends; on Python 3.11 the two race, and a
-    # stopped ingest printed "Exception ignored ... OSError: [Errno 9] Bad file
-    # descriptor" after its "Stopped after" line (seen once in CI, SIGTERM).
-    if manager is not None:
-        manager.join(timeout=5)
+class WorkerDied(Exception):
+    """A worker process ended without answering (killed: out of memory?)."""
 
 
 class WorkerWrites:
@@ -129,13 +245,13 @@ class WorkerWrites:
     when one of its records could be one of the papers still in flight.
     """
 
-    def __init__(self, pool, store: Store, fresh: bool, progress: Progress | None,
-                 run: Run) -> None:
-        self.pool, self.store, self.fresh, self.progress, self.run = (
-            pool, store, fresh, progress, run)
+    def __init__(self, workers: Workers, store: Store, fresh: bool,
+                 progress: Progress | None, run: Run) -> None:
+        self.workers, self.store, self.fresh, self.progress, self.run = (
+            workers, store, fresh, progress, run)
         self.queued: list[list[Item]] = []  # jobs not yet submitted
-        self.pending: list[tuple] = []  # (future, its items), in submission order
-        self.ready: list[tuple] = []  # results not yet written
+        self.pending: list[tuple[int, list[Item]]] = []  # (job number, its items), in order
+        self.ready: list[tuple] = []  # (items, chunks, vectors, words) not yet written
         self.written, self.embedded = 0, run.done
 
     def add(self, items: list[Item]) -> None:
@@ -162,22 +278,20 @@ class WorkerWrites:
     def _submit(self) -> None:
         while self.queued and len(self.pending) < WORKER_AHEAD:
             batch = self.queued.pop(0)
-            self.pending.append((self.pool.submit(_worker_job, batch), batch))
+            self.pending.append((self.workers.submit(batch), batch))
 
     def _take(self) -> None:
         """Wait for the oldest job; write once a call's worth is ready."""
-        from concurrent.futures.process import BrokenProcessPool
-
-        future, _ = self.pending.pop(0)
+        n, batch = self.pending.pop(0)
         try:
-            self.ready.append(future.result())
-        except BrokenProcessPool as exc:
+            self.ready.append((batch, *self.workers.result(n)))
+        except WorkerDied as exc:
             raise AbstractaError(
                 f"A chunk-and-embed worker process died (out of memory?) after "
                 f"{self.run.done} of {self.run.total} papers; run the same command again "
                 f"to finish.") from exc
         self._submit()
-        self.embedded += sum(item.records for item in self.ready[-1][0])
+        self.embedded += sum(item.records for item in batch)
         if self.progress:  # as the in-process path does: embedded, a write may still be due
             self.progress(self.embedded, self.run.total)
         if sum(len(r[1]) for r in self.ready) >= WRITE_CHUNKS:

@@ -309,3 +309,47 @@ def test_batches_merge_like_one_batch(wordllama, tmp_path, monkeypatch):
                       "in.jsonl:6 into in.jsonl:2: Summary",
                       "in.jsonl:7 into in.jsonl:5: Widgets",
                       "in.jsonl:8 into in.jsonl:5: Widgets"]
+
+
+# --- the worker processes ----------------------------------------------------------------
+
+def _item(n: int, abstract: str):
+    from rag.ingest.write import Item
+    from rag.types import StoredPaper
+
+    paper = StoredPaper(f"p{n}", f"Paper {n}", abstract, ("2024-01-01",), ("test",))
+    return Item(paper, f"hash{n}", 1, False)
+
+
+def test_worker_processes_answer_each_job_and_fail_loudly(tmp_path):
+    """Jobs pass as files and their numbers through pipes: each result is its own
+    job's chunks, vectors and words; a job that fails raises its error here, a worker
+    that dies (killed: out of memory) is an error, not a hang; stopping removes the
+    job folder."""
+    from rag.chunk import make_chunker
+    from rag.ingest.pool import WorkerDied, Workers
+    from rag.settings import Settings
+    from rag.text import words
+
+    settings = Settings(data_dir=tmp_path, embedder="wordllama", _env_file=None)
+    workers = Workers(settings)
+    folder = workers.folder
+    try:
+        items = [_item(n, f"Widgets number {n} are studied at length. " * (40 * n + 1))
+                 for n in range(4)]
+        jobs = [workers.submit([item]) for item in items]
+        for job, item in zip(jobs, items, strict=True):
+            chunks, vectors, cut = workers.result(job)
+            assert chunks == make_chunker(settings)(item.paper)
+            assert vectors.shape == (len(chunks), 256)
+            assert cut == [words(c.text) for c in chunks]
+        bad = workers.submit([None])  # type: ignore[list-item]
+        with pytest.raises(AttributeError):
+            workers.result(bad)
+        for proc in workers.procs:
+            proc.kill()
+        with pytest.raises(WorkerDied):
+            workers.result(workers.submit([_item(9, "Widgets.")]))
+    finally:
+        workers.stop()
+    assert not folder.exists()
