@@ -154,7 +154,10 @@ class Workers:
         # "spawn": the parent runs Chroma and onnxruntime threads, which fork would copy
         # in an undefined state.
         ctx = multiprocessing.get_context("spawn")
-        self.folder = Path(tempfile.mkdtemp(prefix="abstracta-ingest-"))
+        try:
+            self.folder = Path(tempfile.mkdtemp(prefix="abstracta-ingest-"))
+        except OSError as exc:
+            raise _folder_error(Path(tempfile.gettempdir()), exc) from exc
         self.procs: list = []
         self.conns: list = []
         self.owner: dict[int, int] = {}  # job number -> the worker doing it
@@ -175,8 +178,11 @@ class Workers:
     def submit(self, batch: list[Item]) -> int:
         """Hand a job to the least loaded worker; its number, for :meth:`result`."""
         n, self.next = self.next, self.next + 1
-        (self.folder / f"{n}.job").write_bytes(
-            pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
+        try:
+            (self.folder / f"{n}.job").write_bytes(
+                pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError as exc:  # a full or vanished temp folder
+            raise _folder_error(self.folder, exc) from exc
         worker = min(range(len(self.conns)), key=self.load.__getitem__)
         self.conns[worker].send(n)
         self.owner[n], self.load[worker] = worker, self.load[worker] + 1
@@ -197,6 +203,8 @@ class Workers:
                 raise WorkerDied
         self.load[worker] -= 1
         failure = self.answers.pop(n)
+        if isinstance(failure, OSError) and str(self.folder) in str(failure.filename):
+            raise _folder_error(self.folder, failure) from failure
         if failure is not None:
             raise failure
         out = self.folder / f"{n}.out"
@@ -224,6 +232,13 @@ class Workers:
             conn.close()
         self.procs, self.conns = [], []
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _folder_error(folder: Path, exc: OSError) -> AbstractaError:
+    return AbstractaError(
+        f"The ingest's worker files could not be written in {folder} "
+        f"({exc.strerror or exc}); free space there or set TMPDIR to another folder, then "
+        f"run the same command again (what is indexed stays).")
 
 
 class WorkerDied(Exception):

@@ -353,3 +353,27 @@ def test_worker_processes_answer_each_job_and_fail_loudly(tmp_path):
     finally:
         workers.stop()
     assert not folder.exists()
+
+
+def test_worker_files_that_cannot_be_written_are_a_one_line_error(tmp_path, monkeypatch):
+    """No temp folder for the jobs, or one that vanished (full disk, cleaned /tmp): an
+    error that names the folder and says what to do, not a traceback."""
+    import shutil
+    import tempfile
+
+    from rag.errors import AbstractaError
+    from rag.ingest.pool import Workers
+    from rag.settings import Settings
+
+    settings = Settings(data_dir=tmp_path, embedder="wordllama", _env_file=None)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    with pytest.raises(AbstractaError, match=r"missing .*set TMPDIR"):
+        Workers(settings)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    workers = Workers(settings)
+    try:
+        shutil.rmtree(workers.folder)
+        with pytest.raises(AbstractaError, match=r"abstracta-ingest-.*set TMPDIR"):
+            workers.submit([_item(1, "Widgets.")])
+    finally:
+        workers.stop()
