@@ -165,15 +165,28 @@ class Workers:
         self.load = [0] * count  # jobs handed to each worker and not yet taken back
         self.answers: dict[int, BaseException | None] = {}  # arrived, not yet taken
         self.next = 0
-        for _ in range(count):
-            here, there = ctx.Pipe()
-            proc = ctx.Process(target=_worker_main, daemon=True, name="abstracta-embed",
-                               args=(there, settings, os.getpid(), threads,
-                                     str(self.folder)))
-            proc.start()
-            there.close()
-            self.procs.append(proc)
-            self.conns.append(here)
+        try:
+            for _ in range(count):
+                here, there = ctx.Pipe()
+                self.conns.append(here)
+                proc = ctx.Process(target=_worker_main, daemon=True, name="abstracta-embed",
+                                   args=(there, settings, os.getpid(), threads,
+                                         str(self.folder)))
+                try:
+                    proc.start()
+                finally:
+                    there.close()
+                self.procs.append(proc)
+        except OSError as exc:  # no more processes or memory for one (EAGAIN, ENOMEM)
+            # The workers already started and the folder go now, not at exit.
+            self.stop()
+            raise AbstractaError(
+                f"Could not start the ingest's worker processes ({exc.strerror or exc}); "
+                f"free memory or raise the process limit (ulimit -u), then run the same "
+                f"command again (what is indexed stays).") from exc
+        except BaseException:
+            self.stop()
+            raise
 
     def submit(self, batch: list[Item]) -> int:
         """Hand a job to the least loaded worker; its number, for :meth:`result`."""

@@ -377,3 +377,32 @@ def test_worker_files_that_cannot_be_written_are_a_one_line_error(tmp_path, monk
             workers.submit([_item(1, "Widgets.")])
     finally:
         workers.stop()
+
+
+def test_workers_that_cannot_all_start_leave_no_process_or_folder(tmp_path, monkeypatch):
+    """The second worker fails to start (no process slot, no memory): the first one is
+    stopped and the job folder removed at once, and the user reads one line."""
+    import multiprocessing.context
+    import tempfile
+
+    from rag.errors import AbstractaError
+    from rag.ingest import pool
+    from rag.settings import Settings
+
+    settings = Settings(data_dir=tmp_path, embedder="minilm", _env_file=None)
+    monkeypatch.setattr(pool, "worker_plan", lambda s: (2, 1))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    started = []
+    real_start = multiprocessing.context.SpawnProcess.start
+
+    def start(proc):
+        if started:
+            raise OSError(11, "Resource temporarily unavailable")
+        real_start(proc)
+        started.append(proc)
+
+    monkeypatch.setattr(multiprocessing.context.SpawnProcess, "start", start)
+    with pytest.raises(AbstractaError, match=r"worker processes \(Resource temporarily"):
+        pool.Workers(settings)
+    assert len(started) == 1 and not started[0].is_alive()
+    assert not list(tmp_path.glob("abstracta-ingest-*"))
