@@ -428,3 +428,52 @@ def test_a_run_that_writes_a_paper_twice_catches_up_the_usual_way(wordllama, tmp
     assert pipe.ingest([BUNDLED]).added == BUNDLED_PAPERS
     assert built  # the recorded segment was not used
     assert_lexical_is_a_fresh_build(pipe.store, tmp_path / "fresh")
+
+
+def test_saving_the_vector_index_lets_the_old_copy_go_first_and_readers_wait(
+        bundled_copy, tmp_path, monkeypatch):
+    """The end of an ingest saves the vector index and opens it afresh: the process's old
+    copy is let go before the new one loads (at 1M chunks each copy is ~1.4 GB), and a
+    question asked meanwhile from another thread waits for the new one, never fails."""
+    import gc
+    import threading
+    import weakref
+
+    import rag.store.chroma as chroma
+
+    pipe, _ = bundled_copy
+    _add_paper(pipe, tmp_path)  # written: the index has something to save
+    index = pipe.store.index
+    chunks = pipe.store.count_chunks()
+    old = weakref.ref(index.client)
+    alive_at_open = []
+
+    def opening(path, fresh=False):
+        gc.collect()
+        alive_at_open.append(old() is not None)
+        return real_open(path, fresh)
+
+    real_open = chroma.persistent_client
+    monkeypatch.setattr(chroma, "persistent_client", opening)
+    index.flush()
+    assert alive_at_open == [False]  # the old copy was gone when the new one loaded
+    failures, answers, done = [], [], threading.Event()
+
+    def ask() -> None:
+        while not done.is_set():
+            try:
+                answers.append(pipe.search("quibblefrost frobnication", k=1)[0].paper.title)
+            except Exception as exc:  # noqa: BLE001 - any failure is the finding
+                failures.append(exc)
+
+    reader = threading.Thread(target=ask)
+    reader.start()
+    try:
+        for _ in range(3):
+            index.flush()
+    finally:
+        done.set()
+        reader.join(timeout=60)
+    assert failures == []
+    assert answers and set(answers) == {"Quibblefrost Sketches for Streams"}
+    assert pipe.store.count_chunks() == chunks
