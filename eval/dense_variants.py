@@ -93,12 +93,13 @@ def prf(corpus: Corpus, q: np.ndarray, m: int, beta: float) -> np.ndarray:
     return corpus.best_chunk(_unit(q + beta * corpus.means[top].mean(axis=0)))
 
 
-def rrf(lists: list[list[str]], weights: list[float], k: int = 60) -> list[str]:
-    fused: dict[str, float] = defaultdict(float)
-    for ranking, weight in zip(lists, weights, strict=True):
-        for rank, pid in enumerate(ranking[:100], start=1):
-            fused[pid] += weight / (k + rank)
-    return sorted(fused, key=lambda p: -fused[p])
+def rrf(lists: list[list[str]], weights: list[float]) -> list[str]:
+    """The search's own fusion (:mod:`rag.retrieve.fusion`) of each ranking's first 100."""
+    from rag.retrieve.fusion import fused_order
+    from rag.retrieve.fusion import rrf as fuse
+
+    heads = [ranking[:100] for ranking in lists]
+    return fused_order(fuse(heads, weights), heads)
 
 
 def variants(corpus: Corpus, embed: Callable, wordllama, lexical) -> dict[str, Callable]:
